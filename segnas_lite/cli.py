@@ -1,0 +1,280 @@
+"""The ``segnas`` command: train, evaluate, predict and a quick end-to-end demo.
+
+Each sub-command is a small function ``cmd_<name>(args)``; ``main`` only parses arguments and
+turns the package's named errors into one readable line and exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import __version__
+
+
+class CLIError(Exception):
+    """A problem with the command line (bad path, conflicting options)."""
+
+
+# --------------------------------------------------------------------------- shared helpers
+def _datasets(source: str, image_size: int, seed: int, train_size: int | None,
+              augment: bool = True):
+    from .data import PairedAugment, open_dataset
+    aug = PairedAugment() if augment else None
+    train_set = open_dataset(source, image_size=image_size, split="train", seed=seed,
+                             augment=aug, length=train_size)
+    val_set = open_dataset(source, image_size=image_size, split="val", seed=seed,
+                           length=max(16, (train_size or 256) // 8))
+    return train_set, val_set
+
+
+def dataset_meta(dataset) -> tuple[int, tuple[str, ...] | None]:
+    """(num_classes, class_names) of a dataset or of the dataset under a ``Subset``."""
+    base = getattr(dataset, "dataset", dataset)
+    return base.num_classes, getattr(base, "class_names", None)
+
+
+def build_from_info(info: dict, num_classes: int) -> torch.nn.Module:
+    """Rebuild a model from the ``model_info`` stored in a checkpoint."""
+    from .models import build_model
+    return build_model(info["name"], num_classes=num_classes, **info.get("kwargs", {}))
+
+
+def load_trained(checkpoint: str) -> tuple[torch.nn.Module, dict]:
+    from .engine import load_checkpoint
+    state = load_checkpoint(checkpoint)
+    if not state.get("model_info"):
+        raise CLIError(f"{checkpoint} does not say which model it holds; was it written by "
+                       "`segnas train`?")
+    model = build_from_info(state["model_info"], state["num_classes"])
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
+def _model_info(args) -> dict:
+    if getattr(args, "genotype", None):
+        from .nas.space import Genotype
+        genotype = Genotype.load(args.genotype)
+        return {"name": "nas_child", "kwargs": {"genotype": genotype.to_json()}}
+    return {"name": args.model, "kwargs": {}}
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from .engine import TrainConfig, train
+    train_set, val_set = _datasets(args.data, args.image_size, args.seed, args.train_size)
+    num_classes, class_names = dataset_meta(train_set)
+    info = _model_info(args)
+    torch.manual_seed(args.seed)
+    model = build_from_info(info, num_classes)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         optimizer=args.optimizer, schedule=args.schedule, seed=args.seed,
+                         steps_per_epoch=args.steps_per_epoch, quiet=args.quiet)
+    result = train(model, train_set, val_set, config=config, num_classes=num_classes,
+                   out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
+                   model_info=info, class_names=class_names)
+    final = result.final_metrics or {}
+    print(f"trained {info['name']} for {args.epochs} epochs -> {Path(args.out) / 'checkpoint.pt'}")
+    print(f"validation mIoU {final.get('miou', float('nan')):.4f}  "
+          f"pixel accuracy {final.get('pixel_accuracy', float('nan')):.4f}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .data import open_dataset
+    from .engine import atomic_write_text, evaluate
+    model, state = load_trained(args.checkpoint)
+    dataset = open_dataset(args.data, image_size=args.image_size, split=args.split,
+                           seed=args.seed, length=args.num_images)
+    num_classes, class_names = dataset_meta(dataset)
+    if num_classes != state["num_classes"]:
+        raise CLIError(f"the checkpoint predicts {state['num_classes']} classes but {args.data} "
+                       f"has {num_classes}")
+    metrics = evaluate(model, dataset, num_classes=num_classes, quiet=args.quiet).as_dict(class_names)
+    print(f"mIoU {metrics['miou']:.4f}  pixel accuracy {metrics['pixel_accuracy']:.4f}")
+    for name, iou in metrics["per_class_iou"].items():
+        print(f"  {name:>12}: {'n/a' if iou is None else f'{iou:.4f}'}")
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
+    atomic_write_text(out, json.dumps({"data": args.data, "split": args.split, **metrics}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    from PIL import Image
+    from .data import colorize, denormalize, load_image, overlay
+    if bool(args.checkpoint) == bool(args.model):
+        raise CLIError("give exactly one of --checkpoint DIR/checkpoint.pt or --model MODEL.xml")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.checkpoint:
+        model, state = load_trained(args.checkpoint)
+        num_classes = state["num_classes"]
+        run = lambda x: model(x).argmax(1)[0].numpy()  # noqa: E731
+    else:
+        from .export import OpenVINOPredictor
+        predictor = OpenVINOPredictor(args.model)
+        num_classes = None
+        run = lambda x: predictor(x).argmax(1)[0]  # noqa: E731
+    for path in args.images:
+        image = load_image(path, image_size=args.image_size)  # (3, H, W), normalised
+        with torch.no_grad():
+            mask = np.asarray(run(image[None]), dtype=np.uint8)
+        classes = num_classes or int(mask.max()) + 1
+        stem = Path(path).stem
+        for name, array in ((f"{stem}_mask.png", colorize(mask, num_classes=max(classes, 2))),
+                            (f"{stem}_overlay.png",
+                             overlay(denormalize(image).permute(1, 2, 0).numpy(), mask,
+                                     num_classes=max(classes, 2)))):
+            target = out / name
+            if target.exists() and not args.overwrite:
+                raise CLIError(f"{target} exists; pass --overwrite or choose another --out")
+            Image.fromarray((np.asarray(array) * (255 if array.dtype != np.uint8 else 1))
+                            .astype(np.uint8)).save(target)
+        print(f"{path}: {100 * (mask > 0).mean():.1f}% foreground -> {out / (stem + '_mask.png')}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Train a small model on synthetic portraits, evaluate it, print a table, save a figure."""
+    from .data import SyntheticPortraits
+    from .engine import TrainConfig, atomic_write_text, evaluate, predict, train
+    from .export import benchmark_torch
+    from .models import build_model
+    from .summary import summarize
+    from .viz import mask_grid, training_curves
+    out = Path(args.out)
+    if (out / "checkpoint.pt").exists() and not args.overwrite:
+        raise CLIError(f"{out} already holds a demo run; pass --overwrite or another --out")
+    size = args.image_size
+    train_set = SyntheticPortraits(length=args.train_size, image_size=size, seed=0)
+    val_set = SyntheticPortraits(length=32, image_size=size, seed=1)
+    torch.manual_seed(args.seed)
+    model = build_model(args.model, num_classes=2)
+    config = TrainConfig(epochs=args.epochs, batch_size=8, lr=args.lr, seed=args.seed,
+                         quiet=args.quiet)
+    started = time.perf_counter()
+    result = train(model, train_set, val_set, config=config, num_classes=2, out_dir=out,
+                   overwrite=True, model_info={"name": args.model, "kwargs": {}},
+                   class_names=SyntheticPortraits.class_names)
+    train_s = time.perf_counter() - started
+    metrics = evaluate(model, val_set, num_classes=2, quiet=True)
+    summary = summarize(model, input_size=(size, size))
+    timing = benchmark_torch(model, input_size=(size, size), threads=torch.get_num_threads(),
+                             warmup=3, runs=15)
+    images, masks = zip(*(val_set[i] for i in range(4)))
+    preds = predict(model, torch.stack(images))
+    fig = mask_grid(images, masks, preds, num_classes=2)
+    fig.savefig(out / "demo_predictions.png", dpi=100)
+    training_curves(result.history, title=args.model).savefig(out / "demo_training.png", dpi=100)
+    row = {"model": args.model, "params": summary.total_params, "gflops": summary.gflops,
+           "latency_ms": timing.median_ms, "train_s": round(train_s, 1), "miou": metrics.miou,
+           "pixel_accuracy": metrics.pixel_accuracy}
+    atomic_write_text(out / "demo_summary.json", json.dumps(row, indent=2))
+    print()
+    print(f"{'model':<26}{'params':>10}{'GFLOPs':>9}{'latency ms':>12}{'train s':>9}"
+          f"{'mIoU':>8}{'pix acc':>9}")
+    print(f"{row['model']:<26}{row['params']:>10,}{row['gflops']:>9.3f}{row['latency_ms']:>12.1f}"
+          f"{row['train_s']:>9.1f}{row['miou']:>8.3f}{row['pixel_accuracy']:>9.3f}")
+    print(f"\n(image size {size}, {args.epochs} epochs on {args.train_size} synthetic portraits, "
+          f"latency = PyTorch eager median, {torch.get_num_threads()} threads)")
+    print(f"figures: {out / 'demo_predictions.png'}, {out / 'demo_training.png'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="segnas", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"segnas_lite {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p, *, data=True):
+        if data:
+            p.add_argument("--data", default="synthetic",
+                           help="'synthetic', 'synthetic-scenes' or a dataset folder")
+        p.add_argument("--image-size", type=int, default=256, help="square input side (pixels)")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("train", help="train a model and checkpoint every epoch")
+    common(p)
+    p.add_argument("--model", default="fast_scnn", help="model name (see `segnas models`)")
+    p.add_argument("--genotype", help="genotype.json from `segnas search` (trains that child)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="synthetic training images (default 1000); ignored for folders")
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--out", required=True, help="run folder for checkpoint.pt, metrics.jsonl")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="mIoU, per-class IoU, pixel accuracy of a checkpoint")
+    common(p)
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--split", choices=("train", "val"), default="val")
+    p.add_argument("--num-images", type=int, default=None, help="synthetic images to evaluate")
+    p.add_argument("--out", help="metrics JSON (default: evaluation.json beside the checkpoint)")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="mask and overlay PNGs for images")
+    common(p, data=False)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
+    p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
+    p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("demo", help="the quick end-to-end job on synthetic data")
+    p.add_argument("--model", default="fast_scnn")
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=6)
+    p.add_argument("--train-size", type=int, default=400)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("models", help="list the model names")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def cmd_models(args) -> int:
+    from .models import available_models
+    for name in available_models():
+        print(name)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .engine import CheckpointError, RunDirectoryError
+    known: tuple[type[BaseException], ...] = (CLIError, CheckpointError, RunDirectoryError,
+                                              FileNotFoundError)
+    try:
+        from .data import DatasetError
+        known += (DatasetError,)
+    except ImportError:
+        pass
+    try:
+        return args.func(args)
+    except known as exc:
+        print(f"segnas {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
