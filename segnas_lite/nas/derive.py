@@ -1,0 +1,105 @@
+"""Turn the learned probabilities into one architecture.
+
+``derive_argmax`` is what ProxylessNAS does: the most likely op per layer. The seed (Sec. 3, "Future
+work") points out the flaw: the per-layer winners together may break the latency budget.
+``derive_under_budget`` fixes it exactly: among all genotypes whose predicted latency fits,
+
+    maximise  sum_l log p_{l, c_l}   subject to   fixed + sum_l LAT(l, c_l) <= budget,
+
+i.e. the most probable architecture under the joint distribution prod_l p_l that fits. This is a
+multiple-choice knapsack; we solve it by dynamic programming over latency discretised to
+``resolution_ms``. Latencies are rounded UP and the remaining budget DOWN, so the answer never exceeds
+the budget (it may miss an architecture that fits by less than ``num_layers * resolution_ms``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .space import Genotype, SearchSpace
+
+
+class InfeasibleBudgetError(ValueError):
+    """No architecture of the space fits the latency budget."""
+
+
+def _as_numpy(values) -> np.ndarray:
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu().double().numpy()
+    return np.asarray(values, dtype=np.float64)
+
+
+def _check_probs(probs: Sequence, space: SearchSpace) -> list[np.ndarray]:
+    probs = [_as_numpy(p) for p in probs]
+    if [len(p) for p in probs] != list(space.num_choices()):
+        raise ValueError(f"probabilities per layer {[len(p) for p in probs]} do not match the "
+                         f"space's choices {list(space.num_choices())}")
+    return probs
+
+
+def derive_argmax(probs: Sequence, space: SearchSpace) -> Genotype:
+    """The most probable op in every layer (ProxylessNAS's derivation)."""
+    probs = _check_probs(probs, space)
+    return Genotype(space.name, tuple(spec.ops[int(np.argmax(p))]
+                                      for p, spec in zip(probs, space.layers)))
+
+
+def genotype_latency(genotype: Genotype, space: SearchSpace, lat_table, fixed_ms: float) -> float:
+    """Predicted latency of ``genotype``: ``fixed + sum_l lat[l, choice_l]`` (ms)."""
+    table = _as_numpy(lat_table)
+    return float(fixed_ms) + sum(float(table[l, i]) for l, i in enumerate(space.op_index(genotype)))
+
+
+def derive_under_budget(probs: Sequence, lat_table, fixed_ms: float, budget_ms: float, *,
+                        space: SearchSpace, resolution_ms: float = 0.01) -> Genotype:
+    """The genotype maximising ``sum_l log p_{l,c_l}`` with predicted latency ``<= budget_ms``.
+
+    ``lat_table[l, i]`` is the latency (ms) of the i-th op of layer l (NaN/inf beyond the layer's
+    ops, as in ``gates.expected_latency``). Raises ``InfeasibleBudgetError`` when even the fastest
+    architecture does not fit.
+    """
+    probs = _check_probs(probs, space)
+    table = _as_numpy(lat_table)
+    if resolution_ms <= 0:
+        raise ValueError(f"resolution_ms must be positive, got {resolution_ms}")
+    lats = [table[l, :len(p)] for l, p in enumerate(probs)]
+    for l, lat in enumerate(lats):
+        if not np.all(np.isfinite(lat)) or np.any(lat < 0):
+            raise ValueError(f"layer {l} has a missing or negative latency: {lat.tolist()}")
+    fastest = float(fixed_ms) + sum(float(lat.min()) for lat in lats)
+    capacity = math.floor((budget_ms - fixed_ms) / resolution_ms + 1e-9)  # units of resolution
+    costs = [np.ceil(lat / resolution_ms - 1e-9).astype(np.int64) for lat in lats]
+    if capacity < 0 or sum(int(c.min()) for c in costs) > capacity:
+        raise InfeasibleBudgetError(
+            f"no architecture fits {budget_ms:.3f} ms: the fastest one takes {fastest:.3f} ms "
+            f"(fixed part {fixed_ms:.3f} ms; latencies rounded up to {resolution_ms} ms); "
+            "raise the budget or measure a faster space")
+
+    # best[c] = highest sum of log-probabilities of the layers so far using at most c units.
+    best = np.zeros(capacity + 1)
+    choices = []  # choices[l][c] = op picked in layer l when c units are left for layers 0..l
+    for p, cost in zip(probs, costs):
+        logp = np.log(np.clip(p, 1e-300, None))
+        new = np.full(capacity + 1, -np.inf)
+        pick = np.full(capacity + 1, -1, dtype=np.int64)
+        for i, (w, gain) in enumerate(zip(cost, logp)):
+            if w > capacity:
+                continue
+            candidate = np.full(capacity + 1, -np.inf)
+            candidate[w:] = best[:capacity + 1 - w] + gain  # spend w units on op i
+            better = candidate > new
+            new[better], pick[better] = candidate[better], i
+        best = new
+        choices.append(pick)
+
+    # Walk back from the full capacity to read off the choice of each layer.
+    chosen, units = [], capacity
+    for l in range(len(probs) - 1, -1, -1):
+        i = int(choices[l][units])
+        chosen.append(i)
+        units -= int(costs[l][i])
+    chosen.reverse()
+    return Genotype(space.name, tuple(spec.ops[i] for i, spec in zip(chosen, space.layers)))
