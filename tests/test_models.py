@@ -190,3 +190,12 @@ def test_build_model_names_and_errors() -> None:
     with pytest.raises(TypeError):
         build_model("fast_scnn", num_classes=2, no_such_option=1)
     assert build_model("fast_scnn", num_classes=2, aux=True).aux
+
+
+@pytest.mark.parametrize("kwargs", [{"width_mult": 0.75}, {"reduced_tail": True}])
+def test_lraspp_options_shrink_the_model(kwargs: dict) -> None:
+    model = build_model("lraspp_mobilenetv3_large", num_classes=3, **kwargs).eval()
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, 65, 97))
+    assert out.shape == (1, 3, 65, 97)
+    assert count_params(model) < count_params(build_model("lraspp_mobilenetv3_large", num_classes=3))
