@@ -1,0 +1,299 @@
+"""Tests for segnas_lite.export: OpenVINO conversion, parity, predictor, benchmarks, INT8.
+
+Randomly initialised models have BatchNorm running statistics (mean 0, var 1) that do not match
+their activations, so their logits are tiny and the argmax mask is one class everywhere: mask
+agreement would be 100% for free. ``warm_batchnorm`` sets the statistics from a few images first,
+and the tests check the PyTorch mask really contains both classes.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import pytest
+import torch
+from torch import nn
+
+from segnas_lite import export as E
+
+SIZE = (96, 96)
+MODEL_NAMES = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small")
+# Float16 weights (compress_to_fp16=True): each weight is rounded to 11 significant bits and the
+# errors add up through ~20 layers. Measured at 96x96 on the BN-warmed models (logits up to |8|):
+# max |diff| 0.049 (fast_scnn), 0.035 (LR-ASPP large), 0.016 (LR-ASPP small), i.e. < 1% of the
+# logit range, mask agreement >= 99.9%. Stated tolerance: atol 0.1 on logits, agreement >= 99.5%.
+FP16_ATOL = 0.1
+FP16_MIN_AGREEMENT = 0.995
+
+
+def warm_batchnorm(model: nn.Module, images: torch.Tensor) -> nn.Module:
+    """Set every BatchNorm's running statistics to the batch statistics of ``images``; eval mode."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average: one batch sets the statistics exactly
+    model.train()
+    with torch.no_grad():
+        model(images)
+    return model.eval()
+
+
+class TinySegNet(nn.Module):
+    """Conv-BN-ReLU encoder at 1/2 resolution, 1x1 classifier, bilinear upsampling to the input."""
+
+    def __init__(self, num_classes: int = 2) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+        )
+        self.head = nn.Conv2d(16, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.head(self.body(x))  # (N, C, H/2, W/2)
+        return nn.functional.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+@pytest.fixture(scope="module")
+def tiny() -> nn.Module:
+    torch.manual_seed(0)
+    return warm_batchnorm(TinySegNet(), E.sample_images(4, input_size=SIZE, seed=123))
+
+
+@pytest.fixture(scope="module")
+def tiny_static(tiny) -> ov.Model:
+    return E.to_openvino(tiny, input_size=SIZE)
+
+
+def torch_masks_have_both_classes(model: nn.Module, size=SIZE) -> bool:
+    with torch.no_grad():
+        masks = model(E.sample_images(4, input_size=size, seed=0)).argmax(1)
+    return masks.unique().numel() >= 2
+
+
+# --------------------------------------------------------------------------- tiny network
+def test_f32_parity_tiny(tiny, tiny_static):
+    assert torch_masks_have_both_classes(tiny)
+    report = E.check_parity(tiny, tiny_static, num_images=4, precision="f32")
+    assert report.max_abs_diff < 1e-3
+    assert report.mask_agreement >= 0.999
+    assert report.passed is True
+    assert report.input_size == SIZE
+    assert "PASSED" in report.to_text()
+
+
+def test_f32_parity_detects_a_different_model(tiny, tiny_static):
+    other = TinySegNet()
+    other.load_state_dict(tiny.state_dict())
+    with torch.no_grad():
+        other.head.bias += 0.5  # shift the logits of every pixel
+    report = E.check_parity(other.eval(), tiny_static, num_images=2)
+    assert report.passed is False
+    assert report.max_abs_diff == pytest.approx(0.5, abs=1e-3)
+    assert "FAILED" in report.to_text()
+
+
+@pytest.mark.parametrize("precision", ["default", "bf16"])
+def test_low_precision_is_reported_not_judged(tiny, tiny_static, precision):
+    report = E.check_parity(tiny, tiny_static, num_images=2, precision=precision)
+    assert report.precision == precision
+    assert 0.0 <= report.mask_agreement <= 1.0
+    assert report.max_abs_diff >= 0.0
+    assert report.passed is None
+
+
+def test_compile_ir_sets_precision_and_threads(tiny_static):
+    compiled = E.compile_ir(tiny_static, precision="f32", threads=1)
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    with pytest.raises(E.ExportError, match="precision"):
+        E.compile_ir(tiny_static, precision="fp8")
+
+
+def test_static_and_dynamic_shapes(tiny, tiny_static):
+    assert tiny_static.inputs[0].get_partial_shape().is_static
+    assert E.static_input_size(tiny_static) == SIZE
+    dynamic = E.to_openvino(tiny, input_size=SIZE, dynamic=True)
+    assert E.static_input_size(dynamic) is None
+    for size in [(64, 64), (80, 112)]:
+        report = E.check_parity(tiny, dynamic, input_size=size, num_images=2)
+        assert report.input_size == size
+        assert report.passed, report.to_text()
+    with pytest.raises(E.ExportError, match="input_size"):
+        E.check_parity(tiny, dynamic)  # a dynamic IR needs an explicit size
+    with pytest.raises(E.ExportError, match="static"):
+        E.check_parity(tiny, tiny_static, input_size=(64, 64))
+
+
+def test_fp16_ir_passes_parity_with_looser_tolerance(tiny, tiny_static, tmp_path):
+    fp32_xml = E.save_ir(tiny_static, tmp_path / "fp32.xml", compress_to_fp16=False)
+    fp16_xml = E.save_ir(tiny_static, tmp_path / "fp16.xml", compress_to_fp16=True)
+    # float16 weights take half the bytes.
+    assert fp16_xml.with_suffix(".bin").stat().st_size < 0.6 * fp32_xml.with_suffix(".bin").stat().st_size
+    exact = E.check_parity(tiny, fp32_xml, num_images=2)
+    assert exact.passed, exact.to_text()
+    report = E.check_parity(tiny, fp16_xml, num_images=2, atol=FP16_ATOL, min_agreement=FP16_MIN_AGREEMENT)
+    assert report.passed, report.to_text()
+    assert report.max_abs_diff > 0.0  # the weights did change
+
+
+def test_write_is_atomic_and_refuses_overwrite(tiny, tmp_path):
+    xml = tmp_path / "ir" / "tiny.xml"
+    E.to_openvino(tiny, input_size=(32, 32), out_path=xml)
+    assert xml.exists() and xml.with_suffix(".bin").exists()
+    assert sorted(p.name for p in xml.parent.iterdir()) == ["tiny.bin", "tiny.xml"]  # no temp left
+    before = xml.read_bytes()
+
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        E.to_openvino(tiny, input_size=(48, 48), out_path=xml)
+    assert xml.read_bytes() == before
+
+    E.to_openvino(tiny, input_size=(48, 48), out_path=xml, overwrite=True)
+    assert E.static_input_size(E.load_ir(xml)) == (48, 48)
+    assert sorted(p.name for p in xml.parent.iterdir()) == ["tiny.bin", "tiny.xml"]
+
+
+def test_failed_write_leaves_nothing(tiny_static, tmp_path, monkeypatch):
+    def broken_save(model, path, compress_to_fp16=True):
+        Path(path).write_text("half an xml")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(E.ov, "save_model", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        E.save_ir(tiny_static, tmp_path / "model.xml")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_ir_paths(tiny_static, tmp_path):
+    with pytest.raises(E.ExportError, match=".xml"):
+        E.save_ir(tiny_static, tmp_path / "model.onnx")
+    with pytest.raises(FileNotFoundError, match="to_openvino"):
+        E.load_ir(tmp_path / "missing.xml")
+
+
+def test_predictor_resizes_for_static_ir(tiny, tiny_static):
+    predictor = E.OpenVINOPredictor(tiny_static, precision="f32", threads=1)
+    images = E.sample_images(2, input_size=(80, 120), seed=5)  # not the IR's 96 x 96
+    logits = predictor(images)
+    assert logits.shape == (2, 2, 80, 120) and logits.dtype == np.float32
+    # Same as PyTorch on the resized image, with the logits resized back.
+    resize = nn.functional.interpolate
+    with torch.no_grad():
+        small = tiny(resize(images, size=SIZE, mode="bilinear", align_corners=False))
+        expected = resize(small, size=(80, 120), mode="bilinear", align_corners=False).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+
+    mask = predictor.predict_mask(images[0])
+    assert mask.shape == (80, 120) and mask.dtype == np.int64
+    np.testing.assert_array_equal(predictor.predict_mask(images), logits.argmax(1))
+    with pytest.raises(E.ExportError, match="N, 3, H, W"):
+        predictor(np.zeros((3, 8, 8), dtype=np.float32))
+
+
+def test_predictor_dynamic_ir_runs_batches_directly(tiny):
+    predictor = E.OpenVINOPredictor(E.to_openvino(tiny, input_size=SIZE, dynamic=True), precision="f32")
+    assert predictor.ir_size is None and not predictor.one_at_a_time
+    images = E.sample_images(3, input_size=(64, 80), seed=2)
+    with torch.no_grad():
+        expected = tiny(images).numpy()
+    np.testing.assert_allclose(predictor(images), expected, atol=1e-4)
+
+
+def test_benchmarks_return_sane_numbers(tiny, tiny_static):
+    for timing in (
+        E.benchmark_torch(tiny, input_size=SIZE, threads=1, warmup=1, runs=5),
+        E.benchmark_openvino(tiny_static, precision="f32", threads=1, warmup=1, runs=5),
+    ):
+        assert timing.runs == 5 and timing.threads == 1
+        assert 0 < timing.median_ms <= timing.p90_ms
+        assert timing.fps == pytest.approx(1000.0 / timing.median_ms)
+        assert "FPS" in timing.to_text()
+    assert torch.get_num_threads() >= 1
+
+
+def test_synthetic_video_moves_and_is_deterministic():
+    clip = E.synthetic_video(6, image_size=(64, 96), seed=3)
+    assert len(clip) == 6
+    image, mask = clip[0]
+    assert image.shape == (3, 64, 96) and image.dtype == torch.float32
+    assert mask.shape == (64, 96) and mask.dtype == torch.int64
+    centres = [float(m.nonzero()[:, 1].float().mean()) for _, m in clip]  # mean column of the person
+    assert all(b > a for a, b in zip(centres, centres[1:]))  # walks left to right
+    assert 0.05 < float(mask.float().mean()) < 0.6
+    again = E.synthetic_video(6, image_size=(64, 96), seed=3)
+    assert torch.equal(again[4][0], clip[4][0])
+
+
+def test_stream_yields_masks_and_running_fps(tiny_static):
+    predictor = E.OpenVINOPredictor(tiny_static, threads=1)
+    clip = E.synthetic_video(4, image_size=(72, 72), seed=0)
+    results = list(E.stream(predictor, clip))
+    assert len(results) == 4
+    for mask, fps in results:
+        assert mask.shape == (72, 72)
+        assert fps > 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="nncf not installed")
+def test_quantize_int8(tiny, tiny_static, tmp_path):
+    calibration = [image for image, _ in E.synthetic_video(8, image_size=(64, 64), seed=7)]  # resized to 96
+    quantized = E.quantize_int8(tiny_static, calibration, subset_size=8)
+    assert "FakeQuantize" in {op.get_type_name() for op in quantized.get_ordered_ops()}
+    xml = E.save_ir(quantized, tmp_path / "int8.xml")
+    report = E.check_parity(tiny, xml, num_images=2, precision="default")
+    assert 0.0 <= report.mask_agreement <= 1.0
+    assert report.mask_agreement > 0.9, report.to_text()  # INT8 keeps most pixels
+
+
+# --------------------------------------------------------------------------- package models
+def _build(name: str) -> nn.Module:
+    try:
+        from segnas_lite.models import build_model
+    except ImportError as error:
+        pytest.skip(f"segnas_lite.models.build_model is not available yet ({error})")
+    torch.manual_seed(0)
+    try:
+        model = build_model(name, num_classes=2)
+    except (KeyError, ValueError) as error:
+        pytest.skip(f"build_model does not know {name!r} yet ({error})")
+    return warm_batchnorm(model, E.sample_images(4, input_size=SIZE, seed=123))
+
+
+@pytest.fixture(scope="module", params=MODEL_NAMES)
+def package_model(request):
+    model = _build(request.param)
+    return request.param, model, E.to_openvino(model, input_size=SIZE)
+
+
+def test_model_f32_parity(package_model):
+    name, model, ov_model = package_model
+    assert torch_masks_have_both_classes(model), f"{name}: the mask is one class, agreement is meaningless"
+    report = E.check_parity(model, ov_model, num_images=4, precision="f32")
+    assert report.max_abs_diff < 1e-3, report.to_text()
+    assert report.mask_agreement >= 0.999, report.to_text()
+
+
+def test_model_default_precision_agreement_is_reported(package_model):
+    name, model, ov_model = package_model
+    report = E.check_parity(model, ov_model, num_images=2, precision="default")
+    assert 0.0 <= report.mask_agreement <= 1.0 and report.passed is None
+    print(name, report.to_text())
+
+
+def test_model_fp16_ir(package_model, tmp_path):
+    name, model, ov_model = package_model
+    xml = E.save_ir(ov_model, tmp_path / f"{name}.xml", compress_to_fp16=True)
+    report = E.check_parity(model, xml, num_images=2, atol=FP16_ATOL, min_agreement=FP16_MIN_AGREEMENT)
+    assert report.passed, report.to_text()
+
+
+@pytest.mark.slow  # one more conversion per model, ~7-12 s each on 2 shared cores
+def test_model_dynamic_export_two_sizes(package_model):
+    name, model, _ = package_model
+    dynamic = E.to_openvino(model, input_size=SIZE, dynamic=True)
+    for size in [(64, 64), (96, 128)]:
+        report = E.check_parity(model, dynamic, input_size=size, num_images=1)
+        assert report.passed, f"{name} at {size}: {report.to_text()}"
