@@ -1,0 +1,97 @@
+import math
+
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from segnas_lite.nas import Genotype, expected_latency, tiny_space
+from segnas_lite.nas import latency as L
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path))
+
+
+@pytest.fixture
+def table():
+    return L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3,
+                         quiet=True)
+
+
+def test_table_has_one_entry_per_layer_and_op(table):
+    space = tiny_space()
+    assert table.ops == [list(spec.ops) for spec in space.layers]
+    assert all(len(row) == len(spec.ops) for row, spec in zip(table.ms, space.layers))
+    assert all(v > 0 for row in table.ms for v in row) and table.fixed_ms > 0
+    assert table.meta["backend"] == "torch" and table.meta["threads"] == 1
+
+
+def test_prediction_is_fixed_plus_sum_and_matches_expected_latency(table):
+    space = tiny_space()
+    g = space.random_genotype(3)
+    direct = table.fixed_ms + sum(row[names.index(op)]
+                                  for row, names, op in zip(table.ms, table.ops, g.ops))
+    assert table.predict(g) == pytest.approx(direct)
+    one_hot = [torch.nn.functional.one_hot(torch.tensor(spec.ops.index(op)), len(spec.ops)).double()
+               for op, spec in zip(g.ops, space.layers)]
+    assert float(expected_latency(one_hot, table.tensor(), table.fixed_ms)) == pytest.approx(direct)
+    fastest, fastest_ms = table.fastest()
+    _, slowest_ms = table.slowest()
+    assert fastest_ms <= table.predict(g) <= slowest_ms
+
+
+def test_table_is_cached_on_disk_and_reloaded_without_measuring(table, monkeypatch, tmp_path):
+    files = list((tmp_path / "latency").glob("*.json"))
+    assert len(files) == 1 and "tiny" in files[0].name and "torch_t1_48x48" in files[0].name
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("a cached table must not be re-measured")
+
+    monkeypatch.setattr(L, "measure", no_measuring)
+    again = L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3,
+                          quiet=True)
+    assert again.ms == table.ms and again.fixed_ms == table.fixed_ms
+    # a different image size is a different key
+    with pytest.raises(AssertionError, match="re-measured"):
+        L.build_table(tiny_space(), image_size=(64, 64), threads=1, quiet=True)
+
+
+def test_json_round_trip(table, tmp_path):
+    table.save(tmp_path / "t.json")
+    assert L.LatencyTable.load(tmp_path / "t.json") == table
+
+
+def test_spearman_matches_scipy():
+    a = [3.0, 1.0, 2.0, 2.0, 5.0, 4.0]
+    b = [30.0, 12.0, 20.0, 25.0, 41.0, 50.0]
+    assert L.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+
+
+def test_validate_reports_rank_correlation_and_error(table):
+    report = L.validate(table, tiny_space(), num_genotypes=6, runs=3, quiet=True)
+    assert len(report.measured_ms) == 6 and all(m > 0 for m in report.measured_ms)
+    assert -1 <= report.spearman <= 1 and report.mape >= 0
+    assert "Spearman" in report.to_text()
+
+
+def test_measured_latency_caches_per_genotype(monkeypatch):
+    calls = []
+    monkeypatch.setattr(L, "measure_genotype", lambda g, **kw: calls.append(g) or 1.5)
+    measured = L.MeasuredLatency(tiny_space(), image_size=(32, 32))
+    g = tiny_space().random_genotype(0)
+    assert measured(g) == measured(g) == 1.5 and len(calls) == 1
+
+
+def test_unknown_backend_and_mismatched_genotype(table):
+    with pytest.raises(L.LatencyError, match="backend"):
+        L.measure(torch.nn.Identity(), (1, 3, 8, 8), backend="tensorrt")
+    with pytest.raises(L.LatencyError, match="does not fit"):
+        table.predict(Genotype("seed", ("mbv3_3x3",) * 10))
+
+
+@pytest.mark.slow
+def test_openvino_backend_times_a_block():
+    ms = L.measure(torch.nn.Conv2d(8, 8, 3, padding=1), (1, 8, 32, 32), backend="openvino",
+                   threads=1, warmup=1, runs=3)
+    assert ms > 0 and math.isfinite(ms)
