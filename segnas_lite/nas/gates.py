@@ -138,10 +138,11 @@ def latency_loss(ce: torch.Tensor, expected_lat: torch.Tensor, *, budget: float,
     if budget <= 0:
         raise LatencyLossError(f"the latency budget must be positive, got {budget}")
     if form == "mul_log":
-        if budget <= 1.0 or float(expected_lat) <= 1.0:
+        value = float(expected_lat.detach())
+        if budget <= 1.0 or value <= 1.0:
             raise LatencyLossError(
-                f"mul_log takes log(latency): budget ({budget}) and E[LAT] ({float(expected_lat):.4g}) "
-                "must be > 1; express them in ms (or a smaller unit) or use form='additive'")
+                f"mul_log takes log(latency): budget ({budget}) and E[LAT] ({value:.4g}) must be "
+                "> 1; express them in ms (or a smaller unit) or use form='additive'")
         return a * ce * (torch.log(expected_lat) / math.log(budget)) ** b
     if form == "additive":
         return ce + lam * (expected_lat - budget) / budget

@@ -1,0 +1,107 @@
+"""Derivation: argmax, and the budget-constrained knapsack DP against brute force."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from segnas_lite.nas import (InfeasibleBudgetError, chain_space, derive_argmax,
+                             derive_under_budget, genotype_latency, latency_rows_to_table,
+                             tiny_space)
+
+SPACE = chain_space("four", stem_channels=8, stages=((8, 1), (8, 1), (8, 1), (8, 1)),
+                    ops=("mbv3_3x3", "sep_3x3", "shuffle"))  # 4 layers x 3 ops
+
+
+def random_problem(seed, integer=True):
+    rng = np.random.default_rng(seed)
+    probs = [rng.dirichlet(np.ones(3)) for _ in range(4)]
+    lat = rng.integers(1, 10, size=(4, 3)).astype(float) if integer else rng.uniform(0.5, 9, (4, 3))
+    return probs, lat
+
+
+def brute_force(probs, lat, fixed, budget):
+    """Best sum of log-probabilities over all 3**4 genotypes with fixed + latency <= budget."""
+    best = -math.inf
+    for choice in itertools.product(range(3), repeat=4):
+        if fixed + sum(lat[l, i] for l, i in enumerate(choice)) <= budget:
+            best = max(best, sum(math.log(probs[l][i]) for l, i in enumerate(choice)))
+    return best
+
+
+def score(genotype, probs, space=SPACE):
+    return sum(math.log(p[i]) for p, i in zip(probs, space.op_index(genotype)))
+
+
+def test_argmax_picks_the_most_likely_op():
+    probs = [torch.tensor([0.1, 0.7, 0.2]), torch.tensor([0.5, 0.2, 0.3]),
+             torch.tensor([0.2, 0.2, 0.6]), torch.tensor([0.3, 0.4, 0.3])]
+    assert derive_argmax(probs, SPACE).ops == ("sep_3x3", "mbv3_3x3", "shuffle", "sep_3x3")
+    with pytest.raises(ValueError, match="match"):
+        derive_argmax(probs[:3], SPACE)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_dp_equals_brute_force_on_exact_latencies(seed):
+    probs, lat = random_problem(seed)
+    fixed = 3.0
+    lowest, highest = fixed + lat.min(1).sum(), fixed + lat.max(1).sum()
+    budget = float(np.random.default_rng(seed + 1000).uniform(lowest, highest))
+    genotype = derive_under_budget(probs, lat, fixed, budget, space=SPACE, resolution_ms=1.0)
+    assert genotype_latency(genotype, SPACE, lat, fixed) <= budget
+    assert score(genotype, probs) == pytest.approx(brute_force(probs, lat, fixed, budget), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_dp_on_real_valued_latencies_is_feasible_and_near_optimal(seed):
+    probs, lat = random_problem(seed, integer=False)
+    fixed, resolution = 2.5, 0.01
+    budget = fixed + float(np.median(lat.sum(0)))
+    genotype = derive_under_budget(probs, lat, fixed, budget, space=SPACE, resolution_ms=resolution)
+    assert genotype_latency(genotype, SPACE, lat, fixed) <= budget + 1e-9
+    best = brute_force(probs, lat, fixed, budget)
+    # rounding up may cost at most one resolution step per layer
+    assert brute_force(probs, lat, fixed, budget - 4 * resolution) - 1e-12 <= score(genotype, probs)
+    assert score(genotype, probs) <= best + 1e-12
+
+
+def test_argmax_can_break_the_budget_while_dp_does_not():
+    probs = [torch.tensor([0.8, 0.1, 0.1])] * 4  # op 0 is the favourite ...
+    lat = np.array([[9.0, 2.0, 3.0]] * 4)  # ... and the slowest
+    fixed, budget = 4.0, 26.0  # all four favourites need 40 ms
+    greedy = derive_argmax(probs, SPACE)
+    assert genotype_latency(greedy, SPACE, lat, fixed) > budget
+    constrained = derive_under_budget(probs, lat, fixed, budget, space=SPACE)
+    assert genotype_latency(constrained, SPACE, lat, fixed) <= budget
+    # the most probable fit keeps two favourites: 4 + 9 + 9 + 2 + 2 = 26 ms
+    assert constrained.ops.count("mbv3_3x3") == 2 and constrained.ops.count("sep_3x3") == 2
+    assert genotype_latency(constrained, SPACE, lat, fixed) == pytest.approx(26.0)
+
+
+def test_generous_budget_gives_argmax():
+    probs, lat = random_problem(1)
+    genotype = derive_under_budget(probs, lat, 0.0, 1e6, space=SPACE, resolution_ms=1.0)
+    assert genotype == derive_argmax(probs, SPACE)
+
+
+def test_infeasible_budget_names_the_fastest_latency():
+    probs, lat = random_problem(2)
+    fastest = 1.0 + lat.min(1).sum()
+    with pytest.raises(InfeasibleBudgetError, match=f"{fastest:.3f} ms"):
+        derive_under_budget(probs, lat, 1.0, fastest - 0.5, space=SPACE)
+    genotype = derive_under_budget(probs, lat, 1.0, fastest, space=SPACE)  # exactly fits
+    assert genotype_latency(genotype, SPACE, lat, 1.0) == pytest.approx(fastest)
+
+
+def test_layers_with_different_numbers_of_ops():
+    space = tiny_space()  # (3, 3, 4, 3, 3) choices: one layer also has "zero"
+    rng = np.random.default_rng(0)
+    probs = [torch.tensor(rng.dirichlet(np.ones(n))) for n in space.num_choices()]
+    rows = [list(rng.uniform(1, 5, n)) for n in space.num_choices()]
+    table = latency_rows_to_table(rows)  # NaN padding beyond each layer's ops
+    fixed = 2.0
+    budget = fixed + sum(min(r) for r in rows) + 1.0
+    genotype = derive_under_budget(probs, table, fixed, budget, space=space)
+    space.validate(genotype)
+    assert genotype_latency(genotype, space, table, fixed) <= budget + 1e-9
