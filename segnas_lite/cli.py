@@ -125,17 +125,14 @@ def cmd_predict(args) -> int:
         image = load_image(path, image_size=args.image_size)  # (3, H, W), normalised
         with torch.no_grad():
             mask = np.asarray(run(image[None]), dtype=np.uint8)
-        classes = num_classes or int(mask.max()) + 1
         stem = Path(path).stem
-        for name, array in ((f"{stem}_mask.png", colorize(mask, num_classes=max(classes, 2))),
-                            (f"{stem}_overlay.png",
-                             overlay(denormalize(image).permute(1, 2, 0).numpy(), mask,
-                                     num_classes=max(classes, 2)))):
-            target = out / name
-            if target.exists() and not args.overwrite:
-                raise CLIError(f"{target} exists; pass --overwrite or choose another --out")
-            Image.fromarray((np.asarray(array) * (255 if array.dtype != np.uint8 else 1))
-                            .astype(np.uint8)).save(target)
+        targets = {"mask": out / f"{stem}_mask.png", "overlay": out / f"{stem}_overlay.png"}
+        clash = [str(t) for t in targets.values() if t.exists()]
+        if clash and not args.overwrite:
+            raise CLIError(f"{clash[0]} exists; pass --overwrite or choose another --out")
+        Image.fromarray(colorize(mask)).save(targets["mask"])
+        blend = overlay(denormalize(image), mask)  # (H, W, 3) float in [0, 1]
+        Image.fromarray((blend * 255).round().astype(np.uint8)).save(targets["overlay"])
         print(f"{path}: {100 * (mask > 0).mean():.1f}% foreground -> {out / (stem + '_mask.png')}")
     return 0
 

@@ -34,12 +34,12 @@ def mask_grid(images: Sequence, masks: Sequence, preds: Sequence | None = None, 
     for r in range(rows):
         img = _as_numpy_image(images[r])
         gt = torch.as_tensor(masks[r])
-        panels = [(img, "image"), (colorize(gt.numpy(), num_classes=num_classes), "ground truth")]
+        panels = [(img, "image"), (colorize(gt), "ground truth")]
         if preds is not None:
             pred = torch.as_tensor(preds[r])
             iou = iou_per_image(pred, gt, num_classes=num_classes)
-            panels += [(colorize(pred.numpy(), num_classes=num_classes), f"prediction (IoU {iou:.2f})"),
-                       (overlay(img, pred.numpy(), num_classes=num_classes), "overlay")]
+            panels += [(colorize(pred), f"prediction (IoU {iou:.2f})"),
+                       (overlay(img, pred), "overlay")]
         for c, (panel, name) in enumerate(panels):
             axes[r, c].imshow(panel, interpolation="nearest")
             axes[r, c].set_axis_off()
