@@ -360,7 +360,9 @@ def _texture(rng, size: int, base, strength: float = 1.0) -> Image.Image:
         weight = _ramp(rng, size).point(lambda v: 255 if v > threshold else 0)
     if strength < 1.0:
         weight = weight.point(lambda v: int(v * strength))
-    return Image.composite(_solid(size, second), _solid(size, base), weight)
+    texture = _solid(size, base)
+    texture.paste(tuple(int(c) for c in second), mask=weight)  # second colour where weight is high
+    return texture
 
 
 def _draw_clutter(rng, canvas: Image.Image, size: int, count: int, fill=None) -> None:
@@ -470,7 +472,8 @@ class SyntheticPortraits(_SyntheticBase):
     @staticmethod
     def _background(rng, size: int) -> Image.Image:
         c0, c1 = _any_colour(rng), _distractor_colour(rng)
-        canvas = Image.composite(_solid(size, c1), _solid(size, c0), _ramp(rng, size))  # gradient
+        canvas = _solid(size, c0)
+        canvas.paste(c1, mask=_ramp(rng, size))  # linear gradient from c0 to c1
         kind = rng.random()
         if kind < 0.4:  # blotchy texture (foliage, walls)
             blotches = _smooth_noise(rng, size, int(rng.integers(6, 40)), mode="RGB")
@@ -590,7 +593,8 @@ class SyntheticScenes(_SyntheticBase):
         low = _jitter(rng, (200, 215, 230), 30)
         ramp = np.linspace(0, 255, size).astype(np.uint8)  # (S,) top -> bottom
         ramp = Image.fromarray(np.ascontiguousarray(np.broadcast_to(ramp[:, None], (size, size))))
-        canvas = Image.composite(_solid(size, low), _solid(size, top), ramp)
+        canvas = _solid(size, top)
+        canvas.paste(low, mask=ramp)
         draw = ImageDraw.Draw(canvas)
         for _ in range(int(rng.integers(0, 4))):
             cx, cy = rng.uniform(0, size), rng.uniform(0, horizon)
@@ -789,6 +793,8 @@ class PairedFiles(Dataset):
     def _build_lut(self) -> np.ndarray:
         """256-entry table raw value -> class index, -1 meaning "not allowed"."""
         lut = np.full(256, -1, dtype=np.int64)
+        if 0 <= self.ignore_index < 256:  # ignore stays ignore unless the mapping says otherwise
+            lut[self.ignore_index] = self.ignore_index
         if self.mask_mapping is None:
             lut[:self.num_classes] = np.arange(self.num_classes)
         else:
@@ -797,8 +803,6 @@ class PairedFiles(Dataset):
                     raise ValueError(f"mask_mapping sends {raw} to {target}, outside 0..{self.num_classes - 1}")
                 if 0 <= raw < 256:
                     lut[raw] = target
-        if 0 <= self.ignore_index < 256:
-            lut[self.ignore_index] = self.ignore_index
         return lut
 
     def _check_sizes(self) -> int:
