@@ -83,6 +83,18 @@ def test_full_v2_keeps_weight_and_input_gradients():
         assert torch.allclose(fixed_grad, single_grad, atol=1e-12)
 
 
+def test_alpha_gradient_with_frozen_weights():
+    """An alpha-only step (weights frozen, input without grad) still gets the Eq. 4 gradient."""
+    mixed, x, target = make_layer()
+    expected = eq4(reference_gate_grads(mixed, x, target, 1), F.softmax(mixed.alpha.detach(), 0),
+                   range(len(OPS5)))
+    for p in mixed.candidates.parameters():
+        p.requires_grad_(False)
+    mixed.set_active(1)
+    loss_fn(x + mixed(x), target).backward()
+    assert torch.allclose(mixed.alpha.grad, expected, atol=1e-6, rtol=0)
+
+
 def test_two_mode_matches_autograd_on_the_pair():
     mixed, x, target = make_layer(seed=1)
     mixed.mode, mixed.estimator = "single", "two"

@@ -22,11 +22,11 @@ The two modes of the reference code (``mit-han-lab/proxylessnas``, ``search/modu
   ``log(sum exp(alpha_new) / sum exp(alpha_old))`` over the pair (``rescale_two_path_``), which keeps
   the softmax denominator, hence the probabilities of all other ops, unchanged.
 
-Note: re-running an inactive candidate in training mode updates its BatchNorm running statistics,
-as in the reference code.
+The reference ``"two"`` mode runs the inactive op in forward (detached); here it is re-run in
+backward instead: the same gradient, one output less to keep. Re-running an inactive candidate in
+training mode updates its BatchNorm running statistics, as in the reference code.
 
-Latency loss (Sec. 3.3, Eq. 5, and the reference ``add_regularization_loss`` in
-``search/nas_manager.py``)
+Latency loss (Sec. 3.3, and the reference ``add_regularization_loss`` in ``search/nas_manager.py``)
 --------------------------------------------------------------------------------------------------
 ``E[LAT] = fixed + sum_l sum_i p_{l,i} LAT(l, i)`` is differentiable in alpha. Two forms:
 ``"mul_log"``: ``a * CE * (log E[LAT] / log T) ** b`` (reference ``mul#log``; search defaults

@@ -177,9 +177,13 @@ class Genotype:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            handle.write(self.to_json())
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.to_json())
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Genotype":
@@ -221,7 +225,7 @@ def seed_space() -> SearchSpace:
 
 def proxyless_space() -> SearchSpace:
     """ProxylessNAS's space on the same chain: MBConv k3/5/7 x e3/6 everywhere, plus ``zero`` in
-    the stride-1 layers (Cai et al., ICLR 2019, Sec. 4.1)."""
+    the stride-1 layers (Cai et al., ICLR 2019; ``conv_candidates`` of the reference search script)."""
     return chain_space("proxyless", stem_channels=16, stages=SEED_STAGES, ops=PROXYLESS_OPS,
                        zero_in_residual_layers=True,
                        description="ProxylessNAS: MBConv k3/5/7 e3/6 + zero")

@@ -44,7 +44,8 @@ class MixedOp(nn.Module):
         sampled or chosen path, evaluation of a genotype).
       * ``"single"``: binary gates: only ``candidates[active]`` runs forward and backward, and alpha
         receives the ProxylessNAS Eq. 4 gradient (``estimator`` ``"full_v2"`` or ``"two"``, see
-        ``gates.py``).
+        ``gates.py``). Backward re-runs the other candidates without grad (N-1 or 1 extra forward
+        passes), so train weights in ``"fixed"`` mode and switch to ``"single"`` for alpha steps.
       * ``"all"``:    DARTS: ``sum_k softmax(alpha)_k * o_k(x)``, every candidate in the graph.
     """
 
