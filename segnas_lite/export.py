@@ -241,22 +241,25 @@ def synthetic_video(
 def sample_images(num_images: int, *, input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """(N, 3, H, W) realistic, normalised images for parity checks and INT8 calibration.
 
-    Uses ``segnas_lite.data.SyntheticPortraits`` when the data module provides it, otherwise the
-    frames of ``synthetic_video`` (different seeds give different colours and positions).
+    Uses ``segnas_lite.data.SyntheticPortraits`` (square images of side max(H, W), bilinearly
+    resized to (H, W)) when the data module is importable, otherwise the frames of
+    ``synthetic_video`` (different seeds give different colours and positions).
     """
-    try:  # optional: the data module is developed separately
+    height, width = int(input_size[0]), int(input_size[1])
+    try:  # imported here: the data module is optional for this one
         from segnas_lite.data import SyntheticPortraits  # noqa: PLC0415
     except ImportError:
         SyntheticPortraits = None
-    if SyntheticPortraits is not None:
-        try:
-            dataset = SyntheticPortraits(num_images=num_images, image_size=tuple(input_size), seed=seed)
-            return torch.stack([dataset[i][0] for i in range(num_images)])
-        except TypeError:  # a different constructor signature: use the fallback below
-            pass
+    if SyntheticPortraits is not None and max(height, width) >= 16:
+        side = max(height, width)
+        dataset = SyntheticPortraits(length=num_images, image_size=side, seed=seed)
+        images = torch.stack([dataset[i][0] for i in range(num_images)])  # (N, 3, side, side)
+        if (height, width) != (side, side):
+            images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
+        return images
     images = []
     for i in range(num_images):
-        clip = synthetic_video(3, image_size=tuple(input_size), seed=seed * 1000 + i)
+        clip = synthetic_video(3, image_size=(height, width), seed=seed * 1000 + i)
         images.append(clip[i % 3][0])
     return torch.stack(images)
 
