@@ -522,7 +522,7 @@ def quantize_int8(
     try:
         import nncf  # noqa: PLC0415 (optional dependency, heavy import)
     except ImportError as error:
-        raise MissingDependencyError("quantize_int8 needs NNCF: pip install 'nncf>=2.14'") from error
+        raise MissingDependencyError("quantize_int8 needs NNCF: pip install 'nncf>=3.4'") from error
 
     model = load_ir(ov_model)
     ir_size = static_input_size(model)
