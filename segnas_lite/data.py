@@ -71,6 +71,10 @@ class MissingMaskError(DatasetError):
     """An image has no mask with the same file stem."""
 
 
+class MissingImageError(DatasetError):
+    """A file list (e.g. a VOC split) names an image that is not in the image folder."""
+
+
 class MaskValueError(DatasetError):
     """A mask holds values outside the class set."""
 
@@ -399,9 +403,9 @@ def _finish(rng, canvas: Image.Image, size: int, blur_prob=0.3, noise_max=12) ->
     occasional brightening and uniform pixel noise. Returns (S, S, 3) uint8."""
     if rng.random() < blur_prob:  # box blur: the cheapest blur PIL has, close enough to a Gaussian
         canvas = canvas.filter(ImageFilter.BoxBlur(rng.uniform(0.5, 1.5) * size / 256))
-    darkest = 255 * rng.uniform(0.45, 1.0)
-    light = _ramp(rng, size, darkest, 255 * rng.uniform(0.85, 1.0))
-    canvas = ImageChops.multiply(canvas, Image.merge("RGB", (light, light, light)))
+    if rng.random() < 0.75:  # uneven light: multiply by a ramp (255 = unchanged)
+        light = _ramp(rng, size, 255 * rng.uniform(0.45, 1.0), 255 * rng.uniform(0.85, 1.0))
+        canvas = ImageChops.multiply(canvas, Image.merge("RGB", (light, light, light)))
     if rng.random() < 0.3:  # brighten: gain > 1 through a lookup table
         gain = rng.uniform(1.1, 1.5)
         canvas = canvas.point([min(255, int(v * gain)) for v in range(256)] * 3)
@@ -902,8 +906,8 @@ class SegmentationFolder(PairedFiles):
             wanted = [Path(f).stem for f in files]
             missing = [stem for stem in wanted if stem not in by_stem]
             if missing:
-                raise MissingMaskError(f"{len(missing)} listed files have no image in {images_dir}, "
-                                       f"e.g. {missing[:3]}; check the file list")
+                raise MissingImageError(f"{len(missing)} listed files have no image in {images_dir}, "
+                                        f"e.g. {missing[:3]}; check the file list")
             images = [by_stem[stem] for stem in wanted]
         if not images:
             raise EmptyDatasetError(
@@ -1086,6 +1090,8 @@ def open_dataset(source, *, image_size: int, split: str, seed: int = 0, val_frac
       ``split_indices(n, val_fraction=..., seed=...)``.
 
     ``augment`` is used for the train split only; ``length`` also caps folder datasets.
+    Note for images/ + masks/ folders: without ``mask_mapping`` the value 255 means "ignore" (the VOC
+    convention), so 0/255 binary masks need ``mask_mapping={0: 0, 255: 1}``.
     """
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")

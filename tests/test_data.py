@@ -273,7 +273,8 @@ def test_folder_image_size_makes_batches_stack(folder):
 
 def test_mask_values_outside_classes_raise_at_load(folder):
     save_mask(folder / "masks" / "a.png", binary_mask(40, 60) // 255 * 7)  # values {0, 7}
-    dataset = SegmentationFolder(folder / "images", folder / "masks", num_classes=3)
+    with pytest.warns(UserWarning, match="differ in size"):
+        dataset = SegmentationFolder(folder / "images", folder / "masks", num_classes=3)
     with pytest.raises(MaskValueError, match="a.png") as info:
         dataset[0]
     assert "[7]" in str(info.value) and "mask_mapping" in str(info.value)
@@ -306,6 +307,20 @@ def test_unreadable_image_error(folder):
     with pytest.raises(UnreadableImageError, match="broken.jpg") as info:
         SegmentationFolder(folder / "images", folder / "masks")
     assert "re-save" in str(info.value)
+
+
+def test_truncated_image_fails_at_load_with_file_name(folder):
+    content = (folder / "images" / "a.jpg").read_bytes()
+    (folder / "images" / "a.jpg").write_bytes(content[: len(content) // 3])  # header still readable
+    with pytest.warns(UserWarning):
+        dataset = SegmentationFolder(folder / "images", folder / "masks", mask_mapping={0: 0, 255: 1})
+    with pytest.raises(UnreadableImageError, match="a.jpg"):
+        dataset[0]
+
+
+def test_mask_mapping_target_must_be_a_class(folder):
+    with pytest.raises(ValueError, match="outside"):
+        SegmentationFolder(folder / "images", folder / "masks", mask_mapping={0: 0, 255: 5})
 
 
 def test_empty_and_missing_folders(tmp_path):
@@ -455,7 +470,8 @@ def test_people_set(people):
         image, mask = dataset[index]
         assert image.shape == (3, 128, 128) and mask.shape == (128, 128)
         assert set(torch.unique(mask).tolist()) <= {0, 1} and mask.float().mean() > 0.01
-    native = data.people_dataset(people, image_size=None)
+    with pytest.warns(UserWarning, match="of 230 masks"):
+        native = data.people_dataset(people, image_size=None)
     image, mask = native[0]
     assert image.shape[1:] == mask.shape  # the mask was resized to its image
 
