@@ -115,14 +115,21 @@ def cmd_predict(args) -> int:
     if args.checkpoint:
         model, state = load_trained(args.checkpoint)
         num_classes = state["num_classes"]
-        run = lambda x: model(x).argmax(1)[0].numpy()  # noqa: E731
+        size = args.image_size
+
+        def run(x: torch.Tensor):
+            """Logits at the model's working size, resized back to the photo's own size."""
+            import torch.nn.functional as F
+            small = F.interpolate(x, size=(size, size), mode="bilinear") if size else x
+            logits = F.interpolate(model(small), size=x.shape[-2:], mode="bilinear")
+            return logits.argmax(1)[0].numpy()
     else:
         from .export import OpenVINOPredictor
         predictor = OpenVINOPredictor(args.model)
         num_classes = None
         run = lambda x: predictor(x).argmax(1)[0]  # noqa: E731
     for path in args.images:
-        image = load_image(path, image_size=args.image_size)  # (3, H, W), normalised
+        image = load_image(path)  # (3, H, W) at the photo's own size, normalised
         with torch.no_grad():
             mask = np.asarray(run(image[None]), dtype=np.uint8)
         stem = Path(path).stem
@@ -184,6 +191,45 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """Write an OpenVINO IR, then print f32 parity and default-precision mask agreement."""
+    from .export import check_parity, to_openvino
+    if args.checkpoint:
+        model, _ = load_trained(args.checkpoint)
+    elif args.genotype:
+        info = _model_info(args)
+        print("note: no --checkpoint given, exporting the genotype's child with untrained weights")
+        torch.manual_seed(args.seed)
+        model = build_from_info(info, args.num_classes)
+    elif args.model:
+        torch.manual_seed(args.seed)
+        model = build_from_info({"name": args.model}, args.num_classes)
+        print(f"note: no --checkpoint given, exporting {args.model} with untrained weights")
+    else:
+        raise CLIError("give --checkpoint DIR/checkpoint.pt (or --genotype FILE / --model NAME)")
+    size = (args.image_size, args.image_size)
+    to_openvino(model, input_size=size, out_path=args.out, compress_to_fp16=not args.fp32,
+                dynamic=args.dynamic, overwrite=args.overwrite)
+    weights = "fp32" if args.fp32 else "fp16-compressed"
+    shape = "dynamic H, W" if args.dynamic else f"static 1x3x{size[0]}x{size[1]}"
+    print(f"wrote {args.out} (+ .bin), {weights} weights, {shape}")
+    check_size = size if args.dynamic else None
+    for precision in ("f32", "default"):
+        print(check_parity(model, args.out, input_size=check_size, precision=precision).to_text())
+    return 0
+
+
+def cmd_search(args) -> int:
+    """ProxylessNAS search with the seed's two changes; writes genotype.json, history.json."""
+    from .nas.search import run_search
+    result = run_search(space=args.space, budget_ms=args.budget_ms, data=args.data,
+                        image_size=args.image_size, out_dir=args.out, quick=args.quick,
+                        constraint=args.constraint, resume=args.resume, overwrite=args.overwrite,
+                        seed=args.seed, quiet=args.quiet)
+    print(result.to_text() if hasattr(result, "to_text") else result)
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="segnas", description=__doc__.splitlines()[0])
@@ -228,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
     p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
+    p.set_defaults(image_size=None)  # default: run at each photo's own size
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=cmd_predict)
@@ -243,6 +290,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("search", help="ProxylessNAS search under a latency budget")
+    common(p)
+    p.set_defaults(image_size=128)
+    p.add_argument("--space", choices=("seed", "proxyless", "tiny"), default="seed")
+    p.add_argument("--budget-ms", type=float, default=None,
+                   help="latency budget (ms); default: midway between fastest and slowest")
+    p.add_argument("--constraint", choices=("predicted", "measured"), default="predicted",
+                   help="check sampled subnets with the latency table or by measuring them")
+    p.add_argument("--quick", action="store_true", help="the whole search in a few minutes")
+    p.add_argument("--out", required=True)
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("export", help="OpenVINO IR export with a parity check")
+    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
+    p.add_argument("--genotype", help="genotype.json (exported untrained unless --checkpoint)")
+    p.add_argument("--model", help="model name (exported untrained unless --checkpoint)")
+    p.add_argument("--num-classes", type=int, default=2, help="for untrained exports")
+    p.add_argument("--image-size", type=int, default=256)
+    p.add_argument("--out", required=True, help="DIR/model.xml")
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
+    p.add_argument("--dynamic", action="store_true", help="any input height and width")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("models", help="list the model names")
     p.set_defaults(func=cmd_models)
@@ -260,7 +334,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .engine import CheckpointError, RunDirectoryError
     known: tuple[type[BaseException], ...] = (CLIError, CheckpointError, RunDirectoryError,
-                                              FileNotFoundError)
+                                              FileNotFoundError, FileExistsError)
+    from .models import UnknownModelError
+    from .nas import GenotypeError, InfeasibleBudgetError
+    known += (UnknownModelError, GenotypeError, InfeasibleBudgetError)
     try:
         from .data import DatasetError
         known += (DatasetError,)

@@ -13,11 +13,27 @@ from segnas_lite.models.fast_scnn import FastSCNN, fast_scnn
 from segnas_lite.models.lraspp import LRASPP, lraspp_mobilenetv3_large, lraspp_mobilenetv3_small
 from segnas_lite.models.mobilenetv3 import MobileNetV3Features, mobilenet_v3_large, mobilenet_v3_small
 
+
+def nas_child(*, num_classes: int, genotype: str, **kwargs: Any) -> nn.Module:
+    """The fixed network of a searched ``genotype`` (its JSON text) in the seed's DeepLabV3+ macro."""
+    from segnas_lite.nas import Genotype, build_child
+    return build_child(Genotype.from_json(genotype), num_classes=num_classes, **kwargs)
+
+
+def mbv3_baseline(*, num_classes: int, space: str = "seed", **kwargs: Any) -> nn.Module:
+    """The seed's Table 2 baseline: the MobileNetV3 block in every layer of the same macro."""
+    from segnas_lite.nas import Genotype, build_child, get_space
+    genotype = Genotype.uniform(get_space(space), "mbv3_3x3")
+    return build_child(genotype, num_classes=num_classes, **kwargs)
+
+
 # name -> keyword-only constructor taking ``num_classes`` (and model-specific options).
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "fast_scnn": fast_scnn,
     "lraspp_mobilenetv3_large": lraspp_mobilenetv3_large,
     "lraspp_mobilenetv3_small": lraspp_mobilenetv3_small,
+    "mbv3_baseline": mbv3_baseline,
+    "nas_child": nas_child,  # needs genotype=<JSON text>; `segnas train --genotype FILE` passes it
 }
 
 
@@ -44,7 +60,7 @@ def build_model(name: str, *, num_classes: int, **kwargs: Any) -> nn.Module:
 
 
 __all__ = [
-    "MODELS", "UnknownModelError", "available_models", "build_model",
+    "MODELS", "UnknownModelError", "available_models", "build_model", "mbv3_baseline", "nas_child",
     "FastSCNN", "fast_scnn", "LRASPP", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small",
     "MobileNetV3Features", "mobilenet_v3_large", "mobilenet_v3_small",
 ]

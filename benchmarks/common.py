@@ -1,0 +1,41 @@
+"""Small helpers shared by the benchmark scripts: printing a table and writing JSON atomically."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from segnas_lite.engine import atomic_write_text
+from segnas_lite.nas.latency import cpu_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def environment() -> dict:
+    """What the numbers were measured on."""
+    import openvino
+    return {"cpu": cpu_model(), "torch": torch.__version__, "openvino": openvino.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+
+
+def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """``columns`` = [(key, header, format)], e.g. ("latency_ms", "ms", ".1f"). Returns the text."""
+    widths = [max(len(h), *(len(format(r.get(k, ""), f)) if r.get(k) is not None else 3
+                          for r in rows)) for k, h, f in columns]
+    lines = [" | ".join(h.rjust(w) for (_, h, _), w in zip(columns, widths)),
+             "-|-".join("-" * w for w in widths)]
+    for r in rows:
+        cells = [("n/a" if r.get(k) is None else format(r[k], f)).rjust(w)
+                 for (k, _, f), w in zip(columns, widths)]
+        lines.append(" | ".join(cells))
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def write_json(path: str | Path, payload: dict) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2))
+    print(f"\nwrote {path}")

@@ -1,0 +1,97 @@
+"""The `segnas` command end to end on tiny settings (each call a few seconds)."""
+import json
+
+import pytest
+from PIL import Image
+
+from segnas_lite.cli import main
+from segnas_lite.data import default_people_dir
+
+TINY = ["--data", "synthetic", "--image-size", "64", "--train-size", "16", "--batch-size", "4",
+        "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--model", "fast_scnn", "--epochs", "1", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_the_run_files(trained):
+    assert {"checkpoint.pt", "metrics.jsonl", "config.json"} <= {p.name for p in trained.iterdir()}
+    assert json.loads((trained / "config.json").read_text())["model"]["name"] == "fast_scnn"
+
+
+def test_train_refuses_to_overwrite_and_resumes(trained, capsys):
+    assert main(["train", "--epochs", "1", "--out", str(trained), *TINY]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--model", "fast_scnn", "--epochs", "2", "--out", str(trained),
+                 "--resume", *TINY]) == 0
+    epochs = [json.loads(l)["epoch"] for l in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2]
+
+
+def test_evaluate_prints_and_writes_metrics(trained, capsys):
+    out = trained / "eval.json"
+    assert main(["evaluate", "--checkpoint", str(trained / "checkpoint.pt"), "--data", "synthetic",
+                 "--image-size", "64", "--num-images", "8", "--out", str(out), "--quiet"]) == 0
+    assert "mIoU" in capsys.readouterr().out
+    metrics = json.loads(out.read_text())
+    assert 0 <= metrics["miou"] <= 1 and set(metrics["per_class_iou"]) == {"background", "person"}
+
+
+def test_predict_writes_mask_and_overlay(trained, tmp_path):
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (90, 70), (200, 150, 100)).save(image)
+    assert main(["predict", "--checkpoint", str(trained / "checkpoint.pt"), str(image),
+                 "--out", str(tmp_path / "masks")]) == 0
+    mask = Image.open(tmp_path / "masks" / "photo_mask.png")
+    assert mask.size == (90, 70)
+    assert (tmp_path / "masks" / "photo_overlay.png").exists()
+    # a second run does not overwrite without asking
+    assert main(["predict", "--checkpoint", str(trained / "checkpoint.pt"), str(image),
+                 "--out", str(tmp_path / "masks")]) == 2
+
+
+def test_export_then_predict_with_openvino(trained, tmp_path, capsys):
+    xml = tmp_path / "ir" / "model.xml"
+    assert main(["export", "--checkpoint", str(trained / "checkpoint.pt"), "--image-size", "64",
+                 "--out", str(xml)]) == 0
+    text = capsys.readouterr().out
+    assert "parity [f32]" in text and "PASSED" in text and "parity [default]" in text
+    image = tmp_path / "photo.png"
+    Image.new("RGB", (64, 64), (20, 150, 100)).save(image)
+    assert main(["predict", "--model", str(xml), str(image), "--out", str(tmp_path / "ov")]) == 0
+    assert (tmp_path / "ov" / "photo_mask.png").exists()
+
+
+def test_train_a_genotype_child(tmp_path):
+    from segnas_lite.nas import Genotype, seed_space
+    genotype = tmp_path / "genotype.json"
+    Genotype.uniform(seed_space(), "sep_3x3").save(genotype)
+    out = tmp_path / "child"
+    assert main(["train", "--genotype", str(genotype), "--epochs", "1", "--out", str(out), *TINY]) == 0
+    info = json.loads((out / "config.json").read_text())["model"]
+    assert info["name"] == "nas_child" and "sep_3x3" in info["kwargs"]["genotype"]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert main(["train", "--model", "resnet", "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "unknown model" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "y"), "--quiet"]) == 2
+    assert "no known layout" in capsys.readouterr().err
+
+
+@pytest.mark.people
+def test_train_on_the_people_folder(tmp_path):
+    people = default_people_dir()
+    if not people.is_dir():
+        pytest.skip(f"people data set not found at {people}")
+    out = tmp_path / "people"
+    assert main(["train", "--data", str(people), "--image-size", "64", "--train-size", "16",
+                 "--batch-size", "4", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert 0 <= record["val_miou"] <= 1
