@@ -429,9 +429,14 @@ class _SyntheticBase(Dataset):
             raise ValueError(f"need length >= 0 and image_size >= 16, got {length}, {image_size}")
         self.length, self.image_size, self.seed, self.augment = length, image_size, seed, augment
         self.palette = palette(self.num_classes)
+        self.epoch = 0
 
     def __len__(self) -> int:
         return self.length
+
+    def set_epoch(self, epoch: int) -> None:
+        """New augmentation draws each epoch (the engine calls this); the pictures stay the same."""
+        self.epoch = epoch
 
     def __getitem__(self, index: int):
         """Any index >= 0 is valid (the dataset is infinite; ``length`` is what ``len`` reports)."""
@@ -440,7 +445,7 @@ class _SyntheticBase(Dataset):
         image, mask = self.render(index)  # (S, S, 3) uint8, (S, S) uint8
         mask = mask.astype(np.int64)
         if self.augment is not None:
-            image, mask = self.augment(image, mask, _item_rng(self.seed, index, 1))
+            image, mask = self.augment(image, mask, _item_rng(self.seed, index, 1, self.epoch))
         return normalize(image), torch.from_numpy(mask)
 
     def render(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -483,3 +483,16 @@ def test_people_open_dataset_split(people):
         val = open_dataset(people, image_size=64, split="val", val_fraction=0.2, seed=0)
     assert len(train) + len(val) == 230 and len(val) == 46
     assert set(train.indices).isdisjoint(val.indices)
+
+
+def test_synthetic_augmentation_changes_with_epoch_but_pictures_do_not():
+    from segnas_lite.data import PairedAugment, SyntheticPortraits
+    plain = SyntheticPortraits(length=4, image_size=64, seed=3)
+    data = SyntheticPortraits(length=4, image_size=64, seed=3, augment=PairedAugment())
+    first = [data[i][0] for i in range(4)]
+    data.set_epoch(1)
+    second = [data[i][0] for i in range(4)]
+    assert any(not torch.equal(a, b) for a, b in zip(first, second))
+    data.set_epoch(0)
+    assert all(torch.equal(a, data[i][0]) for i, a in enumerate(first))
+    assert (plain.render(2)[0] == data.render(2)[0]).all()
