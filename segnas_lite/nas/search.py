@@ -1,0 +1,755 @@
+"""The search loop: ProxylessNAS (Cai et al., ICLR 2019) with the seed's two changes.
+
+What happens, in order (``ProxylessSearch.run``):
+
+1. **Warm-up** (``warmup_epochs``): only the op weights train. Each batch runs ONE path per layer,
+   drawn uniformly, as a plain network (super-net mode ``"fixed"``: alpha is not in the graph).
+2. **Search** (``search_epochs``), two schedules:
+   * ``"decoupled"`` (default, the seed's Sec. 2.2 "decoupling the training and searching"): the
+     weights are FROZEN and every batch is an alpha step. The seed trained the weights for 50 epochs
+     first "to avoid that when the operation parameters are unstable, some alpha will affect the
+     subsequent decisions too much".
+   * ``"interleaved"`` (original ProxylessNAS, Sec. 3.2.1): weight steps on paths drawn from
+     ``p = softmax(alpha)``, and one alpha step every ``arch_every`` weight batches (the reference
+     ``--grad_update_arch_param_every 5``).
+   Alpha steps use a held-out part of the training data (``arch_fraction``), weight steps the rest.
+3. **Derivation**: the argmax genotype (ProxylessNAS) and the most probable genotype that fits the
+   budget (``derive_under_budget``, the fix of the seed's "Future work" remark); the latter is measured.
+
+**Hard constraint** (the seed's second change): EVERY sampled subnet (warm-up, weight and alpha steps)
+has its latency predicted from the table (``constraint="predicted"``) or measured end to end on this
+CPU (``"measured"``, cached per genotype); over budget means reject and draw again, at most
+``max_resample`` times. Every try is recorded in ``History``. Resampling draws from p *truncated to
+the feasible set*, not from p, so the Eq. 4 estimator becomes biased; ``rejection_bias`` measures how
+much (per-layer total-variation distance between p and the op frequencies of accepted samples).
+
+**One alpha step** (Eq. 4 + the latency loss of Sec. 3.3): sample under the budget -> mode
+``"single"`` -> forward a held-out batch -> CE -> ``E[LAT]`` from ``probabilities()`` and the table ->
+``latency_loss`` -> backward -> Adam step on the alphas only (weights have ``requires_grad=False``
+for the step) -> ``rescale_two_path()`` for the ``"two"`` estimator. Two details follow the reference
+``search/modules/mix_op.py``: a layer whose sampled op is ``zero`` gets no alpha update at all (its
+gradient is dropped, latency term included); in ``"two"`` mode only the two sampled alphas of a
+layer keep their gradient, so the rescale keeps every other op's probability exactly (the reference
+adds the full-softmax latency gradient on top, which moves the others a little: a deliberate change).
+
+**BatchNorm in alpha steps**: the network stays in train mode (batch statistics), as ProxylessNAS's
+reference does: the weights were trained with batch statistics of randomly mixed paths, and the
+running averages describe that mixture, not the sampled path. Batch statistics measure the sampled
+path as it is. With frozen weights this still updates BN running averages (buffers, not
+parameters); set ``alpha_bn="eval"`` to freeze them too.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..engine import (atomic_torch_save, atomic_write_text, load_checkpoint, progress, rng_state,
+                      seed_everything, set_rng_state)
+from .derive import InfeasibleBudgetError, derive_argmax, derive_under_budget
+from .gates import expected_latency, latency_loss
+from .latency import LatencyTable, MeasuredLatency, build_table, measure_genotype
+from .space import Genotype, SearchSpace, get_space
+from .supernet import SegSuperNet
+
+CHECKPOINT = "search_checkpoint.pt"
+OUTPUTS = ("genotype.json", "genotype_argmax.json", "history.json", "latency_table.json",
+           "summary.json")
+
+
+class SearchExistsError(FileExistsError):
+    """The output folder already holds a search and neither resume nor overwrite was asked for."""
+
+
+class SearchConfigError(ValueError):
+    """A search setting that cannot work (unknown option, too little data, table of another space)."""
+
+
+# --------------------------------------------------------------------------- configuration
+@dataclass
+class SearchConfig:
+    """Everything that decides a search (saved in ``History.config``).
+
+    Reference defaults (``mit-han-lab/proxylessnas``, ``search/imagenet_arch_search.py``): weights SGD
+    momentum 0.9 Nesterov, cosine schedule, weight decay 4e-5; alpha Adam lr 1e-3, betas (0, 0.999),
+    eps 1e-8, no weight decay; ``mul#log`` latency loss with a = 0.2, b = 0.3; an alpha step every 5
+    weight batches. ``weight_lr`` is higher than the reference's 0.025 (batch 256 on ImageNet) because
+    our searches are a few hundred steps long.
+    """
+
+    image_size: int = 128
+    batch_size: int = 8
+    warmup_epochs: int = 2
+    search_epochs: int = 2
+    steps_per_epoch: int | None = 20     # cap on batches per epoch; None = the whole split
+    weight_lr: float = 0.05
+    weight_momentum: float = 0.9
+    weight_decay: float = 4e-5
+    arch_lr: float = 1e-3
+    arch_betas: tuple[float, float] = (0.0, 0.999)
+    arch_eps: float = 1e-8
+    budget_ms: float | None = None       # None: midway between the fastest and slowest prediction
+    latency_form: str = "mul_log"        # "mul_log" (a, b) or "additive" (lam)
+    latency_a: float = 0.2
+    latency_b: float = 0.3
+    latency_lam: float = 0.1
+    estimator: str = "full_v2"           # "full_v2" or "two"
+    schedule: str = "decoupled"          # "decoupled" (seed) or "interleaved" (ProxylessNAS)
+    arch_every: int = 5                  # interleaved: one alpha step every this many weight steps
+    constraint: str = "predicted"        # "predicted" (table) or "measured" (end to end, cached)
+    max_resample: int = 100
+    arch_fraction: float = 0.5           # share of the training data held out for alpha steps
+    alpha_bn: str = "train"              # BatchNorm mode in alpha steps: "train" (reference) or "eval"
+    threads: int = 2                     # for measured latencies
+    measure_child: bool = True           # measure the derived child end to end at the end
+    ignore_index: int = 255
+    seed: int = 0
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self.arch_betas = tuple(self.arch_betas)
+        choices = {"latency_form": ("mul_log", "additive"), "estimator": ("full_v2", "two"),
+                   "schedule": ("decoupled", "interleaved"), "constraint": ("predicted", "measured"),
+                   "alpha_bn": ("train", "eval")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise SearchConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.warmup_epochs < 0 or self.search_epochs < 0 or self.batch_size < 1:
+            raise SearchConfigError("epochs must be >= 0 and batch_size >= 1")
+        if not 0.0 < self.arch_fraction < 1.0:
+            raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
+        if self.max_resample < 1 or self.arch_every < 1:
+            raise SearchConfigError("max_resample and arch_every must be at least 1")
+
+    @property
+    def total_epochs(self) -> int:
+        return self.warmup_epochs + self.search_epochs
+
+
+# --------------------------------------------------------------------------- history
+@dataclass
+class Sample:
+    """One sampled subnet: where it was drawn, its latency (ms) and whether it fit the budget."""
+
+    phase: str        # "warmup", "weights" (interleaved weight step) or "alpha"
+    step: int         # index of the step within its kind (weight steps or alpha steps)
+    epoch: int
+    ops: list[str]
+    latency_ms: float
+    accepted: bool
+
+
+@dataclass
+class WeightStep:
+    """One weight batch (warm-up or interleaved): its loss and every try of the path sampling."""
+
+    step: int
+    epoch: int
+    phase: str
+    loss: float
+    lr: float
+    samples: list[Sample]
+
+    @property
+    def rejections(self) -> int:
+        return sum(not s.accepted for s in self.samples)
+
+
+@dataclass
+class AlphaStep:
+    """One architecture update. ``alphas``/``probs`` are AFTER the step; the losses and ``E[LAT]``
+    are those of the step's forward pass; ``pairs`` holds the two sampled ops per layer ("two")."""
+
+    step: int
+    epoch: int
+    alphas: list[list[float]]
+    probs: list[list[float]]
+    samples: list[Sample]
+    ce: float
+    loss: float
+    expected_latency_ms: float
+    rejection_rate: float
+    pairs: list[list[str]] | None = None
+
+
+@dataclass
+class EpochSummary:
+    epoch: int                 # 1-based
+    phase: str                 # "warmup" or "search"
+    weight_steps: int
+    alpha_steps: int
+    mean_weight_loss: float | None
+    mean_alpha_loss: float | None
+    samples: int
+    rejected: int
+    rejection_rate: float
+    expected_latency_ms: float
+    seconds: float
+
+
+@dataclass
+class History:
+    """Everything a notebook needs to replay a search (saved as ``history.json``)."""
+
+    space: str
+    op_names: list[list[str]]
+    budget_ms: float
+    fixed_ms: float
+    table_ms: list[list[float]]
+    table_meta: dict
+    config: dict
+    alpha_init: list[list[float]]
+    weight_steps: list[WeightStep] = field(default_factory=list)
+    alpha_steps: list[AlphaStep] = field(default_factory=list)
+    epochs: list[EpochSummary] = field(default_factory=list)
+
+    # ---- JSON
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "History":
+        data = json.loads(text)
+
+        def samples(items: list[dict]) -> list[Sample]:
+            return [Sample(**s) for s in items]
+
+        data["weight_steps"] = [WeightStep(**{**w, "samples": samples(w["samples"])})
+                                for w in data["weight_steps"]]
+        data["alpha_steps"] = [AlphaStep(**{**a, "samples": samples(a["samples"])})
+                               for a in data["alpha_steps"]]
+        data["epochs"] = [EpochSummary(**e) for e in data["epochs"]]
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "History":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    # ---- helpers for notebooks and widgets
+    def samples(self, phase: str | None = None) -> list[Sample]:
+        """Every try, in order (weight steps first, then alpha steps), optionally of one phase."""
+        every = [s for w in self.weight_steps for s in w.samples]
+        every += [s for a in self.alpha_steps for s in a.samples]
+        return [s for s in every if phase is None or s.phase == phase]
+
+    def alpha_matrix(self, step: int = -1) -> np.ndarray:
+        """``(layers, max_ops)`` probabilities after alpha step ``step`` (NaN where a layer has fewer
+        ops). ``step=None`` gives the initial probabilities."""
+        if step is None:
+            rows = [torch.softmax(torch.tensor(a), 0).tolist() for a in self.alpha_init]
+        else:
+            rows = self.alpha_steps[step].probs
+        width = max(len(names) for names in self.op_names)
+        matrix = np.full((len(rows), width), np.nan)
+        for l, row in enumerate(rows):
+            matrix[l, :len(row)] = row
+        return matrix
+
+    def rejection_rates(self, phase: str = "alpha") -> list[float]:
+        """Per step, the share of rejected tries: alpha steps (``"alpha"``), or weight steps of
+        ``"warmup"`` / ``"weights"``."""
+        if phase == "alpha":
+            return [a.rejection_rate for a in self.alpha_steps]
+        return [w.rejections / len(w.samples) for w in self.weight_steps if w.phase == phase]
+
+    def sampled_latencies(self, accepted: bool | None = None, phase: str | None = None) -> list[float]:
+        """Latencies of all tries, or only accepted (``True``) / rejected (``False``) ones."""
+        return [s.latency_ms for s in self.samples(phase)
+                if accepted is None or s.accepted == accepted]
+
+    def derived_genotype(self, step: int = -1) -> Genotype:
+        """The argmax genotype after alpha step ``step``."""
+        probs = self.alpha_steps[step].probs
+        return Genotype(self.space, tuple(names[int(np.argmax(p))]
+                                          for names, p in zip(self.op_names, probs)))
+
+    def expected_latency_curve(self) -> list[float]:
+        """``E[LAT]`` (ms) at each alpha step."""
+        return [a.expected_latency_ms for a in self.alpha_steps]
+
+
+def _plain(value):
+    """What ``value`` becomes after a JSON round trip (tuples -> lists), so loading compares equal."""
+    return json.loads(json.dumps(value))
+
+
+# --------------------------------------------------------------------------- hard constraint
+def sample_under_budget(draw: Callable[[], Genotype], latency: Callable[[Genotype], float],
+                        budget_ms: float, *, max_resample: int,
+                        fastest_ms: float) -> list[tuple[Genotype, float, bool]]:
+    """The seed's hard constraint: ``draw()`` until ``latency(g) <= budget_ms``.
+
+    Returns every try as ``(genotype, latency, accepted)``; the last one is the accepted subnet (the
+    super-net is left in that state by ``draw``). Raises ``InfeasibleBudgetError`` after
+    ``max_resample`` rejections, naming the fastest latency the space allows.
+    """
+    tries = []
+    for _ in range(max_resample):
+        genotype = draw()
+        ms = float(latency(genotype))
+        tries.append((genotype, ms, ms <= budget_ms))
+        if ms <= budget_ms:
+            return tries
+    raise InfeasibleBudgetError(
+        f"{max_resample} sampled subnets in a row exceeded the {budget_ms:.3f} ms budget (their "
+        f"latencies ranged {min(t[1] for t in tries):.3f}-{max(t[1] for t in tries):.3f} ms); the "
+        f"fastest architecture of the space takes {fastest_ms:.3f} ms. Raise the budget, or "
+        "max_resample if the budget is only rarely hit")
+
+
+@dataclass
+class RejectionBias:
+    """How far the truncated sampling distribution is from p (see ``rejection_bias``)."""
+
+    acceptance_rate: float
+    tv_per_layer: list[float]          # 0.5 * sum_i |freq_accepted_i - p_i|, per layer
+    accepted_freq: list[list[float]]   # op frequencies among accepted samples, per layer
+    probs: list[list[float]]
+    mean_latency_all_ms: float         # mean predicted latency of samples from p
+    mean_latency_accepted_ms: float    # ... of the accepted ones
+
+
+def rejection_bias(probs: Sequence, table: LatencyTable, budget_ms: float, *,
+                   num_samples: int = 4000, seed: int = 0) -> RejectionBias:
+    """Sample ``num_samples`` genotypes from ``p`` (one op per layer, independently), keep those with
+    predicted latency <= budget, and compare the accepted op frequencies with p.
+
+    Rejection sampling draws from ``p(g | LAT(g) <= T)``, whose per-layer marginals differ from
+    ``p_l``; the Eq. 4 gradient is then taken under this truncated distribution. A total-variation
+    distance near 0 means the constraint hardly biases that layer; near 1, it decides the layer alone.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    probs = [torch.as_tensor(p, dtype=torch.float64).detach().flatten() for p in probs]
+    latency = torch.full((num_samples,), float(table.fixed_ms), dtype=torch.float64)
+    choices = []
+    for p, row in zip(probs, table.ms):
+        index = torch.multinomial(p, num_samples, replacement=True, generator=generator)
+        latency += torch.tensor(row, dtype=torch.float64)[index]
+        choices.append(index)
+    accepted = latency <= budget_ms
+    count = int(accepted.sum())
+    if count == 0:
+        raise InfeasibleBudgetError(f"none of {num_samples} samples from p fits {budget_ms:.3f} ms "
+                                    f"(fastest: {table.fastest()[1]:.3f} ms)")
+    freqs, tv = [], []
+    for p, index in zip(probs, choices):
+        freq = torch.bincount(index[accepted], minlength=len(p)).double() / count
+        freqs.append(freq.tolist())
+        tv.append(0.5 * float((freq - p).abs().sum()))
+    return RejectionBias(count / num_samples, tv, freqs, [p.tolist() for p in probs],
+                         float(latency.mean()), float(latency[accepted].mean()))
+
+
+def split_for_search(n: int, *, arch_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Deterministic, disjoint ``(weight indices, alpha indices)`` covering ``range(n)``."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_arch = min(max(int(round(n * arch_fraction)), 1), n - 1)
+    return sorted(order[n_arch:].tolist()), sorted(order[:n_arch].tolist())
+
+
+@contextlib.contextmanager
+def frozen(params: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Temporarily ``requires_grad=False``: no gradient is even computed for these parameters."""
+    old = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, old):
+            p.requires_grad_(flag)
+
+
+# --------------------------------------------------------------------------- the search
+@dataclass
+class SearchResult:
+    genotype_argmax: Genotype
+    genotype_budget: Genotype
+    budget_ms: float
+    predicted_argmax_ms: float
+    predicted_budget_ms: float
+    measured_budget_ms: float | None
+    history: History
+    out_dir: str | None = None
+
+    def summary(self) -> dict:
+        """JSON-able summary (what ``summary.json`` holds)."""
+        return {"budget_ms": self.budget_ms,
+                "genotype_budget": list(self.genotype_budget.ops),
+                "genotype_argmax": list(self.genotype_argmax.ops),
+                "predicted_budget_ms": self.predicted_budget_ms,
+                "predicted_argmax_ms": self.predicted_argmax_ms,
+                "argmax_fits_budget": self.predicted_argmax_ms <= self.budget_ms,
+                "measured_budget_ms": self.measured_budget_ms,
+                "alpha_steps": len(self.history.alpha_steps),
+                "weight_steps": len(self.history.weight_steps),
+                "samples": len(self.history.samples()),
+                "rejected": sum(not s.accepted for s in self.history.samples())}
+
+
+class ProxylessSearch:
+    """Run a ProxylessNAS search on ``supernet`` under the latency ``table`` (see module docstring).
+
+    ``latency_fn`` (genotype -> ms) replaces the constraint's latency source (default: the table, or
+    ``MeasuredLatency`` for ``constraint="measured"``). ``on_epoch_end(search, summary)`` is called
+    after each epoch's checkpoint is written (a notebook can plot; a test can interrupt).
+    """
+
+    def __init__(self, supernet: SegSuperNet, table: LatencyTable, train_set: Dataset, *,
+                 config: SearchConfig, num_classes: int, out_dir: str | os.PathLike | None = None,
+                 latency_fn: Callable[[Genotype], float] | None = None,
+                 on_epoch_end: Callable[["ProxylessSearch", EpochSummary], None] | None = None):
+        self.net, self.table, self.config = supernet, table, config
+        self.space: SearchSpace = supernet.space
+        self.num_classes = num_classes
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.on_epoch_end = on_epoch_end
+        if table.space != self.space.name or table.ops != [list(s.ops) for s in self.space.layers]:
+            raise SearchConfigError(f"the latency table is for space {table.space!r} with ops "
+                                    f"{table.ops}; it does not match the super-net's space "
+                                    f"{self.space.name!r}: build the table for this space")
+        self.lat_tensor = table.tensor()  # (L, K_max) ms, NaN beyond a layer's ops
+        self.fastest_ms = table.fastest()[1]
+        self.budget_ms = config.budget_ms if config.budget_ms is not None else default_budget(table)
+        self.macro_config = {k: supernet.config[k] for k in ("aspp_channels", "decoder_channels")}
+        if latency_fn is None and config.constraint == "measured":
+            latency_fn = MeasuredLatency(self.space, image_size=(config.image_size,) * 2,
+                                         threads=config.threads, macro_config=self.macro_config,
+                                         num_classes=num_classes)
+        self.latency_fn = latency_fn or table.predict
+
+        self.weight_idx, self.arch_idx = split_for_search(
+            len(train_set), arch_fraction=config.arch_fraction, seed=config.seed)
+        self.weight_set, self.arch_set = Subset(train_set, self.weight_idx), Subset(train_set,
+                                                                                    self.arch_idx)
+        self.weight_batches = self._steps(len(self.weight_set), "weight")
+        self.arch_batches = self._steps(len(self.arch_set), "alpha")
+
+        self.weights = list(supernet.weight_parameters())
+        self.weight_opt = torch.optim.SGD(self.weights, lr=config.weight_lr,
+                                          momentum=config.weight_momentum, nesterov=True,
+                                          weight_decay=config.weight_decay)
+        self.arch_opt = torch.optim.Adam(supernet.arch_parameters(), lr=config.arch_lr,
+                                         betas=config.arch_betas, eps=config.arch_eps,
+                                         weight_decay=0.0)
+        total = self.weight_batches * (config.warmup_epochs + (
+            config.search_epochs if config.schedule == "interleaved" else 0))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(  # cosine over all weight steps
+            self.weight_opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1))))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.history = self._new_history()
+
+    # ---- setup helpers
+    def _steps(self, n: int, what: str) -> int:
+        batches = n // self.config.batch_size
+        if batches < 1:
+            raise SearchConfigError(f"the {what} split has {n} samples, fewer than one batch of "
+                                    f"{self.config.batch_size}: add data or lower batch_size")
+        cap = self.config.steps_per_epoch
+        return batches if cap is None else min(batches, cap)
+
+    def _new_history(self) -> History:
+        return History(space=self.space.name, op_names=[list(s.ops) for s in self.space.layers],
+                       budget_ms=float(self.budget_ms), fixed_ms=float(self.table.fixed_ms),
+                       table_ms=[list(row) for row in self.table.ms],
+                       table_meta=_plain(self.table.meta), config=_plain(asdict(self.config)),
+                       alpha_init=self._alphas())
+
+    def _alphas(self) -> list[list[float]]:
+        return [a.detach().tolist() for a in self.net.arch_parameters()]
+
+    def _loader(self, dataset: Dataset, epoch: int, stream: int) -> Iterator:
+        """Batches of ``dataset`` for ``epoch``, in an order fixed by (seed, epoch, stream), forever."""
+        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch * 2 + stream)
+        loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=True,
+                            drop_last=True, generator=generator)
+        while True:
+            yield from loader
+
+    def expected_latency(self) -> torch.Tensor:
+        """``E[LAT]`` in ms under the current p, in the autograd graph (Sec. 3.3)."""
+        return expected_latency(self.net.probabilities(), self.lat_tensor, self.table.fixed_ms)
+
+    # ---- sampling under the hard constraint
+    def sample(self, phase: str, step: int, epoch: int, *, uniform: bool) -> list[Sample]:
+        """Draw a subnet (uniformly, or from p) under the budget; leaves the super-net on it."""
+        tries = sample_under_budget(
+            lambda: self.net.sample_genotype(self.generator, uniform=uniform), self.latency_fn,
+            self.budget_ms, max_resample=self.config.max_resample, fastest_ms=self.fastest_ms)
+        return [Sample(phase, step, epoch, list(g.ops), ms, ok) for g, ms, ok in tries]
+
+    def check_feasible(self) -> None:
+        """Up-front check: the fastest architecture must fit the budget (measured if constrained so)."""
+        fastest, predicted = self.table.fastest()
+        ms = predicted if self.latency_fn == self.table.predict else float(self.latency_fn(fastest))
+        if ms > self.budget_ms:
+            raise InfeasibleBudgetError(
+                f"the budget {self.budget_ms:.3f} ms is below the fastest architecture of space "
+                f"{self.space.name!r}: {ms:.3f} ms ({self.config.constraint}; predicted "
+                f"{predicted:.3f} ms, ops {list(fastest.ops)}). Raise --budget-ms")
+
+    # ---- the two kinds of steps
+    def weight_step(self, images: torch.Tensor, masks: torch.Tensor, *, phase: str,
+                    epoch: int) -> WeightStep:
+        """One SGD step on the op weights of one sampled path (uniform in warm-up, from p after)."""
+        step = len(self.history.weight_steps)
+        samples = self.sample(phase, step, epoch, uniform=(phase == "warmup"))
+        self.net.set_mode("fixed")
+        self.net.train()
+        loss = F.cross_entropy(self.net(images), masks, ignore_index=self.config.ignore_index)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"weight loss became {loss.item()} at epoch {epoch + 1}; "
+                                     "lower weight_lr")
+        lr = self.weight_opt.param_groups[0]["lr"]
+        self.weight_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.weight_opt.step()
+        self.scheduler.step()
+        record = WeightStep(step, epoch, phase, float(loss.detach()), lr, samples)
+        self.history.weight_steps.append(record)
+        return record
+
+    def alpha_step(self, images: torch.Tensor, masks: torch.Tensor, *, epoch: int) -> AlphaStep:
+        """One ProxylessNAS architecture step on a held-out batch (weights frozen)."""
+        cfg, net = self.config, self.net
+        step = len(self.history.alpha_steps)
+        net.set_mode("single", estimator=cfg.estimator)
+        samples = self.sample("alpha", step, epoch, uniform=False)
+        net.train(cfg.alpha_bn == "train")
+        with frozen(self.weights):
+            ce = F.cross_entropy(net(images), masks, ignore_index=cfg.ignore_index)
+            elat = self.expected_latency()
+            loss = latency_loss(ce, elat, budget=self.budget_ms, form=cfg.latency_form,
+                                a=cfg.latency_a, b=cfg.latency_b, lam=cfg.latency_lam)
+            self.arch_opt.zero_grad(set_to_none=True)
+            loss.backward()
+        self._mask_alpha_grads()
+        self.arch_opt.step()
+        if cfg.estimator == "two":
+            net.rescale_two_path()
+        net.train()
+        pairs = ([[op.names[i] for i in op.pair] for op in net.mixed_ops]
+                 if cfg.estimator == "two" else None)
+        record = AlphaStep(step, epoch, self._alphas(), [p.detach().tolist() for p in
+                                                         net.probabilities()],
+                           samples, float(ce.detach()), float(loss.detach()), float(elat.detach()),
+                           sum(not s.accepted for s in samples) / len(samples), pairs)
+        self.history.alpha_steps.append(record)
+        return record
+
+    def _mask_alpha_grads(self) -> None:
+        """Reference behaviour (``set_arch_param_grad``): a sampled zero op -> no update of that
+        layer; "two" -> only the pair's alphas keep a gradient (Adam with beta1 = 0 then leaves the
+        others exactly where they are)."""
+        for op in self.net.mixed_ops:
+            if op.alpha.grad is None:
+                continue
+            if op.is_zero:
+                op.alpha.grad = None
+            elif self.config.estimator == "two" and op.pair is not None:
+                keep = torch.zeros_like(op.alpha.grad)
+                keep[list(op.pair)] = 1.0
+                op.alpha.grad.mul_(keep)
+
+    # ---- epochs
+    def run_epoch(self, epoch: int) -> EpochSummary:
+        cfg = self.config
+        started = time.perf_counter()
+        phase = "warmup" if epoch < cfg.warmup_epochs else "search"
+        w_start, a_start = len(self.history.weight_steps), len(self.history.alpha_steps)
+        weights = self._loader(self.weight_set, epoch, 0)
+        arch = self._loader(self.arch_set, epoch, 1)
+        if phase == "warmup" or cfg.schedule == "interleaved":
+            steps = self.weight_batches
+        else:
+            steps = self.arch_batches
+        bar = progress(range(steps), quiet=cfg.quiet, leave=False,
+                       desc=f"{phase} epoch {epoch + 1}/{cfg.total_epochs}")
+        for i in bar:
+            if phase == "warmup":
+                record = self.weight_step(*next(weights), phase="warmup", epoch=epoch)
+            elif cfg.schedule == "decoupled":
+                record = self.alpha_step(*next(arch), epoch=epoch)
+            else:
+                record = self.weight_step(*next(weights), phase="weights", epoch=epoch)
+                if (i + 1) % cfg.arch_every == 0:
+                    self.alpha_step(*next(arch), epoch=epoch)
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{record.loss:.3f}", tries=len(record.samples))
+        w_new = self.history.weight_steps[w_start:]
+        a_new = self.history.alpha_steps[a_start:]
+        tries = [s for r in (*w_new, *a_new) for s in r.samples]
+        rejected = sum(not s.accepted for s in tries)
+        with torch.no_grad():
+            elat = float(self.expected_latency())
+        summary = EpochSummary(
+            epoch + 1, phase, len(w_new), len(a_new),
+            float(np.mean([r.loss for r in w_new])) if w_new else None,
+            float(np.mean([r.loss for r in a_new])) if a_new else None,
+            len(tries), rejected, rejected / max(len(tries), 1), elat,
+            round(time.perf_counter() - started, 3))
+        self.history.epochs.append(summary)
+        return summary
+
+    # ---- checkpoints
+    def save_checkpoint(self, epoch: int) -> None:
+        """Everything needed to continue after ``epoch`` (0-based), written atomically."""
+        cache = getattr(self.latency_fn, "cache", None)
+        atomic_torch_save({
+            "supernet": self.net.state_dict(), "weight_opt": self.weight_opt.state_dict(),
+            "arch_opt": self.arch_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "history": self.history.to_json(), "epoch": epoch,
+            "phase": self.history.epochs[-1].phase if self.history.epochs else "warmup",
+            "rng": rng_state(), "generator": self.generator.get_state(),
+            "measured_cache": [[list(k), v] for k, v in cache.items()] if cache else [],
+        }, self.out_dir / CHECKPOINT)
+
+    def load_checkpoint(self) -> int:
+        """Restore the state saved by ``save_checkpoint``; returns the first epoch still to run."""
+        state = load_checkpoint(self.out_dir / CHECKPOINT)
+        history = History.from_json(state["history"])
+        if self.config.budget_ms is not None and abs(history.budget_ms - self.config.budget_ms) > 1e-9:
+            raise SearchConfigError(f"the checkpoint in {self.out_dir} searched under "
+                                    f"{history.budget_ms} ms, not {self.config.budget_ms} ms; "
+                                    "resume with the same budget or start a new search")
+        self.net.load_state_dict(state["supernet"])
+        self.weight_opt.load_state_dict(state["weight_opt"])
+        self.arch_opt.load_state_dict(state["arch_opt"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history, self.budget_ms = history, history.budget_ms
+        set_rng_state(state["rng"])
+        self.generator.set_state(state["generator"])
+        cache = getattr(self.latency_fn, "cache", None)
+        if cache is not None:
+            cache.update({tuple(ops): ms for ops, ms in state["measured_cache"]})
+        return int(state["epoch"]) + 1
+
+    def _prepare_out_dir(self, *, resume: bool, overwrite: bool) -> None:
+        out = self.out_dir
+        existing = [n for n in (CHECKPOINT, *OUTPUTS) if (out / n).exists()]
+        if existing and not resume and not overwrite:
+            raise SearchExistsError(f"{out} already holds a search ({', '.join(existing)}); pass "
+                                    "resume=True (--resume) to continue it, overwrite=True "
+                                    "(--overwrite) to replace it, or choose another folder")
+        if not resume:
+            for name in existing:
+                (out / name).unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        self.table.save(out / "latency_table.json")
+
+    # ---- the whole thing
+    def run(self, *, resume: bool = False, overwrite: bool = False) -> SearchResult:
+        """Warm-up, search, derivation; checkpoint after every epoch when ``out_dir`` is set."""
+        start = 0
+        if self.out_dir is not None:
+            self._prepare_out_dir(resume=resume, overwrite=overwrite)
+        if resume:
+            if self.out_dir is None:
+                raise SearchConfigError("resume=True needs out_dir")
+            start = self.load_checkpoint()
+        else:
+            seed_everything(self.config.seed)
+            self.history = self._new_history()
+        self.check_feasible()
+        for epoch in range(start, self.config.total_epochs):
+            summary = self.run_epoch(epoch)
+            if self.out_dir is not None:
+                self.save_checkpoint(epoch)
+            if not self.config.quiet:
+                print(f"epoch {summary.epoch}/{self.config.total_epochs} ({summary.phase}): "
+                      f"rejected {summary.rejected}/{summary.samples} samples, "
+                      f"E[LAT] {summary.expected_latency_ms:.2f} ms, {summary.seconds:.1f} s")
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, summary)
+        return self.derive()
+
+    def derive(self) -> SearchResult:
+        """Argmax and budget-constrained genotypes; measure the latter; write the outputs."""
+        probs = [p.detach() for p in self.net.probabilities()]
+        argmax = derive_argmax(probs, self.space)
+        # Any budget above the slowest architecture is the same constraint; capping it keeps the
+        # knapsack table (one cell per 0.01 ms of budget) small.
+        cap = min(self.budget_ms, self.table.slowest()[1] + 1.0)
+        budget = derive_under_budget(probs, self.lat_tensor, self.table.fixed_ms, cap,
+                                     space=self.space)
+        measured = None
+        if self.config.measure_child:
+            measured = measure_genotype(budget, space=self.space, image_size=(self.config.image_size,) * 2,
+                                        threads=self.config.threads, num_classes=self.num_classes,
+                                        macro_config=self.macro_config)
+        result = SearchResult(argmax, budget, self.budget_ms, self.table.predict(argmax),
+                              self.table.predict(budget), measured, self.history,
+                              str(self.out_dir) if self.out_dir else None)
+        if self.out_dir is not None:
+            budget.save(self.out_dir / "genotype.json")
+            argmax.save(self.out_dir / "genotype_argmax.json")
+            self.history.save(self.out_dir / "history.json")
+            atomic_write_text(self.out_dir / "summary.json", json.dumps(result.summary(), indent=2))
+        return result
+
+
+def default_budget(table: LatencyTable) -> float:
+    """Midway between the fastest and the slowest predicted architecture (ms)."""
+    return 0.5 * (table.fastest()[1] + table.slowest()[1])
+
+
+# --------------------------------------------------------------------------- one call for the CLI
+QUICK = dict(batch_size=8, warmup_epochs=2, search_epochs=2, steps_per_epoch=10, arch_lr=2e-2)
+"""``--quick``: about 40 batches in all on 128x128 SyntheticPortraits. With so few alpha steps the
+reference alpha lr (1e-3) would barely move p, so quick mode uses 2e-2 to make the trend visible."""
+
+
+def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = None,
+               data: str = "synthetic", image_size: int | None = None,
+               out_dir: str | os.PathLike, quick: bool = False, constraint: str = "predicted",
+               resume: bool = False, overwrite: bool = False, seed: int = 0, quiet: bool = False,
+               backend: str = "torch", threads: int = 2, length: int | None = None,
+               **overrides) -> SearchResult:
+    """Build everything and search: ``segnas search`` calls this.
+
+    ``space``: a name in ``SPACES`` or a ``SearchSpace``; ``data``: "synthetic" or a folder (see
+    ``data.open_dataset``); ``image_size``: default 128 with ``quick`` else 256; ``overrides``: any
+    ``SearchConfig`` field. The latency table is built (or read from the disk cache) for the same
+    image size with ``threads`` threads; on resume the table saved in ``out_dir`` is reused.
+    """
+    from ..data import open_dataset
+    space = get_space(space) if isinstance(space, str) else space
+    image_size = image_size or (128 if quick else 256)
+    settings = {**(QUICK if quick else {}), **overrides}
+    config = SearchConfig(image_size=image_size, budget_ms=budget_ms, constraint=constraint,
+                          seed=seed, quiet=quiet, threads=threads, **settings)
+    if quick and length is None:
+        per_split = config.batch_size * (config.steps_per_epoch or 10)
+        length = math.ceil(per_split / min(config.arch_fraction, 1 - config.arch_fraction)) + 8
+    train_set = open_dataset(data, image_size=image_size, split="train", seed=seed, length=length)
+    num_classes = int(getattr(train_set, "num_classes", 2))
+    seed_everything(seed)
+    supernet = SegSuperNet(space, num_classes=num_classes, estimator=config.estimator)
+    macro = {k: supernet.config[k] for k in ("aspp_channels", "decoder_channels")}
+    saved = Path(out_dir) / "latency_table.json"
+    if resume and saved.exists():
+        table = LatencyTable.load(saved)
+    else:
+        table = build_table(space, image_size=(image_size, image_size), backend=backend,
+                            threads=threads, num_classes=num_classes, macro_config=macro,
+                            quiet=quiet)
+    search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,
+                             out_dir=out_dir)
+    if not quiet:
+        print(f"search on {space.name!r} at {image_size}px, budget {search.budget_ms:.2f} ms "
+              f"(fastest {search.fastest_ms:.2f}, slowest {table.slowest()[1]:.2f} ms predicted)")
+    return search.run(resume=resume, overwrite=overwrite)

@@ -1,0 +1,248 @@
+"""The search loop: hard constraint, decoupled vs interleaved phases, alpha updates, History, resume.
+
+Latencies come from a hand-made table (op i of a layer costs 1 + 2 i ms, fixed parts 10 ms) so the
+tests never time anything; the tiny space runs at 48x48 px.
+"""
+import math
+
+import pytest
+import torch
+
+from segnas_lite.data import SyntheticPortraits
+from segnas_lite.nas import Genotype, InfeasibleBudgetError, SegSuperNet, tiny_space
+from segnas_lite.nas.latency import LatencyTable
+from segnas_lite.nas.search import (History, ProxylessSearch, SearchConfig, SearchExistsError,
+                                    rejection_bias, run_search, sample_under_budget,
+                                    split_for_search)
+
+SIZE = 48
+
+
+def fake_table(space):
+    ms = [[1.0 + 2.0 * i for i in range(len(spec.ops))] for spec in space.layers]
+    return LatencyTable(space.name, [list(s.ops) for s in space.layers], ms, 10.0, {"fake": True})
+
+
+def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None, **overrides):
+    settings = dict(image_size=SIZE, batch_size=4, warmup_epochs=1, search_epochs=1,
+                    steps_per_epoch=3, budget_ms=100.0, measure_child=False, quiet=True,
+                    threads=1)
+    settings.update(overrides)
+    config = SearchConfig(**settings)
+    torch.manual_seed(net_seed)
+    space = tiny_space()
+    net = SegSuperNet(space, num_classes=2, estimator=config.estimator)
+    data = SyntheticPortraits(length=32, image_size=SIZE, seed=0)
+    return ProxylessSearch(net, fake_table(space), data, config=config, num_classes=2,
+                           out_dir=tmp_path, on_epoch_end=on_epoch_end, latency_fn=latency_fn)
+
+
+def weights_of(search):
+    return [p.detach().clone() for p in search.net.weight_parameters()]
+
+
+def alphas_of(search):
+    return [a.detach().clone() for a in search.net.arch_parameters()]
+
+
+def same(xs, ys):
+    return all(torch.equal(x, y) for x, y in zip(xs, ys))
+
+
+# --------------------------------------------------------------------------- hard constraint
+def test_hard_constraint_rejects_over_budget_samples_and_records_every_try():
+    table = fake_table(tiny_space())
+    budget = 0.5 * (table.fastest()[1] + table.slowest()[1])  # 27 ms: about half the samples fail
+    search = make_search(budget_ms=budget)
+    search.run()
+    tries = search.history.samples()
+    assert {s.phase for s in tries} == {"warmup", "alpha"}
+    rejected = [s for s in tries if not s.accepted]
+    assert rejected, "a budget between fastest and slowest must reject some samples"
+    assert all(s.latency_ms <= budget for s in tries if s.accepted)
+    assert all(s.latency_ms > budget for s in rejected)
+    for s in tries:  # the recorded latency is the table's prediction of the recorded ops
+        assert s.latency_ms == pytest.approx(table.predict(Genotype("tiny", tuple(s.ops))))
+    for record in [*search.history.weight_steps, *search.history.alpha_steps]:
+        assert [s.accepted for s in record.samples] == [False] * (len(record.samples) - 1) + [True]
+    rates = search.history.rejection_rates("alpha")
+    assert len(rates) == 3 and all(0 <= r < 1 for r in rates)
+    summary = search.history.epochs[0]
+    assert summary.rejected == sum(not s.accepted for s in search.history.samples("warmup"))
+
+
+def test_infeasible_budget_is_refused_up_front_naming_the_fastest_latency():
+    search = make_search(budget_ms=14.0)  # fastest: 10 + 5 * 1 ms = 15 ms
+    with pytest.raises(InfeasibleBudgetError, match="15.000 ms"):
+        search.run()
+
+
+def test_resampling_gives_up_after_max_resample_tries():
+    draws = iter(range(100))
+    with pytest.raises(InfeasibleBudgetError, match="fastest architecture .* 3.000 ms"):
+        sample_under_budget(lambda: next(draws), lambda g: 10.0 + g, 5.0, max_resample=4,
+                            fastest_ms=3.0)
+    assert next(draws) == 4  # exactly max_resample draws were made
+    tries = sample_under_budget(lambda: next(draws), lambda g: 12.0 - g, 5.0, max_resample=10,
+                                fastest_ms=3.0)
+    assert [ok for _, _, ok in tries] == [False, False, True]  # 12-5, 12-6 > 5; 12-7 = 5 fits
+
+
+# --------------------------------------------------------------------------- schedules
+def test_decoupled_weights_frozen_in_alpha_phase_and_alphas_fixed_in_warmup():
+    snap = {}
+
+    def after_epoch(search, summary):
+        snap[summary.epoch] = (weights_of(search), alphas_of(search))
+
+    search = make_search(on_epoch_end=after_epoch, steps_per_epoch=4)
+    start_w, start_a = weights_of(search), alphas_of(search)
+    search.run()
+    warm_w, warm_a = snap[1]
+    end_w, end_a = snap[2]
+    assert not same(start_w, warm_w), "warm-up must train the op weights"
+    assert same(start_a, warm_a), "warm-up must not touch alpha"
+    assert same(warm_w, end_w), "the decoupled alpha phase must not change any weight"
+    assert not same(warm_a, end_a), "alpha steps must move alpha"
+    assert all(w.phase == "warmup" for w in search.history.weight_steps)
+    assert len(search.history.alpha_steps) == 4
+
+
+def test_interleaved_schedule_updates_weights_and_alphas():
+    snap = {}
+    search = make_search(schedule="interleaved", arch_every=2, steps_per_epoch=4,
+                         on_epoch_end=lambda s, e: snap.setdefault(e.epoch, (weights_of(s),
+                                                                              alphas_of(s))))
+    search.run()
+    warm_w, warm_a = snap[1]
+    end_w, end_a = snap[2]
+    assert not same(warm_w, end_w) and not same(warm_a, end_a)
+    phases = [w.phase for w in search.history.weight_steps]
+    assert phases == ["warmup"] * 4 + ["weights"] * 4
+    assert len(search.history.alpha_steps) == 2  # one alpha step every 2 weight steps
+
+
+def test_strong_latency_term_moves_probability_to_the_fastest_op():
+    search = make_search(warmup_epochs=0, search_epochs=2, steps_per_epoch=4,
+                         latency_form="additive", latency_lam=50.0, arch_lr=0.05)
+    search.run()
+    first = search.history.alpha_matrix(None)
+    last = search.history.alpha_matrix(-1)
+    assert (last[:, 0] > first[:, 0]).all(), "op 0 is the fastest in every layer of the fake table"
+    curve = search.history.expected_latency_curve()
+    assert curve[-1] < curve[0]
+
+
+def test_two_path_estimator_keeps_unsampled_probabilities_through_the_loop():
+    search = make_search(warmup_epochs=0, search_epochs=1, steps_per_epoch=4, estimator="two",
+                         arch_lr=0.05)
+    search.run()
+    h = search.history
+    before = [torch.softmax(torch.tensor(a), 0) for a in h.alpha_init]
+    moved = False
+    for step in h.alpha_steps:
+        after = [torch.tensor(p) for p in step.probs]
+        for names, pair, p0, p1 in zip(h.op_names, step.pairs, before, after):
+            others = [i for i, n in enumerate(names) if n not in pair]
+            assert torch.allclose(p0[others], p1[others], atol=1e-6)
+            moved |= not torch.allclose(p0, p1, atol=1e-7)
+        before = after
+    assert moved, "the sampled pairs must move"
+
+
+# --------------------------------------------------------------------------- history, resume, outputs
+def test_history_json_round_trip_and_helpers(tmp_path):
+    search = make_search(estimator="two", budget_ms=27.0)
+    search.run()
+    h = search.history
+    assert History.from_json(h.to_json()) == h
+    h.save(tmp_path / "h.json")
+    assert History.load(tmp_path / "h.json") == h
+    assert h.alpha_matrix(0).shape == (5, 4)
+    assert math.isnan(h.alpha_matrix(0)[0, 3])  # layer 0 has 3 ops
+    assert len(h.expected_latency_curve()) == len(h.rejection_rates()) == 3
+    assert len(h.rejection_rates("warmup")) == 3
+    g = h.derived_genotype(-1)
+    search.space.validate(g)
+    accepted = h.sampled_latencies(accepted=True)
+    assert len(accepted) == 6 and max(accepted) <= 27.0
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop_after", [1, 3])
+def test_resumed_search_ends_like_an_uninterrupted_one(tmp_path, stop_after):
+    settings = dict(warmup_epochs=2, search_epochs=2, steps_per_epoch=2, budget_ms=27.0)
+    full = make_search(tmp_path / "full", **settings)
+    full.run()
+
+    def stop(search, summary):
+        if summary.epoch == stop_after:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        make_search(tmp_path / "cut", on_epoch_end=stop, **settings).run()
+    resumed = make_search(tmp_path / "cut", net_seed=123, **settings)  # other init: all restored
+    resumed.run(resume=True)
+    assert same(alphas_of(full), alphas_of(resumed))
+    assert same(weights_of(full), weights_of(resumed))
+    strip = lambda h: [(s.ops, s.accepted) for s in h.samples()]  # noqa: E731
+    assert strip(full.history) == strip(resumed.history)
+
+
+def test_outputs_are_written_and_an_existing_search_is_not_overwritten(tmp_path):
+    search = make_search(tmp_path, budget_ms=27.0, measure_child=True)
+    result = search.run()
+    for name in ("genotype.json", "genotype_argmax.json", "history.json", "latency_table.json",
+                 "search_checkpoint.pt", "summary.json"):
+        assert (tmp_path / name).is_file(), name
+    assert Genotype.load(tmp_path / "genotype.json") == result.genotype_budget
+    assert result.predicted_budget_ms <= 27.0 and result.measured_budget_ms > 0
+    assert History.load(tmp_path / "history.json") == result.history
+    with pytest.raises(SearchExistsError, match="overwrite"):
+        make_search(tmp_path, budget_ms=27.0).run()
+    make_search(tmp_path, budget_ms=27.0).run(overwrite=True)
+
+
+def test_held_out_split_is_disjoint_and_deterministic():
+    w, a = split_for_search(37, arch_fraction=0.5, seed=3)
+    assert not set(w) & set(a) and sorted(w + a) == list(range(37))
+    assert (w, a) == split_for_search(37, arch_fraction=0.5, seed=3)
+    search = make_search()
+    assert not set(search.weight_idx) & set(search.arch_idx)
+    assert len(search.weight_idx) + len(search.arch_idx) == 32
+
+
+def test_rejection_bias_is_zero_without_rejections_and_positive_with_them():
+    space = tiny_space()
+    table = fake_table(space)
+    uniform = [torch.full((len(s.ops),), 1.0 / len(s.ops)) for s in space.layers]
+    loose = rejection_bias(uniform, table, 1000.0, num_samples=2000)
+    assert loose.acceptance_rate == 1.0 and max(loose.tv_per_layer) < 0.05
+    tight = rejection_bias(uniform, table, 22.0, num_samples=2000)
+    assert 0 < tight.acceptance_rate < 1 and min(tight.tv_per_layer) > 0.05
+    assert tight.mean_latency_accepted_ms < tight.mean_latency_all_ms
+    # accepted samples favour fast ops: op 0 is over-represented in every layer
+    assert all(f[0] > p[0] for f, p in zip(tight.accepted_freq, tight.probs))
+
+
+def test_measured_constraint_uses_cached_end_to_end_latencies():
+    search = make_search(constraint="measured", warmup_epochs=1, search_epochs=0,
+                         steps_per_epoch=2, budget_ms=1e6)
+    search.run()
+    cache = search.latency_fn.cache
+    tries = search.history.samples()
+    assert tries and all(cache[tuple(s.ops)] == s.latency_ms for s in tries)
+
+
+def test_run_search_end_to_end_on_the_tiny_space(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
+    result = run_search(space="tiny", image_size=SIZE, out_dir=tmp_path / "run", quick=True,
+                        quiet=True, steps_per_epoch=2, batch_size=4, threads=1)
+    assert result.predicted_budget_ms <= result.budget_ms
+    assert (tmp_path / "run" / "genotype.json").is_file()
+    again = run_search(space="tiny", image_size=SIZE, out_dir=tmp_path / "run", quick=True,
+                       quiet=True, steps_per_epoch=2, batch_size=4, threads=1, resume=True)
+    assert again.genotype_budget == result.genotype_budget
