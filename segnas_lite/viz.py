@@ -64,13 +64,328 @@ def training_curves(history: Sequence[dict], *, title: str = "training") -> Figu
 
 def comparison_bars(rows: Sequence[dict], *, metric: str = "miou",
                     latency_key: str = "latency_ms") -> Figure:
-    """Accuracy versus latency for several models: a scatter the eye can read as a Pareto front."""
-    fig = Figure(figsize=(5, 3.5), layout="constrained")
+    """Accuracy versus latency for several models (kept for old callers; see :func:`pareto`)."""
+    return pareto(rows, metric=metric, latency_key=latency_key)
+
+
+# --------------------------------------------------------------------------- masks, one image
+def mask_panels(image, mask, pred=None, *, num_classes: int = 2, show_class: int | None = None,
+                class_names: Sequence[str] | None = None, title: str | None = None) -> Figure:
+    """One image in a row: image, ground truth, prediction and overlay (what the mask viewer shows).
+
+    ``show_class=c`` highlights class ``c`` only (its pixels in the class colour, the rest black) and
+    reports that class's IoU; ``None`` shows every class and the image's mIoU.
+    The prediction panel's title carries the score, e.g. ``prediction (mIoU 0.83)``.
+    """
+    from .data import colorize, overlay, palette
+    from .metrics import SegmentationMetrics, confusion_matrix
+    img = _as_numpy_image(image)
+    gt = torch.as_tensor(np.asarray(mask)).long()
+    name = (class_names[show_class] if class_names is not None and show_class is not None
+            else f"class {show_class}")
+
+    def only(m: torch.Tensor) -> torch.Tensor:
+        if show_class is None:
+            return m
+        picked = torch.where(m == show_class, torch.as_tensor(show_class), torch.as_tensor(0))
+        return torch.where(m == 255, torch.as_tensor(255), picked)  # keep ignore pixels visible
+
+    colours = palette(max(num_classes, 2))
+    panels = [(img, "image"), (colorize(only(gt), colours), "ground truth")]
+    score_text = ""
+    if pred is not None:
+        pr = torch.as_tensor(np.asarray(pred)).long()
+        metrics = SegmentationMetrics(confusion_matrix(pr, gt, num_classes=num_classes).numpy())
+        if show_class is None:
+            score_text = f"mIoU {metrics.miou:.2f}"
+        else:
+            score_text = f"IoU({name}) {metrics.per_class_iou[show_class]:.2f}"
+        panels += [(colorize(only(pr), colours), f"prediction ({score_text})"),
+                   (overlay(img, only(pr), colours=colours), "overlay")]
+    fig = Figure(figsize=(2.4 * len(panels), 2.7), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (panel, label) in zip(axes, panels):
+        ax.imshow(panel, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(label, fontsize=9)
+    if title is not None:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def augmentation_grid(image: np.ndarray, mask: np.ndarray, augment, *, count: int = 5,
+                      seed: int = 0, num_classes: int = 2) -> Figure:
+    """The original pair and ``count`` augmented versions (image above, mask below).
+
+    ``augment(image, mask, rng)`` is a :class:`segnas_lite.data.PairedAugment`; draw ``i`` uses the
+    generator ``numpy.random.default_rng([seed, i])``, so the grid is the same every run. Ignore
+    pixels (255, e.g. uncovered by a zoom-out) show in the palette's pale cream.
+    """
+    from .data import colorize, palette
+    colours = palette(256)
+    pairs = [(np.asarray(image), np.asarray(mask), "original")]
+    for i in range(count):
+        aug_image, aug_mask = augment(np.asarray(image), np.asarray(mask),
+                                      np.random.default_rng([seed, i]))
+        pairs.append((aug_image, aug_mask, f"draw {i}"))
+    fig = Figure(figsize=(2.0 * len(pairs), 4.2), layout="constrained")
+    axes = fig.subplots(2, len(pairs), squeeze=False)
+    for c, (img, msk, label) in enumerate(pairs):
+        shown = img if img.dtype == np.uint8 else np.clip(img, 0, 1)
+        axes[0, c].imshow(shown)
+        axes[1, c].imshow(colorize(msk, colours), interpolation="nearest")
+        axes[0, c].set_title(label, fontsize=9)
+        for ax in axes[:, c]:
+            ax.set_axis_off()
+    fig.suptitle(f"paired augmentation ({count} draws, seed {seed})", fontsize=10)
+    return fig
+
+
+def mask_coverage(masks: Sequence, *, class_names: Sequence[str]) -> Figure:
+    """Per class, a histogram of the share of each image's labelled pixels it covers.
+
+    Segmentation data is rarely balanced: this shows how small the objects are and how often a
+    class is absent, which is what mIoU (a mean over classes) is sensitive to.
+    """
+    num_classes = len(class_names)
+    shares = np.zeros((len(masks), num_classes))
+    for i, m in enumerate(masks):
+        m = np.asarray(m).astype(np.int64)
+        valid = m[m != 255]
+        counts = np.bincount(valid, minlength=num_classes)[:num_classes]
+        shares[i] = counts / max(1, valid.size)
+    fig = Figure(figsize=(2.6 * num_classes, 2.6), layout="constrained")
+    axes = fig.subplots(1, num_classes, squeeze=False)[0]
+    for c, ax in enumerate(axes):
+        ax.hist(shares[:, c], bins=np.linspace(0, 1, 21), color=f"C{c}")
+        ax.set(title=f"{class_names[c]} (mean {shares[:, c].mean():.2f})", xlabel="share of pixels",
+               ylabel="images" if c == 0 else None, xlim=(0, 1))
+    fig.suptitle(f"class coverage over {len(masks)} masks", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- model anatomy
+def _row_value(row, key: str):
+    return row[key] if isinstance(row, dict) else getattr(row, key)
+
+
+def block_breakdown(summary_rows: Sequence, *, title: str = "where the parameters and FLOPs are"
+                    ) -> Figure:
+    """Horizontal bars of parameters and GFLOPs per model part.
+
+    ``summary_rows`` are :class:`segnas_lite.summary.SummaryRow` objects (``summarize(m).rows``) or
+    dicts with ``name``, ``params`` and ``flops`` (FLOPs with multiply-add = 2).
+    """
+    names = [str(_row_value(r, "name")) for r in summary_rows]
+    params = np.array([_row_value(r, "params") for r in summary_rows], dtype=float)
+    flops = np.array([_row_value(r, "flops") for r in summary_rows], dtype=float)
+    fig = Figure(figsize=(9, 0.45 * len(names) + 1.4), layout="constrained")
+    ax_p, ax_f = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(names))
+    for ax, values, label, scale, unit in ((ax_p, params, "parameters", 1e3, "k"),
+                                           (ax_f, flops, "GFLOPs", 1e9, "")):
+        ax.barh(y, values / scale, color="tab:blue" if ax is ax_p else "tab:orange")
+        total = values.sum()
+        for yi, v in zip(y, values):
+            share = 100 * v / total if total else 0.0
+            ax.annotate(f"{share:.0f}%", (v / scale, yi), xytext=(3, 0), textcoords="offset points",
+                        va="center", fontsize=8)
+        ax.set(xlabel=f"{label} ({unit})" if unit else label)
+        ax.margins(x=0.2)
+        ax.grid(axis="x", alpha=0.3)
+    ax_p.set_yticks(y, names)
+    ax_p.invert_yaxis()
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def feature_maps(maps: dict, *, channels: int = 4, title: str = "feature maps") -> Figure:
+    """One row per named map (``{name: (C, H, W) or (1, C, H, W) tensor}``): the first ``channels``
+    channels, each scaled to its own range, and the row's shape in its label.
+
+    Watch the resolution fall (1/8, 1/32, ...) and the channels grow as the network goes deeper.
+    """
+    fig = Figure(figsize=(1.9 * channels + 1.2, 1.9 * len(maps) + 0.4), layout="constrained")
+    axes = fig.subplots(len(maps), channels, squeeze=False)
+    for r, (name, fmap) in enumerate(maps.items()):
+        fmap = torch.as_tensor(fmap).detach().float()
+        if fmap.dim() == 4:
+            fmap = fmap[0]  # (1, C, H, W) -> (C, H, W)
+        c_count, height, width = fmap.shape
+        for c in range(channels):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < c_count:
+                ax.imshow(fmap[c].numpy(), cmap="viridis", interpolation="nearest")
+            if c == 0:
+                ax.set_ylabel(f"{name}\n{c_count}x{height}x{width}", fontsize=8)
+            if r == 0:
+                ax.set_title(f"channel {c}", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- NAS figures
+def _op_columns(op_names, num_layers: int) -> tuple[list[str], list[list[str]]]:
+    """Per-layer op names from either one shared list or one list per layer; plus their union in
+    order of first appearance (the heatmap's columns)."""
+    if len(op_names) and isinstance(op_names[0], str):
+        per_layer = [list(op_names)] * num_layers
+    else:
+        per_layer = [list(names) for names in op_names]
+    columns: list[str] = []
+    for names in per_layer:
+        columns += [n for n in names if n not in columns]
+    return columns, per_layer
+
+
+def _genotype_ops(genotype) -> list[str] | None:
+    if genotype is None:
+        return None
+    return list(getattr(genotype, "ops", genotype))
+
+
+def alpha_heatmap(probs_matrix, op_names, *, title: str = "op probabilities p = softmax(alpha)",
+                  genotype=None) -> Figure:
+    """Per-layer op probabilities as a heatmap (layers down, ops across).
+
+    ``probs_matrix`` is (layers, K) (NaN where a layer has fewer ops, as ``History.alpha_matrix``
+    gives); ``op_names`` is one list of K names or one list per layer. ``genotype`` (a Genotype or a
+    list of op names) is outlined: with argmax derivation it is each row's brightest cell.
+    """
+    probs = np.asarray(probs_matrix, dtype=float)
+    layers = probs.shape[0]
+    columns, per_layer = _op_columns(op_names, layers)
+    grid = np.full((layers, len(columns)), np.nan)
+    for l, names in enumerate(per_layer):
+        for k, name in enumerate(names):
+            grid[l, columns.index(name)] = probs[l, k]
+    fig = Figure(figsize=(1.0 * len(columns) + 2.5, 0.32 * layers + 1.6), layout="constrained")
     ax = fig.subplots()
-    for row in rows:
-        ax.scatter(row[latency_key], row[metric], s=40)
-        ax.annotate(row["name"], (row[latency_key], row[metric]), fontsize=8,
-                    xytext=(4, 4), textcoords="offset points")
-    ax.set(xlabel="latency (ms)", ylabel=metric, title=f"{metric} vs latency")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap="magma", vmin=0.0, vmax=1.0, aspect="auto")
+    fig.colorbar(image, ax=ax, label="probability", shrink=0.8)
+    ax.set_xticks(range(len(columns)), columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(layers), [f"layer {l}" for l in range(layers)], fontsize=7)
+    chosen = _genotype_ops(genotype)
+    if chosen is not None:
+        from matplotlib.patches import Rectangle
+        for l, name in enumerate(chosen[:layers]):
+            if name in columns:
+                ax.add_patch(Rectangle((columns.index(name) - 0.5, l - 0.5), 1, 1, fill=False,
+                                       edgecolor="cyan", linewidth=1.8))
+    ax.set_title(title, fontsize=10)
+    return fig
+
+
+def alpha_curves(steps: Sequence[int], probs_over_steps, op_names: Sequence[str], *,
+                 title: str = "op probabilities of one layer") -> Figure:
+    """Probability of each op of one layer over the search steps (``probs_over_steps``: steps x K)."""
+    probs = np.asarray(probs_over_steps, dtype=float)
+    fig = Figure(figsize=(6, 3.2), layout="constrained")
+    ax = fig.subplots()
+    for k, name in enumerate(op_names):
+        ax.plot(steps, probs[:, k], label=name)
+    if len(op_names):
+        ax.axhline(1.0 / len(op_names), color="grey", linestyle=":", linewidth=1, label="uniform")
+    ax.set(xlabel="alpha step", ylabel="probability", ylim=(0, 1), title=title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def latency_histogram(latencies: Sequence[float], accepted_flags: Sequence[bool], budget_ms: float,
+                      *, bins: int = 30, title: str | None = None) -> Figure:
+    """Sampled subnets' latencies: accepted (<= budget) and rejected in two colours, budget line.
+
+    The title reports the rejection rate, the share of samples the hard constraint throws away.
+    """
+    lat = np.asarray(latencies, dtype=float)
+    ok = np.asarray(accepted_flags, dtype=bool)
+    fig = Figure(figsize=(6, 3.2), layout="constrained")
+    ax = fig.subplots()
+    if lat.size:
+        edges = np.histogram_bin_edges(np.append(lat, budget_ms), bins=bins)
+        ax.hist([lat[ok], lat[~ok]], bins=edges, stacked=True, color=["tab:green", "tab:red"],
+                label=[f"accepted ({ok.sum()})", f"rejected ({(~ok).sum()})"])
+    ax.axvline(budget_ms, color="black", linestyle="--", label=f"budget {budget_ms:.2f} ms")
+    rate = float((~ok).mean()) if lat.size else 0.0
+    ax.set(xlabel="predicted latency (ms)", ylabel="sampled subnets",
+           title=title or f"rejection rate {rate:.1%} at a {budget_ms:.2f} ms budget")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float], *,
+                          spearman: float | None = None, mape: float | None = None,
+                          title: str = "latency table vs end-to-end measurement") -> Figure:
+    """Scatter of table-predicted against measured latency with the y = x line.
+
+    ``spearman`` (rank correlation: does the table order subnets correctly?) and ``mape`` (mean
+    absolute percentage error, as a fraction) go into the legend when given.
+    """
+    pred = np.asarray(predicted, dtype=float)
+    meas = np.asarray(measured, dtype=float)
+    fig = Figure(figsize=(4.6, 4.2), layout="constrained")
+    ax = fig.subplots()
+    label = []
+    if spearman is not None:
+        label.append(f"Spearman {spearman:.2f}")
+    if mape is not None:
+        label.append(f"MAPE {100 * mape:.1f}%")
+    ax.scatter(pred, meas, s=18, alpha=0.8, label=", ".join(label) or None)
+    if pred.size:
+        low, high = min(pred.min(), meas.min()), max(pred.max(), meas.max())
+        ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="y = x")
+    ax.set(xlabel="predicted (ms)", ylabel="measured (ms)", title=title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def search_curves(expected_latency_ms: Sequence[float], rejection_rates: Sequence[float], *,
+                  budget_ms: float | None = None) -> Figure:
+    """E[LAT] and the rejection rate per alpha step: is the search pulled under the budget?"""
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax_lat, ax_rej = fig.subplots(1, 2)
+    ax_lat.plot(expected_latency_ms, color="tab:purple")
+    if budget_ms is not None:
+        ax_lat.axhline(budget_ms, color="black", linestyle="--", label="budget")
+        ax_lat.legend(fontsize=8)
+    ax_lat.set(xlabel="alpha step", ylabel="E[LAT] (ms)", title="expected latency")
+    ax_rej.plot(rejection_rates, color="tab:red")
+    ax_rej.set(xlabel="alpha step", ylabel="rejected share", ylim=(0, 1), title="rejection rate")
+    for ax in (ax_lat, ax_rej):
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def _pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats (lower latency AND higher score), by latency."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def pareto(rows: Sequence[dict], *, metric: str = "miou", latency_key: str = "latency_ms",
+           title: str | None = None) -> Figure:
+    """Accuracy versus latency, one labelled point per model (``rows``: dicts with ``name``, the
+    metric and the latency); the Pareto front (models nothing else beats on both axes) is joined."""
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    points = [(float(r[latency_key]), float(r[metric])) for r in rows]
+    for i, (row, (x, y)) in enumerate(zip(rows, points)):
+        ax.scatter(x, y, s=45, color=f"C{i % 10}", zorder=3)
+        ax.annotate(row["name"], (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    front = _pareto_front(points)
+    if len(front) > 1:
+        ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="grey",
+                linestyle="--", linewidth=1, label="Pareto front", zorder=2)
+        ax.legend(fontsize=8)
+    ax.set(xlabel="latency (ms)", ylabel=metric, title=title or f"{metric} vs latency")
     ax.grid(alpha=0.3)
     return fig

@@ -1,0 +1,206 @@
+"""Helpers every notebook shares: quick mode, seeding, a result cache and an environment report.
+
+A notebook's ``parameters`` cell holds plain assignments (papermill overrides them), e.g.
+``QUICK = False``; the next cell calls ``settings = setup(quick=QUICK, seed=SEED)``, which
+
+* turns quick mode on when the environment variable ``CI`` is set (so CI never runs a full workshop),
+* sets ``SEGNAS_QUIET=1`` in quick mode (no progress bars in executed notebooks),
+* seeds Python, NumPy and PyTorch.
+
+Notebooks reuse each other's results through :func:`cached`: notebook 02 trains Fast-SCNN and stores
+the weights under a name built from its settings; notebook 07 asks for the same name and gets the
+stored weights instead of training again, or trains them itself when the cache is empty. The folder
+is ``$SEGNAS_CACHE`` (default ``~/.cache/segnas_lite``); delete it to start from scratch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .engine import TrainConfig, atomic_torch_save, seed_everything, train
+from .models import build_model
+
+
+class CacheError(RuntimeError):
+    """A cached result that cannot be read; delete the file named in the message and run again."""
+
+
+# --------------------------------------------------------------------------- quick mode and seeds
+def in_ci() -> bool:
+    """True when the environment variable ``CI`` is set to anything but "", "0" or "false"."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+
+
+def quick_mode(quick: bool) -> bool:
+    """The effective quick flag: the notebook's ``QUICK`` parameter, forced on under CI."""
+    return bool(quick) or in_ci()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What :func:`setup` decided; notebooks read ``settings.quick``."""
+
+    quick: bool
+    seed: int
+    threads: int
+    cache: Path
+
+
+def setup(*, quick: bool, seed: int = 0, threads: int | None = None) -> Settings:
+    """Prepare a notebook run: quick mode (forced on under CI), quiet progress bars, seeds, threads.
+
+    ``threads=None`` keeps PyTorch's default (one per core).
+    """
+    quick = quick_mode(quick)
+    if quick:
+        os.environ["SEGNAS_QUIET"] = "1"  # engine.progress() then shows no tqdm bars
+    if threads is not None:
+        torch.set_num_threads(threads)
+    seed_everything(seed)
+    return Settings(quick=quick, seed=seed, threads=torch.get_num_threads(), cache=cache_dir())
+
+
+# --------------------------------------------------------------------------- the cache
+def cache_dir() -> Path:
+    """``$SEGNAS_CACHE`` or ``~/.cache/segnas_lite`` (created on first use)."""
+    root = os.environ.get("SEGNAS_CACHE") or Path.home() / ".cache" / "segnas_lite"
+    return Path(root)
+
+
+def cache_key(name: str, **params: Any) -> str:
+    """A readable, file-safe key: ``name`` plus a short hash of ``params`` (JSON, sorted keys).
+
+    Two runs with the same name and parameters share the key; change any parameter and the key
+    changes, so a quick-mode result is never mistaken for a full one.
+    """
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+    if not params:
+        return safe
+    digest = hashlib.sha1(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{safe}-{digest[:10]}"
+
+
+def cached(name: str, compute_fn: Callable[[], Any], *, refresh: bool = False) -> Any:
+    """Return the result stored under ``name``, or call ``compute_fn()``, store and return it.
+
+    Results are saved with ``torch.save`` (atomically) and loaded with ``weights_only=True``, so they
+    must be tensors, numbers, strings and lists/dicts of them (state dicts, histories, metrics).
+    ``refresh=True`` recomputes and overwrites.
+    """
+    path = cache_dir() / "results" / f"{name}.pt"
+    if path.is_file() and not refresh:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise CacheError(f"cannot read the cached result {path}: {exc}. Delete the file and "
+                             "run the cell again") from exc
+    value = compute_fn()
+    atomic_torch_save(value, path)
+    return value
+
+
+def is_cached(name: str) -> bool:
+    """Whether :func:`cached` would load ``name`` instead of computing it."""
+    return (cache_dir() / "results" / f"{name}.pt").is_file()
+
+
+# --------------------------------------------------------------------------- a trained model
+def trained_model(name: str, *, source: str = "synthetic", image_size: int = 64, epochs: int = 2,
+                  train_length: int = 64, val_length: int = 16, batch_size: int = 8,
+                  lr: float = 0.02, seed: int = 0, refresh: bool = False,
+                  **model_kwargs: Any) -> tuple[torch.nn.Module, list[dict]]:
+    """``(model, history)``: the model called ``name`` trained on ``source``, from the cache if an
+    earlier notebook trained it with the same settings.
+
+    ``source`` is what :func:`segnas_lite.data.open_dataset` accepts ("synthetic",
+    "synthetic-scenes" or a folder). The model is in eval mode; ``history`` is the engine's per-epoch
+    list of dicts (train loss, validation mIoU, ...).
+    """
+    from .data import open_dataset
+    settings = dict(source=str(source), image_size=image_size, epochs=epochs,
+                    train_length=train_length, val_length=val_length, batch_size=batch_size,
+                    lr=lr, seed=seed, model_kwargs=model_kwargs)
+    train_set = open_dataset(source, image_size=image_size, split="train", seed=seed,
+                             length=train_length)
+    num_classes = train_set.num_classes
+
+    def compute() -> dict:
+        val_set = open_dataset(source, image_size=image_size, split="val", seed=seed,
+                               length=val_length)
+        torch.manual_seed(seed)
+        model = build_model(name, num_classes=num_classes, **model_kwargs)
+        # Progress bars follow SEGNAS_QUIET (set by setup() in quick mode).
+        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        result = train(model, train_set, val_set, config=config, num_classes=num_classes)
+        return {"state_dict": model.state_dict(), "history": result.history}
+
+    stored = cached(cache_key(f"trained_{name}", **settings), compute, refresh=refresh)
+    model = build_model(name, num_classes=num_classes, **model_kwargs)
+    model.load_state_dict(stored["state_dict"])
+    return model.eval(), stored["history"]
+
+
+# --------------------------------------------------------------------------- environment
+def cpu_name() -> str:
+    """The CPU model string (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def environment_report() -> dict:
+    """Versions, CPU, thread counts and OpenVINO devices, as a plain dict (see :func:`format_report`)."""
+    import matplotlib
+    import numpy
+    report: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "numpy": numpy.__version__,
+        "matplotlib": matplotlib.__version__,
+        "cache": str(cache_dir()),
+    }
+    for module in ("ipywidgets", "openvino", "nncf"):
+        try:
+            report[module] = __import__(module).__version__
+        except Exception:  # not installed: the notebooks that need it say so
+            report[module] = None
+    report["openvino_devices"] = []
+    if report["openvino"] is not None:
+        try:
+            import openvino as ov
+            core = ov.Core()
+            report["openvino_devices"] = [f"{d}: {core.get_property(d, 'FULL_DEVICE_NAME')}"
+                                          for d in core.available_devices]
+        except Exception as exc:  # a broken plugin should not stop the welcome notebook
+            report["openvino_devices"] = [f"(could not query devices: {exc})"]
+    report["executable"] = sys.executable
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The report as aligned ``key: value`` lines; missing packages read "not installed"."""
+    width = max(len(key) for key in report)
+    lines = []
+    for key, value in report.items():
+        if value is None:
+            value = "not installed"
+        elif isinstance(value, list):
+            value = ", ".join(value) if value else "(none)"
+        lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)

@@ -1,0 +1,196 @@
+"""Interactive versions of the ``segnas_lite.viz`` figures (ipywidgets 8, JupyterLab 4).
+
+Every widget is the same recipe: a few controls, one ``ipywidgets.Output`` and a ``redraw()`` that
+calls a viz function with the controls' values and displays the new figure in the Output. The
+widget is returned as a ``VBox``; two plain attributes make it testable without a browser:
+
+* ``box.figure``: the figure currently shown (a ``matplotlib.figure.Figure``);
+* ``box.redraws``: how many times it was drawn.
+
+Widgets take plain arrays and lists; thin adapters accept a search ``History`` (anything with the
+same attribute names) so a notebook can pass the object it has. Sliders whose callback trains or
+samples use ``continuous_update=False``: the figure is redrawn when the mouse is released.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import ipywidgets as widgets
+from IPython.display import display
+
+from . import viz
+
+
+class WidgetInputError(ValueError):
+    """The data given to a widget has inconsistent lengths or shapes; the message says which."""
+
+
+def _assemble(controls: list, draw: Callable[[], Any]) -> widgets.VBox:
+    """Controls on top, an Output below; every control change calls ``draw()`` and shows its figure."""
+    output = widgets.Output()
+    box = widgets.VBox([*controls, output])
+    box.figure = None
+    box.redraws = 0
+
+    def redraw(_change=None) -> None:
+        figure = draw()
+        box.figure = figure
+        box.redraws += 1
+        output.clear_output(wait=True)
+        with output:
+            display(figure)
+
+    for control in controls:
+        if hasattr(control, "value"):
+            control.observe(redraw, names="value")
+    box.redraw = redraw
+    redraw()
+    return box
+
+
+# --------------------------------------------------------------------------- masks
+def mask_viewer(images: Sequence, masks: Sequence, predictions: dict[str, Sequence] | None = None,
+                *, num_classes: int = 2, class_names: Sequence[str] | None = None) -> widgets.VBox:
+    """Browse images with their ground truth and each model's prediction.
+
+    ``predictions`` maps a model name to one predicted mask per image. Controls: an image slider, a
+    model dropdown (when there are predictions) and a class toggle ("all" or a single class, whose
+    IoU is then shown instead of the image's mIoU).
+    """
+    predictions = dict(predictions or {})
+    if len(images) != len(masks) or not len(images):
+        raise WidgetInputError(f"need as many masks as images (and at least one): got "
+                               f"{len(images)} images and {len(masks)} masks")
+    for name, preds in predictions.items():
+        if len(preds) != len(images):
+            raise WidgetInputError(f"model {name!r} has {len(preds)} predictions for "
+                                   f"{len(images)} images")
+    names = list(class_names) if class_names is not None else [f"class {c}"
+                                                                for c in range(num_classes)]
+    index = widgets.IntSlider(value=0, min=0, max=len(images) - 1, description="image")
+    model = widgets.Dropdown(options=list(predictions) or ["(no predictions)"], description="model")
+    show = widgets.ToggleButtons(options=[("all", -1)] + [(n, c) for c, n in enumerate(names)],
+                                 value=-1, description="classes")
+
+    def draw():
+        i = index.value
+        preds = predictions.get(model.value)
+        return viz.mask_panels(images[i], masks[i], None if preds is None else preds[i],
+                               num_classes=num_classes, class_names=names,
+                               show_class=None if show.value < 0 else show.value,
+                               title=f"image {i}" + (f", {model.value}" if preds is not None else ""))
+
+    controls = [index, model, show] if predictions else [index, show]
+    return _assemble(controls, draw)
+
+
+# --------------------------------------------------------------------------- alpha evolution
+def history_alphas(history) -> tuple[np.ndarray, list[list[str]]]:
+    """Adapter: ``(probs (steps + 1, layers, K), op_names)`` from a search History.
+
+    Step 0 is the initial distribution, step s the one after the s-th alpha update. Uses
+    ``history.alpha_matrix(step)`` (``None`` = initial) and ``history.op_names``.
+    """
+    steps = len(history.alpha_steps)
+    matrices = [history.alpha_matrix(None)] + [history.alpha_matrix(s) for s in range(steps)]
+    return np.stack(matrices), [list(names) for names in history.op_names]
+
+
+def _argmax_genotype(probs: np.ndarray, per_layer: list[list[str]]) -> list[str]:
+    return [names[int(np.nanargmax(row[:len(names)]))] for row, names in zip(probs, per_layer)]
+
+
+def alpha_evolution(probs_or_history, op_names=None, *, genotypes: Sequence | None = None
+                    ) -> widgets.VBox:
+    """Slide through the search: the per-layer probability heatmap and the genotype derived at
+    that step (argmax unless ``genotypes`` gives one per step); pick a layer to see its curves.
+
+    ``probs_or_history`` is an array (steps, layers, K) with ``op_names`` (one list, or one list per
+    layer), or a search History (then ``op_names`` is read from it).
+    """
+    if hasattr(probs_or_history, "alpha_matrix"):
+        probs, op_names = history_alphas(probs_or_history)
+    else:
+        probs = np.asarray(probs_or_history, dtype=float)
+    if probs.ndim != 3:
+        raise WidgetInputError(f"probabilities must be (steps, layers, ops), got shape {probs.shape}")
+    if op_names is None:
+        raise WidgetInputError("give op_names: one list of op names, or one list per layer")
+    steps, layers, _ = probs.shape
+    _, per_layer = viz._op_columns(op_names, layers)
+    if genotypes is not None and len(genotypes) != steps:
+        raise WidgetInputError(f"{len(genotypes)} genotypes for {steps} steps")
+
+    step = widgets.IntSlider(value=steps - 1, min=0, max=steps - 1, description="step",
+                             continuous_update=False)
+    layer = widgets.Dropdown(options=[(f"layer {l}", l) for l in range(layers)], value=0,
+                             description="layer")
+    view = widgets.ToggleButtons(options=["heatmap", "layer curves"], value="heatmap",
+                                 description="view")
+
+    def draw():
+        if view.value == "layer curves":
+            l = layer.value
+            names = per_layer[l]
+            return viz.alpha_curves(range(steps), probs[:, l, :len(names)], names,
+                                    title=f"layer {l}: op probabilities")
+        chosen = (list(getattr(genotypes[step.value], "ops", genotypes[step.value]))
+                  if genotypes is not None else _argmax_genotype(probs[step.value], per_layer))
+        return viz.alpha_heatmap(probs[step.value], per_layer, genotype=chosen,
+                                 title=f"step {step.value}: " + " | ".join(chosen))
+
+    return _assemble([view, step, layer], draw)
+
+
+# --------------------------------------------------------------------------- latency rejection
+def sample_latencies(table_ms: Sequence[Sequence[float]], fixed_ms: float, probs=None, *,
+                     num_samples: int = 2000, seed: int = 0) -> np.ndarray:
+    """Predicted latencies (ms) of ``num_samples`` genotypes drawn from ``probs`` (one op per layer,
+    independently; uniform when ``probs`` is None): ``fixed + sum_l table[l][choice_l]``."""
+    rng = np.random.default_rng(seed)
+    latency = np.full(num_samples, float(fixed_ms))
+    for l, row in enumerate(table_ms):
+        row = np.asarray(row, dtype=float)
+        if probs is None:
+            p = np.full(len(row), 1.0 / len(row))
+        else:
+            p = np.asarray(probs[l], dtype=float)[:len(row)]
+            p = p / p.sum()
+        latency += row[rng.choice(len(row), size=num_samples, p=p)]
+    return latency
+
+
+def latency_rejection(table, *, budget_ms: float | None = None, probs=None,
+                      num_samples: int = 2000, seed: int = 0) -> widgets.VBox:
+    """The hard constraint, live: latencies of genotypes sampled from ``probs`` and predicted with
+    the latency table; a budget slider recolours accepted / rejected and updates the rejection rate.
+
+    ``table`` is a LatencyTable (``.ms``, ``.fixed_ms``), a ``(ms rows, fixed_ms)`` pair, or a search
+    History (its ``table_ms``, ``fixed_ms``, ``budget_ms`` and final probabilities are used).
+    """
+    if hasattr(table, "table_ms"):  # a search History
+        history = table
+        budget_ms = history.budget_ms if budget_ms is None else budget_ms
+        if probs is None and history.alpha_steps:
+            probs = history.alpha_steps[-1].probs
+        rows, fixed = history.table_ms, history.fixed_ms
+    elif hasattr(table, "ms"):
+        rows, fixed = table.ms, table.fixed_ms
+    else:
+        rows, fixed = table
+    latencies = sample_latencies(rows, fixed, probs, num_samples=num_samples, seed=seed)
+    low = float(fixed + sum(min(r) for r in rows))
+    high = float(fixed + sum(max(r) for r in rows))
+    if budget_ms is None:
+        budget_ms = float(np.median(latencies))
+    budget = widgets.FloatSlider(value=float(np.clip(budget_ms, low, high)), min=low, max=high,
+                                 step=(high - low) / 200 or 0.01, readout_format=".2f",
+                                 description="budget (ms)", continuous_update=False)
+
+    def draw():
+        return viz.latency_histogram(latencies, latencies <= budget.value, budget.value)
+
+    box = _assemble([budget], draw)
+    box.latencies = latencies
+    return box
