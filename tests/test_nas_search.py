@@ -12,7 +12,7 @@ from segnas_lite.data import SyntheticPortraits
 from segnas_lite.nas import Genotype, InfeasibleBudgetError, SegSuperNet, tiny_space
 from segnas_lite.nas.latency import LatencyTable
 from segnas_lite.nas.search import (History, ProxylessSearch, SearchConfig, SearchExistsError,
-                                    rejection_bias, run_search, sample_under_budget,
+                                    default_budget, rejection_bias, run_search, sample_under_budget,
                                     split_for_search)
 
 SIZE = 48
@@ -204,6 +204,16 @@ def test_outputs_are_written_and_an_existing_search_is_not_overwritten(tmp_path)
     with pytest.raises(SearchExistsError, match="overwrite"):
         make_search(tmp_path, budget_ms=27.0).run()
     make_search(tmp_path, budget_ms=27.0).run(overwrite=True)
+
+
+def test_default_budget_lets_about_half_of_uniform_samples_through():
+    table = fake_table(tiny_space())
+    budget = default_budget(table)
+    assert table.fastest()[1] < budget < table.slowest()[1]
+    search = make_search(budget_ms=None)
+    assert search.budget_ms == budget and search.history.budget_ms == budget
+    uniform = [[1.0 / len(row)] * len(row) for row in table.ms]
+    assert 0.3 < rejection_bias(uniform, table, budget, num_samples=2000).acceptance_rate < 0.8
 
 
 def test_held_out_split_is_disjoint_and_deterministic():

@@ -99,7 +99,7 @@ class SearchConfig:
     arch_lr: float = 1e-3
     arch_betas: tuple[float, float] = (0.0, 0.999)
     arch_eps: float = 1e-8
-    budget_ms: float | None = None       # None: midway between the fastest and slowest prediction
+    budget_ms: float | None = None       # None: median prediction of random architectures
     latency_form: str = "mul_log"        # "mul_log" (a, b) or "additive" (lam)
     latency_a: float = 0.2
     latency_b: float = 0.3
@@ -702,9 +702,16 @@ class ProxylessSearch:
         return result
 
 
-def default_budget(table: LatencyTable) -> float:
-    """Midway between the fastest and the slowest predicted architecture (ms)."""
-    return 0.5 * (table.fastest()[1] + table.slowest()[1])
+def default_budget(table: LatencyTable, *, num_samples: int = 4000, seed: int = 0) -> float:
+    """The median predicted latency of uniformly random architectures (ms): about half of the
+    warm-up samples then fit. (The midpoint between fastest and slowest would be simpler, but one
+    badly timed table entry drags it far up and the constraint would never bite.)"""
+    generator = torch.Generator().manual_seed(seed)
+    latency = torch.full((num_samples,), float(table.fixed_ms), dtype=torch.float64)
+    for row in table.ms:
+        index = torch.randint(len(row), (num_samples,), generator=generator)
+        latency += torch.tensor(row, dtype=torch.float64)[index]
+    return float(latency.median())
 
 
 # --------------------------------------------------------------------------- one call for the CLI
