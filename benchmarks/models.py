@@ -17,30 +17,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, environment, print_table, write_json  # noqa: E402
+from common import RESULTS, environment, print_table, short_training_miou, write_json  # noqa: E402
 
-from segnas_lite.data import PairedAugment, default_people_dir, open_dataset  # noqa: E402
-from segnas_lite.engine import TrainConfig, evaluate, train  # noqa: E402
+from segnas_lite.data import default_people_dir  # noqa: E402
 from segnas_lite.models import build_model  # noqa: E402
 from segnas_lite.nas.latency import measure  # noqa: E402
 from segnas_lite.summary import summarize  # noqa: E402
 
 MODELS = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small")
-
-
-def short_training_miou(name: str, source: str, *, size: int, steps: int, seed: int) -> float:
-    """mIoU on the validation split after ``steps`` SGD steps from scratch (same for every model)."""
-    train_set = open_dataset(source, image_size=size, split="train", seed=seed,
-                             augment=PairedAugment(), length=steps * 8 if source == "synthetic" else None)
-    val_set = open_dataset(source, image_size=size, split="val", seed=seed,
-                           length=64 if source == "synthetic" else None)
-    epochs = max(1, -(-steps * 8 // len(train_set)))  # ceil
-    torch.manual_seed(seed)
-    model = build_model(name, num_classes=2)
-    config = TrainConfig(epochs=epochs, batch_size=8, lr=0.05, seed=seed, quiet=True,
-                         steps_per_epoch=-(-steps // epochs), eval_every=epochs)
-    train(model, train_set, config=config, num_classes=2)
-    return evaluate(model, val_set, num_classes=2, quiet=True).miou
 
 
 def main() -> None:
@@ -61,7 +45,7 @@ def main() -> None:
     for name in MODELS:
         torch.manual_seed(0)
         model = build_model(name, num_classes=2).eval()
-        scores = {src: short_training_miou(name, src, size=args.train_size,
+        scores = {src: short_training_miou({"name": name}, src, size=args.train_size,
                                            steps=args.train_steps, seed=0) for src in sources}
         for size in args.sizes:
             summary = summarize(model, input_size=(size, size))

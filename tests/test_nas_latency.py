@@ -95,3 +95,12 @@ def test_openvino_backend_times_a_block():
     ms = L.measure(torch.nn.Conv2d(8, 8, 3, padding=1), (1, 8, 32, 32), backend="openvino",
                    threads=1, warmup=1, runs=3)
     assert ms > 0 and math.isfinite(ms)
+
+
+def test_refresh_remeasures_and_replaces_the_cached_table(table, monkeypatch):
+    calls = []
+    real = L.measure
+    monkeypatch.setattr(L, "measure", lambda *a, **k: calls.append(1) or real(*a, **k))
+    L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3, quiet=True,
+                  refresh=True)
+    assert len(calls) == sum(len(row) for row in table.ms) + 1  # every op and the fixed part

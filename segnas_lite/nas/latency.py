@@ -197,8 +197,12 @@ def table_key(space: SearchSpace, *, backend: str, threads: int, image_size: Seq
 def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
                 backend: str = "torch", threads: int = 2, warmup: int = 3, runs: int = 10,
                 num_classes: int = 2, macro_config: dict | None = None, use_cache: bool = True,
-                quiet: bool = False) -> LatencyTable:
+                refresh: bool = False, quiet: bool = False) -> LatencyTable:
     """Time every (layer, op) of ``space`` in place and the fixed parts; cache the result on disk.
+
+    ``use_cache=False`` neither reads nor writes the cache; ``refresh=True`` re-measures and
+    replaces the cached table (do this when the machine was busy while the cached one was taken:
+    timings taken under load can be many times too slow).
 
     ``macro_config`` holds the macro's width options (``aspp_channels``, ``decoder_channels``) so the
     fixed part is timed with the widths the super-net will use.
@@ -209,7 +213,7 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
     key = table_key(space, backend=backend, threads=threads, image_size=(h, w),
                     macro_config={**macro_config, "num_classes": num_classes})
     path = cache_dir() / f"{key}.json"
-    if use_cache and path.exists():
+    if use_cache and not refresh and path.exists():
         return LatencyTable.load(path)
 
     torch.manual_seed(0)
