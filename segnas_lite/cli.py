@@ -226,7 +226,8 @@ def cmd_search(args) -> int:
                         image_size=args.image_size, out_dir=args.out, quick=args.quick,
                         constraint=args.constraint, resume=args.resume, overwrite=args.overwrite,
                         seed=args.seed, quiet=args.quiet)
-    print(result.to_text() if hasattr(result, "to_text") else result)
+    print(result.to_text())
+    print(f"retrain the child: segnas train --genotype {Path(args.out) / 'genotype.json'} --out ...")
     return 0
 
 
@@ -337,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
                                               FileNotFoundError, FileExistsError)
     from .models import UnknownModelError
     from .nas import GenotypeError, InfeasibleBudgetError
-    known += (UnknownModelError, GenotypeError, InfeasibleBudgetError)
+    from .nas.search import SearchConfigError
+    known += (UnknownModelError, GenotypeError, InfeasibleBudgetError, SearchConfigError)
     try:
         from .data import DatasetError
         known += (DatasetError,)

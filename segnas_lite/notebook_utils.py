@@ -148,6 +148,18 @@ def trained_model(name: str, *, source: str = "synthetic", image_size: int = 64,
     return model.eval(), stored["history"]
 
 
+# --------------------------------------------------------------------------- shared files
+REFERENCE_WEIGHTS = "torchvision_lraspp_mobilenet_v3_large_21.pt"
+
+
+def default_reference_weights() -> Path:
+    """Where a torchvision-format LR-ASPP state dict may lie: ``$SEGNAS_REFERENCE_DIR``, else
+    ``../shared/reference`` next to the repository. It is optional: notebook 03 skips when absent."""
+    root = os.environ.get("SEGNAS_REFERENCE_DIR")
+    folder = Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+    return folder / REFERENCE_WEIGHTS
+
+
 # --------------------------------------------------------------------------- environment
 def cpu_name() -> str:
     """The CPU model string (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""

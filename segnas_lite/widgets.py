@@ -194,3 +194,37 @@ def latency_rejection(table, *, budget_ms: float | None = None, probs=None,
     box = _assemble([budget], draw)
     box.latencies = latencies
     return box
+
+
+# --------------------------------------------------------------------------- data and models
+def augmentation_explorer(dataset, augment, *, count: int = 5) -> widgets.VBox:
+    """Pick an image of a synthetic ``dataset`` (anything with ``render(i) -> (image, mask)``) and a
+    seed; see the original and ``count`` paired augmentations (``viz.augmentation_grid``)."""
+    index = widgets.IntSlider(value=0, min=0, max=max(0, len(dataset) - 1), description="image",
+                              continuous_update=False)
+    seed = widgets.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)
+
+    def draw():
+        image, mask = dataset.render(index.value)
+        return viz.augmentation_grid(image, mask, augment, count=count, seed=seed.value,
+                                     num_classes=dataset.num_classes)
+
+    return _assemble([index, seed], draw)
+
+
+def model_breakdown(models: dict, *, sizes: Sequence[int] = (128, 256, 512, 1024)) -> widgets.VBox:
+    """Parameters and FLOPs per part of each model in ``models`` ({name: nn.Module}) at a chosen
+    square input size: the parameters stay, the FLOPs grow with the number of pixels."""
+    from .summary import summarize
+    if not models:
+        raise WidgetInputError("give at least one model")
+    name = widgets.Dropdown(options=list(models), description="model")
+    size = widgets.SelectionSlider(options=list(sizes), value=sizes[0], description="input size",
+                                   continuous_update=False)
+
+    def draw():
+        summary = summarize(models[name.value], input_size=(size.value, size.value))
+        return viz.block_breakdown(summary.rows, title=f"{name.value} at {size.value}x{size.value}: "
+                                   f"{summary.total_params:,} parameters, {summary.gflops:.2f} GFLOPs")
+
+    return _assemble([name, size], draw)

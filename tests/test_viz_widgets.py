@@ -239,3 +239,18 @@ def test_environment_report_has_versions():
     assert report["torch"] == torch.__version__ and report["cores"] >= 1
     text = notebook_utils.format_report(report)
     assert "torch_threads" in text
+
+
+def test_augmentation_explorer_and_model_breakdown():
+    data = SyntheticPortraits(length=4, image_size=32, seed=0)
+    box = widgets.augmentation_explorer(data, PairedAugment(), count=2)
+    index, seed = box.children[:2]
+    seed.value = 7
+    assert "seed 7" in _titles(box.figure)[-1] and box.redraws == 2
+    from segnas_lite.models import build_model
+    box = widgets.model_breakdown({"fast": build_model("fast_scnn", num_classes=2)}, sizes=(64, 128))
+    small = _titles(box.figure)[-1]
+    box.children[1].value = 128
+    large = _titles(box.figure)[-1]
+    assert small.startswith("fast at 64x64") and large.startswith("fast at 128x128")
+    assert small.split(":")[1].split(",")[0] == large.split(":")[1].split(",")[0]  # same params

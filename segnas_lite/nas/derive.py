@@ -70,6 +70,9 @@ def derive_under_budget(probs: Sequence, lat_table, fixed_ms: float, budget_ms: 
         if not np.all(np.isfinite(lat)) or np.any(lat < 0):
             raise ValueError(f"layer {l} has a missing or negative latency: {lat.tolist()}")
     fastest = float(fixed_ms) + sum(float(lat.min()) for lat in lats)
+    slowest = float(fixed_ms) + sum(float(lat.max()) for lat in lats)
+    # A budget above the slowest architecture constrains nothing; capping it keeps the DP table small.
+    budget_ms = min(budget_ms, slowest + resolution_ms)
     capacity = math.floor((budget_ms - fixed_ms) / resolution_ms + 1e-9)  # units of resolution
     costs = [np.ceil(lat / resolution_ms - 1e-9).astype(np.int64) for lat in lats]
     if capacity < 0 or sum(int(c.min()) for c in costs) > capacity:

@@ -196,7 +196,8 @@ def table_key(space: SearchSpace, *, backend: str, threads: int, image_size: Seq
 
 def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
                 backend: str = "torch", threads: int = 2, warmup: int = 3, runs: int = 10,
-                num_classes: int = 2, macro_config: dict | None = None, use_cache: bool = True,
+                rounds: int = 2, num_classes: int = 2, macro_config: dict | None = None,
+                use_cache: bool = True,
                 refresh: bool = False, quiet: bool = False) -> LatencyTable:
     """Time every (layer, op) of ``space`` in place and the fixed parts; cache the result on disk.
 
@@ -218,23 +219,29 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
 
     torch.manual_seed(0)
     shapes = space.layer_input_shapes(h, w)
-    jobs = [(l, name) for l, spec in enumerate(space.layers) for name in spec.ops]
-    ms: list[list[float]] = [[] for _ in space.layers]
-    for l, name in progress(jobs, quiet=quiet, desc=f"latency table ({backend})"):
-        spec = space.layers[l]
-        block = ChainLayer(build_op(name, spec.in_ch, spec.out_ch, spec.stride), spec.residual)
-        ms[l].append(measure(block, (1, *shapes[l]), backend=backend, threads=threads,
-                             warmup=warmup, runs=runs))
+    blocks = {(l, name): ChainLayer(build_op(name, spec.in_ch, spec.out_ch, spec.stride),
+                                    spec.residual)
+              for l, spec in enumerate(space.layers) for name in spec.ops}
     macro = ChildNet(Genotype(space.name, tuple(spec.ops[0] for spec in space.layers)),
                      space=space, num_classes=num_classes, **macro_config).eval()
     with torch.no_grad():
         features = macro.forward_backbone(torch.zeros(1, 3, h, w))
-    fixed = _FixedParts(macro, {s: tuple(f.shape) for s, f in features.items()})
-    fixed_ms = measure(fixed, (1, 3, h, w), backend=backend, threads=threads, warmup=warmup,
-                       runs=runs)
+    blocks["fixed"] = _FixedParts(macro, {s: tuple(f.shape) for s, f in features.items()})
+    # Each entry is the best of ``rounds`` medians taken in separate passes over the whole table,
+    # so a burst of load from another program inflates one pass, not the entry.
+    best: dict = {}
+    jobs = [(r, key) for r in range(rounds) for key in blocks]
+    for _, key in progress(jobs, quiet=quiet, desc=f"latency table ({backend})"):
+        shape = (1, 3, h, w) if key == "fixed" else (1, *shapes[key[0]])
+        ms = measure(blocks[key], shape, backend=backend, threads=threads, warmup=warmup,
+                     runs=runs)
+        best[key] = min(ms, best.get(key, math.inf))
+    ms = [[best[(l, name)] for name in spec.ops] for l, spec in enumerate(space.layers)]
+    fixed_ms = best["fixed"]
     table = LatencyTable(space.name, [list(spec.ops) for spec in space.layers], ms, fixed_ms, meta={
         "backend": backend, "threads": threads, "image_size": [h, w], "cpu": cpu_model(),
-        "warmup": warmup, "runs": runs, "statistic": "median", "key": key,
+        "warmup": warmup, "runs": runs, "rounds": rounds,
+        "statistic": f"min over {rounds} rounds of the median of {runs} runs", "key": key,
         "torch": torch.__version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     if use_cache:
         table.save(path)

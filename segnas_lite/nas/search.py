@@ -386,6 +386,22 @@ class SearchResult:
     history: History
     out_dir: str | None = None
 
+    def to_text(self) -> str:
+        """A few readable lines for the command line."""
+        s = self.summary()
+        measured = ("n/a" if self.measured_budget_ms is None
+                    else f"{self.measured_budget_ms:.2f} ms measured")
+        return "\n".join([
+            f"budget {self.budget_ms:.2f} ms; {s['alpha_steps']} alpha steps, "
+            f"{s['samples']} sampled subnets, {s['rejected']} rejected as over budget",
+            f"argmax genotype  ({self.predicted_argmax_ms:.2f} ms predicted"
+            f"{'' if s['argmax_fits_budget'] else ', OVER BUDGET'}): {' '.join(self.genotype_argmax.ops)}",
+            f"budget genotype  ({self.predicted_budget_ms:.2f} ms predicted, {measured}): "
+            f"{' '.join(self.genotype_budget.ops)}",
+            *([f"written to {self.out_dir}: genotype.json, genotype_argmax.json, history.json, "
+               "latency_table.json, summary.json"] if self.out_dir else []),
+        ])
+
     def summary(self) -> dict:
         """JSON-able summary (what ``summary.json`` holds)."""
         return {"budget_ms": self.budget_ms,
@@ -681,10 +697,7 @@ class ProxylessSearch:
         """Argmax and budget-constrained genotypes; measure the latter; write the outputs."""
         probs = [p.detach() for p in self.net.probabilities()]
         argmax = derive_argmax(probs, self.space)
-        # Any budget above the slowest architecture is the same constraint; capping it keeps the
-        # knapsack table (one cell per 0.01 ms of budget) small.
-        cap = min(self.budget_ms, self.table.slowest()[1] + 1.0)
-        budget = derive_under_budget(probs, self.lat_tensor, self.table.fixed_ms, cap,
+        budget = derive_under_budget(probs, self.lat_tensor, self.table.fixed_ms, self.budget_ms,
                                      space=self.space)
         measured = None
         if self.config.measure_child:
