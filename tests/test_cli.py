@@ -95,3 +95,20 @@ def test_train_on_the_people_folder(tmp_path):
                  "--batch-size", "4", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
     record = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
     assert 0 <= record["val_miou"] <= 1
+
+
+def test_search_then_retrain_the_child(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "search"
+    assert main(["search", "--space", "tiny", "--quick", "--image-size", "48", "--out", str(out),
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "budget genotype" in text and "rejected" in text
+    for name in ("genotype.json", "genotype_argmax.json", "history.json", "latency_table.json"):
+        assert (out / name).exists(), name
+    assert main(["search", "--space", "tiny", "--quick", "--image-size", "48", "--out", str(out),
+                 "--quiet"]) == 2  # an existing search is not overwritten
+    assert "--resume" in capsys.readouterr().err
+    child = tmp_path / "child"
+    assert main(["train", "--genotype", str(out / "genotype.json"), "--epochs", "1",
+                 "--out", str(child), *TINY]) == 0
