@@ -1,0 +1,292 @@
+"""CPU latency and accuracy of every model: PyTorch eager vs OpenVINO f32 / default precision / INT8.
+
+    python benchmarks/latency.py                    # 5 models x 256, 512 px (about 25-40 min, 2 cores)
+    python benchmarks/latency.py --checkpoints runs # load runs/<model>/checkpoint.pt instead of training
+    python benchmarks/latency.py --quick            # LR-ASPP small (+ searched) at 256 px (~2 min)
+
+Rows: fast_scnn, lraspp_mobilenetv3_large, lraspp_mobilenetv3_small, mbv3_baseline (the MobileNetV3
+block in every layer of the NAS macro) and ``searched`` (the child of ``--genotype``; skipped with a
+note when that file does not exist).
+
+Latency: batch 1, ``--threads`` threads, LATENCY hint, median of ``--runs`` synchronous runs after
+warm-up (``segnas_lite.export.benchmark_torch`` / ``benchmark_openvino``). Four ways to run each model:
+
+- ``torch``:      PyTorch eager, float32.
+- ``ov_f32``:     OpenVINO with ``INFERENCE_PRECISION_HINT=f32`` (numerically the same model).
+- ``ov_default``: OpenVINO's own choice of precision (bfloat16 on a CPU with AVX-512 BF16 / AMX).
+- ``ov_int8``:    NNCF post-training quantisation (MinMax ranges from ``--calib`` SyntheticPortraits
+                  training images + fast bias correction), compiled with the default precision: the
+                  quantised convolutions run in INT8, what is left runs like ``ov_default``.
+
+Accuracy: mIoU needs trained weights, so each model is trained with one fixed short recipe on
+SyntheticPortraits (SGD, poly schedule, batch 8, ``--train-steps`` steps at ``--train-size`` px) or
+loaded from ``--checkpoints DIR/<model>/checkpoint.pt``. All four variants are evaluated on the same
+held-out synthetic images (val seed) at each benchmark size; ``agree_*`` is the fraction of pixels
+whose class equals the PyTorch FP32 prediction.
+
+Cross-check: one row (``--crosscheck``, at the first size, OpenVINO f32) is also timed by OpenVINO's
+``benchmark_app`` on the same IR with the same settings, and both figures are printed.
+The machine may be shared with other jobs: timings are noisy, the load average is recorded.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, environment, print_table, write_json  # noqa: E402
+
+from segnas_lite.data import PairedAugment, open_dataset  # noqa: E402
+from segnas_lite.engine import TrainConfig, load_checkpoint, train  # noqa: E402
+from segnas_lite.export import (OpenVINOPredictor, benchmark_openvino, benchmark_torch,  # noqa: E402
+                                compile_ir, quantize_int8, sample_images, save_ir, to_openvino)
+from segnas_lite.metrics import ConfusionMeter  # noqa: E402
+from segnas_lite.models import build_model  # noqa: E402
+
+MODELS = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small", "mbv3_baseline",
+          "searched")
+VARIANTS = ("torch", "ov_f32", "ov_default", "ov_int8")
+NUM_CLASSES = 2
+
+
+class BenchmarkAppError(RuntimeError):
+    """benchmark_app failed or printed no latency we can read."""
+
+
+# --------------------------------------------------------------------------- models
+def make_model(name: str, genotype_text: str | None) -> torch.nn.Module:
+    """Build ``name``; the row ``searched`` is the NAS child of the genotype JSON text."""
+    torch.manual_seed(0)
+    if name == "searched":
+        return build_model("nas_child", num_classes=NUM_CLASSES, genotype=genotype_text)
+    return build_model(name, num_classes=NUM_CLASSES)
+
+
+def trained_model(name: str, genotype_text: str | None, args) -> tuple[torch.nn.Module, str]:
+    """The model with weights from ``--checkpoints`` or from the short training recipe."""
+    model = make_model(name, genotype_text)
+    if args.checkpoints:
+        path = Path(args.checkpoints) / name / "checkpoint.pt"
+        if path.is_file():
+            model.load_state_dict(load_checkpoint(path)["model"])
+            return model.eval(), str(path)
+        print(f"  note: no {path}; training {name} with the short recipe instead", flush=True)
+    train_set = open_dataset("synthetic", image_size=args.train_size, split="train", seed=0,
+                             augment=PairedAugment(), length=args.train_steps * 8)
+    config = TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=0, quiet=True,
+                         steps_per_epoch=args.train_steps)
+    train(model, train_set, config=config, num_classes=NUM_CLASSES)
+    return model.eval(), f"trained {args.train_steps} steps at {args.train_size} px"
+
+
+# --------------------------------------------------------------------------- accuracy
+@torch.no_grad()
+def evaluate_variants(predictors: dict, dataset) -> dict:
+    """mIoU of every predictor (images -> logits) and its pixel agreement with ``torch``'s masks."""
+    meters = {name: ConfusionMeter(NUM_CLASSES) for name in predictors}
+    agree = dict.fromkeys(predictors, 0)
+    pixels = 0
+    for images, masks in DataLoader(dataset, batch_size=8, shuffle=False):
+        reference = None
+        for name, predict in predictors.items():
+            pred = torch.as_tensor(predict(images)).argmax(dim=1)  # (N, H, W)
+            reference = pred if reference is None else reference  # ``torch`` comes first
+            meters[name].update(pred, masks)
+            agree[name] += int((pred == reference).sum())
+        pixels += masks.numel()
+    result = {}
+    for name in predictors:
+        result[f"miou_{name}"] = meters[name].compute().miou
+        result[f"agree_{name}"] = agree[name] / pixels
+    return result
+
+
+# --------------------------------------------------------------------------- benchmark_app
+def find_benchmark_app() -> str | None:
+    """``benchmark_app`` on PATH, or next to this Python (a virtual environment's bin/)."""
+    beside = Path(sys.executable).parent / "benchmark_app"
+    return shutil.which("benchmark_app") or (str(beside) if beside.exists() else None)
+
+
+def run_benchmark_app(xml_path: Path, *, threads: int, seconds: int) -> dict:
+    """Time ``xml_path`` with benchmark_app: CPU, LATENCY hint, ``threads`` threads, f32, sync API.
+
+    benchmark_app only accepts ``-nthreads`` with ``-hint none``; the same settings as
+    ``compile_ir`` (LATENCY hint + thread count + f32) are passed as a config file instead.
+    """
+    tool = find_benchmark_app()
+    if tool is None:
+        raise BenchmarkAppError("benchmark_app not found (it comes with the openvino package)")
+    config = xml_path.with_name("benchmark_app_config.json")
+    config.write_text('{"CPU": {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": "%d", '
+                      '"INFERENCE_PRECISION_HINT": "f32"}}' % threads)
+    command = [tool, "-m", str(xml_path), "-d", "CPU", "-hint", "latency", "-api", "sync",
+               "-load_config", str(config), "-t", str(seconds)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    figures = {key.lower(): float(value) for key, value in
+               re.findall(r"(Median|Average|Min|Max):\s+([\d.]+) ms", done.stdout)}
+    if done.returncode != 0 or "median" not in figures:
+        raise BenchmarkAppError(f"benchmark_app failed (exit {done.returncode}): "
+                                f"{(done.stdout + done.stderr)[-800:]}")
+    count = re.search(r"Count:\s+(\d+)", done.stdout)
+    return {"command": " ".join(command), **{f"{k}_ms": v for k, v in figures.items()},
+            "iterations": int(count.group(1)) if count else None}
+
+
+# --------------------------------------------------------------------------- one row
+def benchmark_row(name: str, model, size: int, args, calib_images: torch.Tensor) -> dict:
+    """Latency of the four variants and their accuracy for ``model`` at ``size`` x ``size``."""
+    timing = {"threads": args.threads, "warmup": args.warmup, "runs": args.runs}
+    ov_model = to_openvino(model, input_size=(size, size))
+    started = time.perf_counter()
+    int8_model = quantize_int8(ov_model, calib_images, subset_size=len(calib_images))
+    quantize_s = time.perf_counter() - started
+
+    times = {"torch": benchmark_torch(model, input_size=(size, size), **timing),
+             "ov_f32": benchmark_openvino(ov_model, precision="f32", **timing),
+             "ov_default": benchmark_openvino(ov_model, precision="default", **timing),
+             "ov_int8": benchmark_openvino(int8_model, precision="default", **timing)}
+    row = {"model": name, "size": size, "params": sum(p.numel() for p in model.parameters())}
+    for variant, result in times.items():
+        row[f"{variant}_ms"], row[f"{variant}_fps"] = result.median_ms, result.fps
+    row["timings"] = {variant: asdict(result) for variant, result in times.items()}
+    row["quantize_s"] = round(quantize_s, 1)
+
+    predictors = {
+        "torch": model,
+        "ov_f32": OpenVINOPredictor(ov_model, precision="f32", threads=args.threads),
+        "ov_default": OpenVINOPredictor(ov_model, precision="default", threads=args.threads),
+        "ov_int8": OpenVINOPredictor(int8_model, precision="default", threads=args.threads),
+    }
+    val_set = open_dataset("synthetic", image_size=size, split="val", seed=0, length=args.eval_images)
+    row.update(evaluate_variants(predictors, val_set))
+
+    if name == args.crosscheck and size == args.sizes[0]:
+        row["benchmark_app"] = crosscheck(ov_model, args, ours=times["ov_f32"].median_ms)
+    return row
+
+
+def crosscheck(ov_model, args, *, ours: float) -> dict:
+    """Time the same IR (float32 weights) with benchmark_app; print both medians."""
+    with tempfile.TemporaryDirectory() as folder:
+        xml = save_ir(ov_model, Path(folder) / "model.xml", compress_to_fp16=False)
+        try:
+            result = run_benchmark_app(xml, threads=args.threads, seconds=args.app_seconds)
+        except (BenchmarkAppError, subprocess.TimeoutExpired) as error:
+            print(f"  note: cross-check skipped: {error}", flush=True)
+            return {"error": str(error)}
+    print(f"  cross-check OpenVINO f32: this script median {ours:.2f} ms, benchmark_app median "
+          f"{result['median_ms']:.2f} ms (average {result['average_ms']:.2f} ms, "
+          f"{result['iterations']} iterations)", flush=True)
+    return {"ours_median_ms": ours, **result}
+
+
+def default_precision() -> str:
+    """What ``precision="default"`` resolves to on this CPU (e.g. bf16 or f32)."""
+    import openvino as ov
+    tiny = to_openvino(torch.nn.Conv2d(3, 2, 1), input_size=(16, 16))
+    value = compile_ir(tiny, precision="default").get_property("INFERENCE_PRECISION_HINT")
+    return str(value.get_type_name() if isinstance(value, ov.Type) else value)
+
+
+def latency_tables(rows: list[dict], args) -> str:
+    """Print the latency table and the accuracy table; return their text."""
+    print(f"\nLatency: median ms and FPS, batch 1, {args.threads} threads, LATENCY hint, "
+          f"{args.runs} runs")
+    text = print_table(rows, [("model", "model", "s"), ("size", "px", "d")] + [
+        (f"{v}_{unit}", f"{v} {unit}", fmt) for v in VARIANTS
+        for unit, fmt in (("ms", ".2f"), ("fps", ".0f"))])
+    print(f"\nAccuracy on {args.eval_images} held-out synthetic images (agree = same class as torch)")
+    return text + "\n\n" + print_table(rows, [("model", "model", "s"), ("size", "px", "d")] + [
+        (f"miou_{v}", f"mIoU {v}", ".3f") for v in VARIANTS] + [
+        (f"agree_{v}", f"agree {v}", ".4f") for v in VARIANTS[1:]])
+
+
+# --------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS,
+                        help=f"default: all of {', '.join(MODELS)}")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--genotype", default=str(RESULTS / "search" / "genotype.json"),
+                        help="genotype.json of the 'searched' row (skipped if missing)")
+    parser.add_argument("--checkpoints", help="folder with <model>/checkpoint.pt (else train)")
+    parser.add_argument("--train-size", type=int, default=192)
+    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--calib", type=int, default=300, help="INT8 calibration images")
+    parser.add_argument("--eval-images", type=int, default=100, help="held-out images for mIoU")
+    parser.add_argument("--crosscheck",
+                        help="model whose OpenVINO f32 row benchmark_app times too (default: "
+                             "lraspp_mobilenetv3_large, the issue's reference point)")
+    parser.add_argument("--app-seconds", type=int, default=10, help="benchmark_app -t")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: LR-ASPP small (+ searched) at 256 px, 5 runs, 10 training "
+                             "steps at 128 px, 16 calibration and 8 evaluation images")
+    parser.add_argument("--out", default=str(RESULTS / "latency.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.runs, args.warmup = [256], 5, 2
+        args.train_steps, args.train_size, args.calib, args.eval_images = 10, 128, 16, 8
+        args.app_seconds = 2
+        args.models = args.models or ["lraspp_mobilenetv3_small", "searched"]
+        args.crosscheck = args.crosscheck or args.models[0]
+    args.models = args.models or list(MODELS)
+    args.crosscheck = args.crosscheck or "lraspp_mobilenetv3_large"
+
+    notes = []
+    genotype_text = Path(args.genotype).read_text() if Path(args.genotype).is_file() else None
+    if "searched" in args.models and genotype_text is None:
+        notes.append(f"row 'searched' skipped: no genotype file {args.genotype} "
+                     "(run `segnas search` or pass --genotype)")
+        print(f"note: {notes[-1]}", flush=True)
+    names = [n for n in args.models if n != "searched" or genotype_text is not None]
+    load_before = os.getloadavg()
+
+    rows = []
+    for name in names:
+        started = time.perf_counter()
+        model, weights = trained_model(name, genotype_text, args)
+        for size in args.sizes:
+            # calibration: training-distribution images (train seed), never the held-out ones
+            calib = sample_images(args.calib, input_size=(size, size), seed=0)  # (N, 3, S, S)
+            row = benchmark_row(name, model, size, args, calib)
+            row["weights"] = weights
+            rows.append(row)
+            print(f"  {name} @ {size}: torch {row['torch_ms']:.1f} ms, ov f32 {row['ov_f32_ms']:.1f}"
+                  f", ov default {row['ov_default_ms']:.1f}, ov int8 {row['ov_int8_ms']:.1f}; "
+                  f"mIoU {row['miou_torch']:.3f} -> int8 {row['miou_ov_int8']:.3f} "
+                  f"[{time.perf_counter() - started:.0f} s]", flush=True)
+    load = {"before": load_before, "after": os.getloadavg(), "cpus": os.cpu_count()}
+
+    if args.crosscheck not in names:
+        notes.append(f"no benchmark_app cross-check: --crosscheck {args.crosscheck} is not benchmarked")
+    text = ""
+    if rows:
+        text = latency_tables(rows, args)
+    precision = default_precision()
+    print(f"\nOpenVINO default precision on this CPU: {precision}. Load average "
+          f"{load['before'][0]:.1f} -> {load['after'][0]:.1f} on {load['cpus']} CPUs"
+          + (" (busy machine: timings are noisy)." if load["after"][0] > load["cpus"] else "."))
+    for note in notes:
+        print(f"note: {note}")
+    write_json(args.out, {"environment": {**environment(), "default_precision": precision,
+                                          "load_average": load},
+                          "settings": vars(args), "rows": rows, "notes": notes, "table": text})
+
+
+if __name__ == "__main__":
+    main()

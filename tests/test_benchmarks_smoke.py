@@ -1,0 +1,91 @@
+"""Smoke runs of the latency benchmarks: each ``--quick`` mode in a subprocess, then its JSON checked.
+
+These are not unit tests (a run takes one to a few minutes on 2 shared cores), so they are marked
+``slow``. They check that the scripts run end to end and write the rows and keys a notebook reads,
+with finite, positive timings and metrics in range; they assert nothing about speed.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segnas_lite.nas import seed_space
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def run_script(name: str, *args: str, cache: Path, timeout: int = 1200) -> None:
+    env = {**os.environ, "SEGNAS_CACHE": str(cache), "SEGNAS_QUIET": "1"}
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, f"{name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+@pytest.mark.slow
+def test_latency_quick_writes_every_variant(tmp_path):
+    genotype_path = tmp_path / "genotype.json"
+    seed_space().random_genotype(random.Random(0)).save(genotype_path)
+    out = tmp_path / "latency.json"
+    run_script("latency.py", "--quick", "--genotype", str(genotype_path), "--out", str(out),
+               cache=tmp_path / "cache")
+    result = json.loads(out.read_text())
+
+    assert [(r["model"], r["size"]) for r in result["rows"]] == [
+        ("lraspp_mobilenetv3_small", 256), ("searched", 256)]
+    for row in result["rows"]:
+        for variant in ("torch", "ov_f32", "ov_default", "ov_int8"):
+            assert positive(row[f"{variant}_ms"]) and positive(row[f"{variant}_fps"])
+            assert row[f"{variant}_fps"] == pytest.approx(1000 / row[f"{variant}_ms"])
+            assert 0.0 <= row[f"miou_{variant}"] <= 1.0
+            assert 0.0 <= row[f"agree_{variant}"] <= 1.0
+        assert row["agree_torch"] == 1.0  # the reference agrees with itself
+        assert row["agree_ov_f32"] >= 0.99  # f32 OpenVINO is the same model numerically
+    app = result["rows"][0]["benchmark_app"]
+    assert positive(app["median_ms"]) and positive(app["ours_median_ms"])
+    assert result["environment"]["default_precision"] in ("bf16", "f32", "f16")
+    assert result["notes"] == []
+
+
+@pytest.mark.slow
+def test_latency_skips_searched_row_without_genotype(tmp_path):
+    out = tmp_path / "latency.json"
+    run_script("latency.py", "--quick", "--models", "searched", "--genotype",
+               str(tmp_path / "missing.json"), "--out", str(out), cache=tmp_path / "cache")
+    result = json.loads(out.read_text())
+    assert result["rows"] == []
+    assert any("searched" in note and "missing.json" in note for note in result["notes"])
+
+
+@pytest.mark.slow
+def test_latency_table_quick_reports_both_backends(tmp_path):
+    out = tmp_path / "latency_table.json"
+    run_script("latency_table.py", "--quick", "--out", str(out), cache=tmp_path / "cache")
+    result = json.loads(out.read_text())
+
+    assert [r["backend"] for r in result["rows"]] == ["torch", "openvino", "openvino-corrected"]
+    for row in result["rows"]:
+        assert row["size"] == 128
+        assert -1.0 <= row["spearman"] <= 1.0
+        for key in ("mape", "predicted_mean_ms", "measured_mean_ms", "table_fastest_ms",
+                    "table_slowest_ms", "fixed_ms"):
+            assert positive(row[key]), key
+        assert row["table_fastest_ms"] <= row["table_slowest_ms"]
+    assert [d["backend"] for d in result["details"]] == ["torch", "openvino"]
+    for detail in result["details"]:
+        assert len(detail["genotypes"]) == len(detail["predicted_ms"]) == len(detail["measured_ms"]) == 8
+        assert all(positive(v) for v in detail["predicted_ms"] + detail["measured_ms"])
+    openvino = result["details"][1]
+    assert len(openvino["call_overhead_ms"]) == len(json.loads(openvino["table"])["ops"])
+    # the correction only removes time: every corrected prediction is at most the raw one
+    assert all(c <= p for c, p in zip(openvino["corrected_predicted_ms"], openvino["predicted_ms"]))
