@@ -319,15 +319,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("models", help="list the model names")
+    p = sub.add_parser("models", help="list the models with parameters and FLOPs")
+    p.add_argument("--num-classes", type=int, default=2)
+    p.add_argument("--image-size", type=int, default=256)
     p.set_defaults(func=cmd_models)
     return parser
 
 
 def cmd_models(args) -> int:
-    from .models import available_models
+    """List the models with their parameter count and FLOPs (reproduces the README's figures)."""
+    from .models import available_models, build_model
+    from .summary import summarize
+    size = args.image_size
+    print(f"{'model':<28}{'params':>12}{f'GFLOPs@{size}':>14}   ({args.num_classes} classes)")
     for name in available_models():
-        print(name)
+        if name == "nas_child":
+            print(f"{name:<28}{'(needs --genotype: segnas train --genotype FILE)':>40}")
+            continue
+        torch.manual_seed(0)
+        summary = summarize(build_model(name, num_classes=args.num_classes), input_size=(size, size))
+        print(f"{name:<28}{summary.total_params:>12,}{summary.gflops:>14.3f}")
     return 0
 
 

@@ -112,3 +112,10 @@ def test_search_then_retrain_the_child(tmp_path, monkeypatch, capsys):
     child = tmp_path / "child"
     assert main(["train", "--genotype", str(out / "genotype.json"), "--epochs", "1",
                  "--out", str(child), *TINY]) == 0
+
+
+def test_models_lists_parameter_counts(capsys):
+    assert main(["models", "--num-classes", "21", "--image-size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "3,221,538" in out  # LR-ASPP MobileNetV3-Large, torchvision's count for 21 classes
+    assert "fast_scnn" in out and "mbv3_baseline" in out
