@@ -233,7 +233,9 @@ def cmd_search(args) -> int:
 
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="segnas", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="segnas", description="Real-time semantic segmentation on the CPU: train, evaluate, "
+        "predict, search (ProxylessNAS), export (OpenVINO), demo.")
     parser.add_argument("--version", action="version", version=f"segnas_lite {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
