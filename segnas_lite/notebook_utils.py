@@ -216,3 +216,60 @@ def format_report(report: dict) -> str:
             value = ", ".join(value) if value else "(none)"
         lines.append(f"{key:<{width}}  {value}")
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- NAS notebooks (04-07)
+def search_result(*, space: str = "seed", image_size: int = 64, seed: int = 0,
+                  refresh: bool = False, **search_kwargs: Any):
+    """A :class:`segnas_lite.nas.search.SearchResult`, from the cache when an earlier notebook ran
+    the same search (notebook 06 runs it, notebook 07 reuses it).
+
+    ``search_kwargs`` go to :func:`segnas_lite.nas.search.run_search` (``budget_ms``,
+    ``warmup_epochs``, ``estimator``, ...). The search writes its usual files (``genotype.json``,
+    ``history.json``, ``summary.json``, ...) into ``<cache>/search/<key>``; a later call with the same
+    settings reads them back instead of searching again.
+    """
+    from .nas import Genotype
+    from .nas.search import History, SearchResult, run_search
+    key = cache_key("search", space=space, image_size=image_size, seed=seed, **search_kwargs)
+    out_dir = cache_dir() / "search" / key
+    if refresh or not (out_dir / "summary.json").is_file():
+        search_kwargs.setdefault("quiet", True)
+        return run_search(space=space, image_size=image_size, seed=seed, out_dir=out_dir,
+                          overwrite=True, **search_kwargs)
+    try:
+        summary = json.loads((out_dir / "summary.json").read_text())
+        history = History.load(out_dir / "history.json")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise CacheError(f"cannot read the cached search in {out_dir}: {exc}. Delete the folder "
+                         "or pass refresh=True") from exc
+    return SearchResult(Genotype(history.space, tuple(summary["genotype_argmax"])),
+                        Genotype(history.space, tuple(summary["genotype_budget"])),
+                        summary["budget_ms"], summary["predicted_argmax_ms"],
+                        summary["predicted_budget_ms"], summary["measured_budget_ms"], history,
+                        str(out_dir))
+
+
+def saved_activation_mib(model: torch.nn.Module, images: torch.Tensor,
+                         masks: torch.Tensor) -> float:
+    """MiB of tensors autograd saves for backward in one training step of ``model`` (forward,
+    cross-entropy, backward): the activation memory that grows with every path kept in the graph.
+
+    Deterministic (it counts tensor sizes, it does not ask the allocator), so it is a fair way to
+    compare the super-net's modes: ``"fixed"``/``"single"`` keep one path, ``"all"`` keeps every one.
+    Storage shared by several saved tensors (e.g. a parameter saved by two ops) is counted once.
+    """
+    import torch.nn.functional as F
+    seen: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        seen[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    model.train()
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = F.cross_entropy(model(images), masks, ignore_index=255)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(seen.values()) / 2 ** 20
