@@ -389,3 +389,44 @@ def pareto(rows: Sequence[dict], *, metric: str = "miou", latency_key: str = "la
     ax.set(xlabel="latency (ms)", ylabel=metric, title=title or f"{metric} vs latency")
     ax.grid(alpha=0.3)
     return fig
+
+
+def latency_heatmap(table_ms, op_names, *, relative: bool = False, genotype=None,
+                    title: str | None = None) -> Figure:
+    """A latency table as a heatmap (layers down, ops across), each cell labelled in ms.
+
+    ``table_ms`` is one list of latencies per layer (``LatencyTable.ms``), ``op_names`` one list of
+    names per layer (``LatencyTable.ops``) or one shared list. ``relative=True`` colours each cell by
+    its share of the slowest op *of its layer* (which op is cheap where?); otherwise by ms.
+    ``genotype`` (a Genotype or op names) is outlined, e.g. the fastest architecture.
+    """
+    layers = len(table_ms)
+    columns, per_layer = _op_columns(op_names, layers)
+    grid = np.full((layers, len(columns)), np.nan)
+    for l, (row, names) in enumerate(zip(table_ms, per_layer)):
+        for ms, name in zip(row, names):
+            grid[l, columns.index(name)] = ms
+    shown = grid / np.nanmax(grid, axis=1, keepdims=True) if relative else grid
+    fig = Figure(figsize=(1.0 * len(columns) + 2.5, 0.36 * layers + 1.6), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(np.ma.masked_invalid(shown), cmap="viridis", aspect="auto",
+                      vmin=0.0, vmax=1.0 if relative else None)
+    fig.colorbar(image, ax=ax, shrink=0.8,
+                 label="share of the layer's slowest op" if relative else "latency (ms)")
+    for l in range(layers):
+        for c in range(len(columns)):
+            if np.isfinite(grid[l, c]):
+                ax.text(c, l, f"{grid[l, c]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if shown[l, c] < 0.6 * np.nanmax(shown) else "black")
+    ax.set_xticks(range(len(columns)), columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(layers), [f"layer {l}" for l in range(layers)], fontsize=7)
+    chosen = _genotype_ops(genotype)
+    if chosen is not None:
+        from matplotlib.patches import Rectangle
+        for l, name in enumerate(chosen[:layers]):
+            if name in columns:
+                ax.add_patch(Rectangle((columns.index(name) - 0.5, l - 0.5), 1, 1, fill=False,
+                                       edgecolor="red", linewidth=1.8))
+    ax.set_title(title or ("latency per (layer, op), relative to the layer's slowest op"
+                           if relative else "latency per (layer, op) in ms"), fontsize=10)
+    return fig
