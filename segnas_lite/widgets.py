@@ -228,3 +228,39 @@ def model_breakdown(models: dict, *, sizes: Sequence[int] = (128, 256, 512, 1024
                                    f"{summary.total_params:,} parameters, {summary.gflops:.2f} GFLOPs")
 
     return _assemble([name, size], draw)
+
+
+# --------------------------------------------------------------------------- latency tables
+def latency_table(table, genotypes: dict | None = None) -> widgets.VBox:
+    """A LatencyTable as a heatmap (``viz.latency_heatmap``): toggle ms / relative to the layer's
+    slowest op, and pick a genotype to outline (default: the table's fastest and slowest)."""
+    genotypes = dict(genotypes or {"fastest": table.fastest()[0], "slowest": table.slowest()[0]})
+    scale = widgets.ToggleButtons(options=["ms", "relative"], value="ms", description="colour")
+    chosen = widgets.Dropdown(options=list(genotypes), description="outline")
+
+    def draw():
+        genotype = genotypes[chosen.value]
+        return viz.latency_heatmap(table.ms, table.ops, relative=scale.value == "relative",
+                                   genotype=genotype,
+                                   title=f"{chosen.value}: {table.predict(genotype):.2f} ms predicted")
+
+    return _assemble([scale, chosen], draw)
+
+
+def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float]) -> widgets.VBox:
+    """Predicted vs measured latency of the first k architectures (a slider): Spearman and MAPE
+    are recomputed for those k, which shows how uncertain they are when k is small."""
+    from .nas.latency import spearman
+    if len(predicted_ms) != len(measured_ms) or len(predicted_ms) < 3:
+        raise WidgetInputError(f"need as many measured as predicted latencies (at least 3): got "
+                               f"{len(predicted_ms)} and {len(measured_ms)}")
+    pred, meas = np.asarray(predicted_ms, dtype=float), np.asarray(measured_ms, dtype=float)
+    count = widgets.IntSlider(value=len(pred), min=3, max=len(pred), description="first k")
+
+    def draw():
+        k = count.value
+        mape = float(np.mean(np.abs(pred[:k] - meas[:k]) / meas[:k]))
+        return viz.predicted_vs_measured(pred[:k], meas[:k], spearman=spearman(pred[:k], meas[:k]),
+                                         mape=mape, title=f"{k} random architectures")
+
+    return _assemble([count], draw)
