@@ -273,3 +273,28 @@ def saved_activation_mib(model: torch.nn.Module, images: torch.Tensor,
     loss.backward()
     model.zero_grad(set_to_none=True)
     return sum(seen.values()) / 2 ** 20
+
+
+# --------------------------------------------------------------------------- executed notebooks
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "(interactive widget: run the notebook in JupyterLab to use it; the static figure is above)"
+
+
+def strip_widget_state(path: str | os.PathLike) -> int:
+    """Make an executed notebook safe to commit: drop the saved widget state and replace each widget
+    view by a one-line note (GitHub cannot render widgets; the static figures stay). Returns the
+    number of widget outputs replaced. Writes the file atomically."""
+    import nbformat
+    from .engine import atomic_write_text
+    mode = os.stat(path).st_mode & 0o777
+    notebook = nbformat.read(path, as_version=4)
+    notebook.metadata.pop("widgets", None)
+    replaced = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if WIDGET_MIME in output.get("data", {}):
+                output["data"] = {"text/plain": WIDGET_NOTE}
+                replaced += 1
+    atomic_write_text(path, nbformat.writes(notebook))
+    os.chmod(path, mode)  # the temporary file of the atomic write is private (0600)
+    return replaced

@@ -1,0 +1,112 @@
+"""The teaching notebooks: structure rules for every committed notebook, and a quick-mode run of each.
+
+(a) Structure (fast): a markdown title with learning goals first; the first code cell is tagged
+    ``parameters`` and holds only plain assignments; a summary and exercises at the end; no error
+    outputs; no ``def`` / ``class`` in code cells (library code lives in ``segnas_lite``); widget
+    state either absent or saved with the notebook.
+(b) Execution: papermill runs every notebook in quick mode (``CI=1``) in a temporary folder, the
+    notebooks directory as working directory, sharing one temporary cache (as CI does), so a later
+    notebook may reuse an earlier one's results. nbval (``pytest --nbval-lax notebooks``) separately
+    compares the outputs of cells marked ``# NBVAL_CHECK_OUTPUT``.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+
+NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+IDS = [path.stem for path in NOTEBOOKS]
+
+
+def _read(path: Path):
+    return nbformat.read(path, as_version=4)
+
+
+def _code_without_magics(source: str) -> str:
+    """Cell source with IPython magics / shell escapes removed, so ``ast`` can parse it."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line
+                     for line in source.splitlines())
+
+
+def test_there_are_notebooks():
+    assert len(NOTEBOOKS) >= 4, f"expected the numbered notebooks in {NOTEBOOK_DIR}"
+    numbers = [path.name[:2] for path in NOTEBOOKS]
+    assert len(set(numbers)) == len(numbers), f"two notebooks share a number: {numbers}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_structure(path: Path):
+    notebook = _read(path)
+    nbformat.validate(notebook)
+    cells = notebook.cells
+    first = cells[0]
+    assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), \
+        "the first cell must be a markdown title"
+    assert re.search(r"learning goals", first.source, re.IGNORECASE), "state the learning goals first"
+
+    code_cells = [c for c in cells if c.cell_type == "code"]
+    params = code_cells[0]
+    assert "parameters" in params.metadata.get("tags", []), \
+        "the first code cell must be tagged 'parameters' (papermill injects overrides after it)"
+    tree = ast.parse(params.source)
+    assert all(isinstance(node, ast.Assign) for node in tree.body), \
+        "the parameters cell holds plain assignments only"
+    names = {target.id for node in tree.body for target in node.targets}
+    assert "QUICK" in names and "SEED" in names
+
+    tail = "\n".join(c.source for c in cells[-2:] if c.cell_type == "markdown")
+    assert re.search(r"^#+ *summary", tail, re.IGNORECASE | re.MULTILINE), "end with a summary"
+    assert re.search(r"^#+ *exercises", tail, re.IGNORECASE | re.MULTILINE), "end with exercises"
+
+    for index, cell in enumerate(code_cells):
+        tree = ast.parse(_code_without_magics(cell.source))
+        defined = [node for node in ast.walk(tree)
+                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        assert not defined, f"code cell {index} defines {defined[0].name}: move it into segnas_lite"
+        for output in cell.get("outputs", []):
+            assert output.output_type != "error", f"code cell {index} has an error output"
+            if WIDGET_MIME in output.get("data", {}):
+                assert "widgets" in notebook.metadata, \
+                    f"code cell {index} shows a widget whose state is not saved (strip it instead)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_notebook_was_executed(path: Path):
+    """A reader on GitHub sees the figures: every code cell ran, and there is at least one image."""
+    notebook = _read(path)
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in code_cells[1:]), "execute the notebook (quick mode)"
+    images = sum("image/png" in o.get("data", {}) for c in code_cells for o in c.outputs)
+    assert images >= 1, "an executed notebook shows its static figures"
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One cache for the whole session, as in CI: notebook 02 may reuse what 00 trained."""
+    return tmp_path_factory.mktemp("segnas_cache")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_runs_in_quick_mode(path: Path, tmp_path, shared_cache, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setenv("SEGNAS_QUIET", "1")
+    monkeypatch.setenv("SEGNAS_CACHE", str(shared_cache))
+    started = time.perf_counter()
+    papermill.execute_notebook(str(path), str(tmp_path / path.name), kernel_name="python3",
+                               cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=300)
+    seconds = time.perf_counter() - started
+    executed = _read(tmp_path / path.name)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    print(f"{path.name}: {seconds:.1f} s")  # shown with -rP / -s; no timing assertion here
