@@ -128,11 +128,11 @@ def augmentation_grid(image: np.ndarray, mask: np.ndarray, augment, *, count: in
         aug_image, aug_mask = augment(np.asarray(image), np.asarray(mask),
                                       np.random.default_rng([seed, i]))
         pairs.append((aug_image, aug_mask, f"draw {i}"))
-    fig = Figure(figsize=(2.0 * len(pairs), 4.2), layout="constrained")
+    fig = Figure(figsize=(1.7 * len(pairs), 3.7), layout="constrained")
     axes = fig.subplots(2, len(pairs), squeeze=False)
     for c, (img, msk, label) in enumerate(pairs):
         shown = img if img.dtype == np.uint8 else np.clip(img, 0, 1)
-        axes[0, c].imshow(shown)
+        axes[0, c].imshow(shown, interpolation="nearest")
         axes[1, c].imshow(colorize(msk, colours), interpolation="nearest")
         axes[0, c].set_title(label, fontsize=9)
         for ax in axes[:, c]:
