@@ -280,6 +280,44 @@ def cmd_search(args) -> int:
     return 0
 
 
+def cmd_notebooks(args) -> int:
+    """Execute every numbered notebook in order with papermill (an instructor's dry run)."""
+    import os
+    import papermill
+    from .engine import progress
+    source = Path(args.notebooks) if args.notebooks else Path(__file__).resolve().parents[1] / "notebooks"
+    paths = sorted(source.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise CLIError(f"no numbered notebooks (00_*.ipynb ...) in {source}; pass --notebooks DIR")
+    out = Path(args.out)
+    clash = [str(out / p.name) for p in paths if (out / p.name).exists()]
+    if clash and not args.overwrite:
+        raise CLIError(f"{clash[0]} exists; pass --overwrite or choose another OUTDIR")
+    out.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        os.environ["SEGNAS_QUICK"] = "1"  # inherited by the kernels: every notebook's quick mode
+    times, failed = [], None
+    for path in progress(paths, quiet=args.quiet, desc="notebooks"):
+        started = time.perf_counter()
+        try:
+            papermill.execute_notebook(str(path), str(out / path.name), kernel_name="python3",
+                                       cwd=str(source), progress_bar=False)
+        except papermill.PapermillExecutionError as exc:
+            failed = (path.name, exc)
+        times.append((path.name, time.perf_counter() - started))
+        if failed:
+            break
+    print(f"\n{'notebook':<34}{'seconds':>9}")
+    for name, seconds in times:
+        print(f"{name:<34}{seconds:>9.1f}")
+    print(f"{'total':<34}{sum(t for _, t in times):>9.1f}   (executed copies in {out})")
+    if failed:
+        name, exc = failed
+        print(f"\n{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}", file=sys.stderr)
+        return 1
+    return 0
+
+
 # --------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -371,6 +409,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("notebooks", help="execute the notebook sequence (workshop dry run)")
+    p.add_argument("out", metavar="OUTDIR", help="folder for the executed copies")
+    p.add_argument("--quick", action="store_true", help="every notebook in its quick mode")
+    p.add_argument("--notebooks", help="folder of numbered notebooks (default: the repository's)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_notebooks)
 
     p = sub.add_parser("models", help="list the models with parameters and FLOPs")
     p.add_argument("--num-classes", type=int, default=2)

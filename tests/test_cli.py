@@ -119,3 +119,26 @@ def test_models_lists_parameter_counts(capsys):
     out = capsys.readouterr().out
     assert "3,221,538" in out  # LR-ASPP MobileNetV3-Large, torchvision's count for 21 classes
     assert "fast_scnn" in out and "mbv3_baseline" in out
+
+
+def _notebook(path, code):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("QUICK = False")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# t"), params, nbformat.v4.new_code_cell(code)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_notebooks_runs_the_sequence_and_reports_a_failing_cell(tmp_path, capsys):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _notebook(src / "00_ok.ipynb", "import os; print(os.environ['SEGNAS_QUICK'])")
+    _notebook(src / "01_bad.ipynb", "1 / 0")
+    _notebook(src / "02_never.ipynb", "pass")
+    code = main(["notebooks", str(tmp_path / "out"), "--quick", "--notebooks", str(src), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1 and "01_bad.ipynb failed" in captured.err and "ZeroDivisionError" in captured.err
+    assert "00_ok.ipynb" in captured.out and not (tmp_path / "out" / "02_never.ipynb").exists()
+    assert main(["notebooks", str(tmp_path / "out"), "--notebooks", str(src)]) == 2  # no overwrite
