@@ -322,7 +322,7 @@ def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float],
     """Scatter of table-predicted against measured latency with the y = x line.
 
     ``spearman`` (rank correlation: does the table order subnets correctly?) and ``mape`` (mean
-    absolute percentage error, as a fraction) go into the legend when given.
+    absolute percentage error, in percent, as ``PredictorReport.mape``) go into the legend.
     """
     pred = np.asarray(predicted, dtype=float)
     meas = np.asarray(measured, dtype=float)
@@ -332,7 +332,7 @@ def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float],
     if spearman is not None:
         label.append(f"Spearman {spearman:.2f}")
     if mape is not None:
-        label.append(f"MAPE {100 * mape:.1f}%")
+        label.append(f"MAPE {mape:.1f}%")
     ax.scatter(pred, meas, s=18, alpha=0.8, label=", ".join(label) or None)
     if pred.size:
         low, high = min(pred.min(), meas.min()), max(pred.max(), meas.max())

@@ -259,7 +259,7 @@ def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float])
 
     def draw():
         k = count.value
-        mape = float(np.mean(np.abs(pred[:k] - meas[:k]) / meas[:k]))
+        mape = 100 * float(np.mean(np.abs(pred[:k] - meas[:k]) / meas[:k]))  # percent
         return viz.predicted_vs_measured(pred[:k], meas[:k], spearman=spearman(pred[:k], meas[:k]),
                                          mape=mape, title=f"{k} random architectures")
 

@@ -117,7 +117,7 @@ def test_alpha_curves_and_latency_histogram():
 
 
 def test_predicted_vs_measured_and_search_curves():
-    fig = viz.predicted_vs_measured([1, 2, 3], [1.1, 2.2, 2.9], spearman=1.0, mape=0.05)
+    fig = viz.predicted_vs_measured([1, 2, 3], [1.1, 2.2, 2.9], spearman=1.0, mape=5.0)  # percent, as PredictorReport.mape
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "Spearman 1.00, MAPE 5.0%" in legend
     fig = viz.search_curves([5, 4, 3], [0.5, 0.2, 0.1], budget_ms=4)
@@ -195,11 +195,14 @@ def test_latency_rejection_budget_slider_updates_rate():
 # --------------------------------------------------------------------------- notebook_utils
 def test_quick_mode_follows_ci(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("SEGNAS_QUICK", raising=False)  # conftest.py sets it for the test session
     assert notebook_utils.quick_mode(False) is False
     monkeypatch.setenv("CI", "true")
     assert notebook_utils.quick_mode(False) is True
     monkeypatch.setenv("CI", "0")
     assert notebook_utils.quick_mode(True) is True
+    monkeypatch.setenv("SEGNAS_QUICK", "1")
+    assert notebook_utils.quick_mode(False) is True
 
 
 def test_setup_seeds_and_quiets(monkeypatch, tmp_path):

@@ -64,6 +64,9 @@ class _Threads:
         torch.set_num_threads(self.old)
 
 
+_PROCESS_WARM: set[str] = set()
+
+
 def _timed_median(run: Callable[[], object], *, warmup: int, runs: int) -> float:
     for _ in range(warmup):
         run()
@@ -89,6 +92,13 @@ def measure(module: nn.Module | Callable, input_shape: Sequence[int], *, backend
         module.eval()
     if backend == "torch":
         with _Threads(threads), torch.inference_mode():
+            if "torch" not in _PROCESS_WARM:
+                # The first timings in a process pay for thread-pool start-up and allocator growth
+                # (seen: 158 ms for a 0.3 ms op), so spend a moment warming up once.
+                deadline = time.perf_counter() + 0.3
+                while time.perf_counter() < deadline:
+                    module(x)
+                _PROCESS_WARM.add("torch")
             return _timed_median(lambda: module(x), warmup=warmup, runs=runs)
     import openvino as ov
     ov_model = ov.convert_model(module, example_input=x)
@@ -212,7 +222,8 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
     macro_config = dict(macro_config or {})
     h, w = image_size
     key = table_key(space, backend=backend, threads=threads, image_size=(h, w),
-                    macro_config={**macro_config, "num_classes": num_classes})
+                    macro_config={**macro_config, "num_classes": num_classes, "warmup": warmup,
+                                  "runs": runs, "rounds": rounds})
     path = cache_dir() / f"{key}.json"
     if use_cache and not refresh and path.exists():
         return LatencyTable.load(path)
