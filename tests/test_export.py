@@ -307,3 +307,47 @@ def test_model_dynamic_export_two_sizes(package_model):
     for size in [(64, 64), (96, 128)]:
         report = E.check_parity(model, dynamic, input_size=size, num_images=1)
         assert report.passed, f"{name} at {size}: {report.to_text()}"
+
+
+# --- every op of every search space exports (issue: "every genotype of every search space") -----
+def _covering_genotypes(space):
+    """Two genotypes that together put every op of the space in a strided and a non-strided layer
+    (the zero op only where it is allowed: stride-1 layers with in == out)."""
+    from segnas_lite.nas import Genotype
+    strided = [l for l, spec in enumerate(space.layers) if spec.stride == 2]
+    plain = [l for l, spec in enumerate(space.layers) if spec.stride == 1]
+    ops = list(space.layers[plain[0]].ops)  # the stride-1 layers offer every op (zero included)
+    real = [op for op in ops if op != "zero"]
+    genotypes = []
+    for shift in (0, len(strided)):
+        choice = {}
+        for k, l in enumerate(strided):
+            choice[l] = real[(k + shift) % len(real)]
+        for k, l in enumerate(plain):
+            choice[l] = [op for op in space.layers[l].ops][(k + shift) % len(space.layers[l].ops)]
+        genotypes.append(Genotype(space.name, tuple(choice[l] for l in range(len(space.layers)))))
+    covered = {op for g in genotypes for op in g.ops}
+    assert covered == set(ops), f"test genotypes miss {set(ops) - covered}"
+    return genotypes
+
+
+@pytest.mark.parametrize("space_name", ["seed", "proxyless"])
+def test_searched_children_export_with_f32_parity(space_name):
+    from segnas_lite.nas import build_child, get_space
+    for genotype in _covering_genotypes(get_space(space_name)):
+        torch.manual_seed(0)
+        child = build_child(genotype, num_classes=2).eval()
+        report = E.check_parity(child, E.to_openvino(child, input_size=(64, 64)), precision="f32")
+        assert report.passed, (genotype.ops, report.to_text())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space_name", ["seed", "proxyless"])
+def test_every_uniform_genotype_exports(space_name):
+    from segnas_lite.nas import Genotype, build_child, get_space
+    space = get_space(space_name)
+    for op in (op for op in space.layers[0].ops if op != "zero"):
+        torch.manual_seed(0)
+        child = build_child(Genotype.uniform(space, op), num_classes=2).eval()
+        report = E.check_parity(child, E.to_openvino(child, input_size=(64, 64)), precision="f32")
+        assert report.passed, (op, report.to_text())
