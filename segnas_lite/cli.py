@@ -113,8 +113,7 @@ def cmd_predict(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.checkpoint:
-        model, state = load_trained(args.checkpoint)
-        num_classes = state["num_classes"]
+        model, _ = load_trained(args.checkpoint)
         size = args.image_size
 
         def run(x: torch.Tensor):
@@ -126,7 +125,6 @@ def cmd_predict(args) -> int:
     else:
         from .export import OpenVINOPredictor
         predictor = OpenVINOPredictor(args.model)
-        num_classes = None
         run = lambda x: predictor(x).argmax(1)[0]  # noqa: E731
     for path in args.images:
         image = load_image(path)  # (3, H, W) at the photo's own size, normalised
@@ -156,7 +154,6 @@ def cmd_demo(args) -> int:
     from .data import SyntheticPortraits
     from .engine import TrainConfig, atomic_write_text, evaluate, predict, train
     from .export import benchmark_openvino, benchmark_torch, check_parity, to_openvino
-    from .models import build_model
     from .summary import summarize
     from .viz import alpha_heatmap, mask_grid, training_curves
     out = Path(args.out)

@@ -117,7 +117,7 @@ def is_cached(name: str) -> bool:
 # --------------------------------------------------------------------------- a trained model
 def trained_model(name: str, *, source: str = "synthetic", image_size: int = 64, epochs: int = 2,
                   train_length: int = 64, val_length: int = 16, batch_size: int = 8,
-                  lr: float = 0.02, seed: int = 0, refresh: bool = False,
+                  lr: float = 0.05, seed: int = 0, refresh: bool = False,
                   **model_kwargs: Any) -> tuple[torch.nn.Module, list[dict]]:
     """``(model, history)``: the model called ``name`` trained on ``source``, from the cache if an
     earlier notebook trained it with the same settings.

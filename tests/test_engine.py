@@ -120,3 +120,12 @@ def test_bad_config_and_tiny_dataset_raise():
         TrainConfig(optimizer="rmsprop")
     with pytest.raises(ValueError, match="fewer than one batch"):
         train(make_model(), Blobs(2), config=TrainConfig(**CFG), num_classes=2)
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    import os
+    from segnas_lite.engine import atomic_write_text
+    atomic_write_text(tmp_path / "a.json", "{}")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
