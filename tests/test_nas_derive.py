@@ -105,3 +105,20 @@ def test_layers_with_different_numbers_of_ops():
     genotype = derive_under_budget(probs, table, fixed, budget, space=space)
     space.validate(genotype)
     assert genotype_latency(genotype, space, table, fixed) <= budget + 1e-9
+
+
+def test_budget_just_above_the_fastest_net_is_feasible_despite_rounding():
+    """Ten layers whose latencies are not multiples of the resolution: rounding each one up used
+    to make a budget a hair above the fastest net look infeasible."""
+    from segnas_lite.nas import Genotype, derive_under_budget, seed_space
+    space = seed_space()
+    rng = np.random.default_rng(0)
+    table = rng.uniform(0.1, 0.5, size=(len(space.layers), 7)) + 0.0037
+    probs = [rng.dirichlet(np.ones(7)) for _ in space.layers]
+    fastest_ops = tuple(spec.ops[int(np.argmin(row))] for spec, row in zip(space.layers, table))
+    fastest = 1.0 + sum(row.min() for row in table)
+    g = derive_under_budget(probs, table, 1.0, fastest + 1e-6, space=space)
+    assert g == Genotype(space.name, fastest_ops)
+    slowest = 1.0 + sum(row.max() for row in table)
+    unconstrained = derive_under_budget(probs, table, 1.0, slowest + 5.0, space=space)
+    assert unconstrained.ops == tuple(spec.ops[int(np.argmax(p))] for spec, p in zip(space.layers, probs))

@@ -71,15 +71,18 @@ def derive_under_budget(probs: Sequence, lat_table, fixed_ms: float, budget_ms: 
             raise ValueError(f"layer {l} has a missing or negative latency: {lat.tolist()}")
     fastest = float(fixed_ms) + sum(float(lat.min()) for lat in lats)
     slowest = float(fixed_ms) + sum(float(lat.max()) for lat in lats)
-    # A budget above the slowest architecture constrains nothing; capping it keeps the DP table small.
-    budget_ms = min(budget_ms, slowest + resolution_ms)
-    capacity = math.floor((budget_ms - fixed_ms) / resolution_ms + 1e-9)  # units of resolution
-    costs = [np.ceil(lat / resolution_ms - 1e-9).astype(np.int64) for lat in lats]
-    if capacity < 0 or sum(int(c.min()) for c in costs) > capacity:
+    if budget_ms < fastest:
         raise InfeasibleBudgetError(
             f"no architecture fits {budget_ms:.3f} ms: the fastest one takes {fastest:.3f} ms "
-            f"(fixed part {fixed_ms:.3f} ms; latencies rounded up to {resolution_ms} ms); "
-            "raise the budget or measure a faster space")
+            f"(fixed part {fixed_ms:.3f} ms); raise the budget or measure a faster space")
+    if budget_ms >= slowest:  # every architecture fits: the most probable one is the answer
+        return derive_argmax(probs, space)
+    # The DP spends the slack (budget - fastest) on each layer's *extra* cost over its fastest op.
+    # Extras are rounded up and the slack down, so the answer never exceeds the budget, and the
+    # all-fastest choice (extra 0) always fits.
+    slack = budget_ms - fastest
+    capacity = math.floor(slack / resolution_ms + 1e-9)  # units of resolution
+    costs = [np.ceil((lat - lat.min()) / resolution_ms - 1e-9).astype(np.int64) for lat in lats]
 
     # best[c] = highest sum of log-probabilities of the layers so far using at most c units.
     best = np.zeros(capacity + 1)
