@@ -246,6 +246,18 @@ def _genotype_ops(genotype) -> list[str] | None:
     return list(getattr(genotype, "ops", genotype))
 
 
+def _label_layer_op_grid(ax, columns: list[str], layers: int, genotype, *, colour: str) -> None:
+    """Op names across, layer numbers down, and an outline around the genotype's op in each layer."""
+    from matplotlib.patches import Rectangle
+    ax.set_xticks(range(len(columns)), columns, rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(layers), [f"layer {l}" for l in range(layers)], fontsize=7)
+    chosen = _genotype_ops(genotype)
+    for l, name in enumerate((chosen or [])[:layers]):
+        if name in columns:
+            ax.add_patch(Rectangle((columns.index(name) - 0.5, l - 0.5), 1, 1, fill=False,
+                                   edgecolor=colour, linewidth=1.8))
+
+
 def alpha_heatmap(probs_matrix, op_names, *, title: str = "op probabilities p = softmax(alpha)",
                   genotype=None) -> Figure:
     """Per-layer op probabilities as a heatmap (layers down, ops across).
@@ -265,15 +277,7 @@ def alpha_heatmap(probs_matrix, op_names, *, title: str = "op probabilities p = 
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="magma", vmin=0.0, vmax=1.0, aspect="auto")
     fig.colorbar(image, ax=ax, label="probability", shrink=0.8)
-    ax.set_xticks(range(len(columns)), columns, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(layers), [f"layer {l}" for l in range(layers)], fontsize=7)
-    chosen = _genotype_ops(genotype)
-    if chosen is not None:
-        from matplotlib.patches import Rectangle
-        for l, name in enumerate(chosen[:layers]):
-            if name in columns:
-                ax.add_patch(Rectangle((columns.index(name) - 0.5, l - 0.5), 1, 1, fill=False,
-                                       edgecolor="cyan", linewidth=1.8))
+    _label_layer_op_grid(ax, columns, layers, genotype, colour="cyan")
     ax.set_title(title, fontsize=10)
     return fig
 
@@ -418,15 +422,7 @@ def latency_heatmap(table_ms, op_names, *, relative: bool = False, genotype=None
             if np.isfinite(grid[l, c]):
                 ax.text(c, l, f"{grid[l, c]:.2f}", ha="center", va="center", fontsize=6,
                         color="white" if shown[l, c] < 0.6 * np.nanmax(shown) else "black")
-    ax.set_xticks(range(len(columns)), columns, rotation=40, ha="right", fontsize=8)
-    ax.set_yticks(range(layers), [f"layer {l}" for l in range(layers)], fontsize=7)
-    chosen = _genotype_ops(genotype)
-    if chosen is not None:
-        from matplotlib.patches import Rectangle
-        for l, name in enumerate(chosen[:layers]):
-            if name in columns:
-                ax.add_patch(Rectangle((columns.index(name) - 0.5, l - 0.5), 1, 1, fill=False,
-                                       edgecolor="red", linewidth=1.8))
+    _label_layer_op_grid(ax, columns, layers, genotype, colour="red")
     ax.set_title(title or ("latency per (layer, op), relative to the layer's slowest op"
                            if relative else "latency per (layer, op) in ms"), fontsize=10)
     return fig
