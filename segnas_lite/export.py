@@ -188,6 +188,21 @@ def static_input_size(compiled_or_model: ov.CompiledModel | ov.Model) -> tuple[i
     return None
 
 
+def _resolve_input_size(compiled: ov.CompiledModel, input_size) -> tuple[int, int]:
+    """The (H, W) to feed: the IR's own size for a static IR (``input_size`` None or equal to it),
+    ``input_size`` for a dynamic IR (where it is required)."""
+    ir_size = static_input_size(compiled)
+    if input_size is None:
+        if ir_size is None:
+            raise ExportError("the IR has a dynamic input shape: pass input_size=(H, W)")
+        return ir_size
+    input_size = (int(input_size[0]), int(input_size[1]))
+    if ir_size is not None and input_size != ir_size:
+        raise ExportError(f"the IR is static at {ir_size}, but input_size={input_size}; "
+                          "leave input_size=None")
+    return input_size
+
+
 def _is_static_batch_one(compiled_or_model: ov.CompiledModel | ov.Model) -> bool:
     batch = compiled_or_model.inputs[0].get_partial_shape()[0]
     return batch.is_static and batch.get_length() == 1
@@ -315,14 +330,7 @@ def check_parity(
     no resizing is involved) and is required for a dynamic IR.
     """
     compiled = compile_ir(ov_model_or_path, precision=precision, threads=threads)
-    ir_size = static_input_size(compiled)
-    if input_size is None:
-        if ir_size is None:
-            raise ExportError("the IR has a dynamic input shape: pass input_size=(H, W) to check_parity")
-        input_size = ir_size
-    input_size = (int(input_size[0]), int(input_size[1]))
-    if ir_size is not None and ir_size != input_size:
-        raise ExportError(f"the IR is static at {ir_size}, but input_size={input_size}; leave input_size=None")
+    input_size = _resolve_input_size(compiled, input_size)
 
     images = sample_images(num_images, input_size=input_size, seed=seed)  # (N, 3, H, W)
     torch_model = torch_model.eval()
@@ -484,13 +492,7 @@ def benchmark_openvino(
     if runs < 1:
         raise ExportError(f"runs must be >= 1, got {runs}")
     compiled = compile_ir(ov_model_or_path, precision=precision, threads=threads)
-    ir_size = static_input_size(compiled)
-    if input_size is None:
-        if ir_size is None:
-            raise ExportError("the IR has a dynamic input shape: pass input_size=(H, W)")
-        input_size = ir_size
-    if ir_size is not None and tuple(input_size) != ir_size:
-        raise ExportError(f"the IR is static at {ir_size}, but input_size={tuple(input_size)}")
+    input_size = _resolve_input_size(compiled, input_size)
     x = np.random.default_rng(0).standard_normal((1, 3, *input_size), dtype=np.float32)
     request = compiled.create_infer_request()
     times = []
