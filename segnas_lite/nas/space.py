@@ -18,7 +18,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from .ops import OPS, PROXYLESS_OPS, SEED_OPS
+
+
+def pad_rows(rows: Sequence[Sequence[float]], fill: float = float("nan")) -> np.ndarray:
+    """Per-layer lists of different lengths -> one ``(layers, max_ops)`` float64 array.
+
+    Layer l's i-th value lands at ``[l, i]``; cells past a layer's last op hold ``fill`` (NaN by
+    default, so ``np.nan*`` reductions and masked plots skip them). Used for alpha probabilities and
+    latency tables alike, whose layers may offer different numbers of ops.
+    """
+    width = max(len(row) for row in rows)
+    out = np.full((len(rows), width), fill, dtype=np.float64)
+    for l, row in enumerate(rows):
+        out[l, :len(row)] = row
+    return out
 
 
 class SpaceError(ValueError):
