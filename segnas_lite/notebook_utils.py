@@ -25,8 +25,10 @@ from typing import Any, Callable
 
 import torch
 
-from .engine import TrainConfig, atomic_torch_save, seed_everything, train
+from .engine import TrainConfig, train
+from .flags import cache_dir, cpu_name, quick_forced
 from .models import build_model
+from .runio import atomic_torch_save, atomic_write_text, seed_everything
 
 
 class CacheError(RuntimeError):
@@ -34,16 +36,10 @@ class CacheError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- quick mode and seeds
-def in_ci() -> bool:
-    """True when the environment variable ``CI`` is set to anything but "", "0" or "false"."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
-
-
 def quick_mode(quick: bool) -> bool:
     """The effective quick flag: the notebook's ``QUICK`` parameter, forced on under CI or when
     ``SEGNAS_QUICK=1`` (the test suite sets it, so ``pytest`` never starts a full-size run)."""
-    forced = os.environ.get("SEGNAS_QUICK", "").strip().lower() not in ("", "0", "false")
-    return bool(quick) or in_ci() or forced
+    return bool(quick) or quick_forced()
 
 
 @dataclass(frozen=True)
@@ -63,7 +59,7 @@ def setup(*, quick: bool, seed: int = 0, threads: int | None = None) -> Settings
     """
     quick = quick_mode(quick)
     if quick:
-        os.environ["SEGNAS_QUIET"] = "1"  # engine.progress() then shows no tqdm bars
+        os.environ["SEGNAS_QUIET"] = "1"  # runio.progress() then shows no tqdm bars
     if threads is not None:
         torch.set_num_threads(threads)
     seed_everything(seed)
@@ -71,12 +67,6 @@ def setup(*, quick: bool, seed: int = 0, threads: int | None = None) -> Settings
 
 
 # --------------------------------------------------------------------------- the cache
-def cache_dir() -> Path:
-    """``$SEGNAS_CACHE`` or ``~/.cache/segnas_lite`` (created on first use)."""
-    root = os.environ.get("SEGNAS_CACHE") or Path.home() / ".cache" / "segnas_lite"
-    return Path(root)
-
-
 def cache_key(name: str, **params: Any) -> str:
     """A readable, file-safe key: ``name`` plus a short hash of ``params`` (JSON, sorted keys).
 
@@ -163,17 +153,6 @@ def default_reference_weights() -> Path:
 
 
 # --------------------------------------------------------------------------- environment
-def cpu_name() -> str:
-    """The CPU model string (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def environment_report() -> dict:
     """Versions, CPU, thread counts and OpenVINO devices, as a plain dict (see :func:`format_report`)."""
     import matplotlib
@@ -287,7 +266,6 @@ def strip_widget_state(path: str | os.PathLike) -> int:
     view by a one-line note (GitHub cannot render widgets; the static figures stay). Returns the
     number of widget outputs replaced. Writes the file atomically."""
     import nbformat
-    from .engine import atomic_write_text
     mode = os.stat(path).st_mode & 0o777
     notebook = nbformat.read(path, as_version=4)
     notebook.metadata.pop("widgets", None)
@@ -298,5 +276,5 @@ def strip_widget_state(path: str | os.PathLike) -> int:
                 output["data"] = {"text/plain": WIDGET_NOTE}
                 replaced += 1
     atomic_write_text(path, nbformat.writes(notebook))
-    os.chmod(path, mode)  # the temporary file of the atomic write is private (0600)
+    os.chmod(path, mode)  # keep the notebook's own permissions
     return replaced
