@@ -12,7 +12,58 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from .data import IGNORE_INDEX
 
+
+# --------------------------------------------------------------------------- class colours
+def palette(num_classes: int = 256) -> np.ndarray:
+    """(num_classes, 3) uint8 colours, the Pascal VOC rule: the bits of the class index are spread
+    over the high bits of R, G and B. Class 0 is black; index 255 (ignore) is a pale cream."""
+    colours = np.zeros((num_classes, 3), dtype=np.uint8)
+    for index in range(num_classes):
+        value, r, g, b = index, 0, 0, 0
+        for bit in range(8):
+            r |= ((value >> 0) & 1) << (7 - bit)
+            g |= ((value >> 1) & 1) << (7 - bit)
+            b |= ((value >> 2) & 1) << (7 - bit)
+            value >>= 3
+        colours[index] = (r, g, b)
+    return colours
+
+
+def _to_numpy(array) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def colorize(mask, colours: np.ndarray | None = None) -> np.ndarray:
+    """Class-index mask (H, W) -> uint8 RGB (H, W, 3). ``colours`` defaults to ``palette(256)``;
+    ignore pixels (255) get the palette's entry 255 when the table has one, else white."""
+    mask = _to_numpy(mask).astype(np.int64)
+    table = palette(256) if colours is None else np.asarray(colours, dtype=np.uint8)
+    if len(table) < 256:  # pad so that any index in 0..255 has a colour (unknown ones white)
+        table = np.concatenate([table, np.full((256 - len(table), 3), 255, np.uint8)])
+    return table[np.clip(mask, 0, 255)]
+
+
+def overlay(image01, mask, alpha: float = 0.5, colours: np.ndarray | None = None) -> np.ndarray:
+    """Blend class colours over an image for display -> float (H, W, 3) in [0, 1].
+
+    ``image01`` is (H, W, 3) in [0, 1] or a (3, H, W) tensor in [0, 1] (use ``denormalize`` first).
+    Background (class 0) and ignore pixels keep the photo; every other class is mixed with its colour:
+    ``out = (1 - alpha) * image + alpha * colour``.
+    """
+    image = _to_numpy(image01).astype(np.float32)
+    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
+        image = image.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
+    mask = _to_numpy(mask).astype(np.int64)
+    colour = colorize(mask, colours).astype(np.float32) / 255.0
+    tint = ((mask != 0) & (mask != IGNORE_INDEX))[..., None]
+    return np.where(tint, (1.0 - alpha) * image + alpha * colour, image).clip(0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- masks
 def _as_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """A normalised (3, H, W) tensor or an (H, W, 3) array in [0, 1] -> (H, W, 3) float array."""
     from .data import denormalize
@@ -21,54 +72,50 @@ def _as_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.clip(np.asarray(image, dtype=np.float32), 0, 1)
 
 
+def _mask_row(image, mask, pred=None, *, score: str = "", colours: np.ndarray | None = None
+              ) -> list[tuple[np.ndarray, str]]:
+    """The panels of one image, each ``(picture, title)``: image, ground truth and, when there is
+    a prediction, the prediction (its title carries ``score``) and the prediction over the image."""
+    img = _as_numpy_image(image)
+    panels = [(img, "image"), (colorize(mask, colours), "ground truth")]
+    if pred is not None:
+        panels += [(colorize(pred, colours), f"prediction ({score})"),
+                   (overlay(img, pred, colours=colours), "overlay")]
+    return panels
+
+
+def _show_panels(axes, panels: list[tuple[np.ndarray, str]]) -> None:
+    for ax, (panel, label) in zip(axes, panels):
+        ax.imshow(panel, interpolation="nearest")
+        ax.set_axis_off()
+        ax.set_title(label, fontsize=9)
+
+
 def mask_grid(images: Sequence, masks: Sequence, preds: Sequence | None = None, *,
               num_classes: int = 2, titles: Sequence[str] | None = None,
               max_rows: int = 4) -> Figure:
-    """One row per image: image, ground truth, prediction and prediction overlay."""
-    from .data import colorize, overlay
+    """One row per image: image, ground truth, prediction and prediction overlay.
+
+    The prediction's title carries the image's mIoU; ``titles`` replace the "image" labels.
+    """
     from .metrics import iou_per_image
     rows = min(len(images), max_rows)
     cols = 4 if preds is not None else 2
     fig = Figure(figsize=(2.6 * cols, 2.6 * rows), layout="constrained")
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     for r in range(rows):
-        img = _as_numpy_image(images[r])
         gt = torch.as_tensor(masks[r])
-        panels = [(img, "image"), (colorize(gt), "ground truth")]
+        pred, score = None, ""
         if preds is not None:
             pred = torch.as_tensor(preds[r])
-            iou = iou_per_image(pred, gt, num_classes=num_classes)
-            panels += [(colorize(pred), f"prediction (IoU {iou:.2f})"),
-                       (overlay(img, pred), "overlay")]
-        for c, (panel, name) in enumerate(panels):
-            axes[r, c].imshow(panel, interpolation="nearest")
-            axes[r, c].set_axis_off()
-            label = name if titles is None or c else f"{titles[r]}"
-            axes[r, c].set_title(label, fontsize=9)
+            score = f"IoU {iou_per_image(pred, gt, num_classes=num_classes):.2f}"
+        panels = _mask_row(images[r], gt, pred, score=score)
+        if titles is not None:
+            panels[0] = (panels[0][0], f"{titles[r]}")
+        _show_panels(axes[r], panels)
     return fig
 
 
-def training_curves(history: Sequence[dict], *, title: str = "training") -> Figure:
-    """Training loss and validation mIoU per epoch from an engine history / metrics.jsonl."""
-    fig = Figure(figsize=(8, 3), layout="constrained")
-    ax_loss, ax_iou = fig.subplots(1, 2)
-    epochs = [r["epoch"] for r in history]
-    ax_loss.plot(epochs, [r["train_loss"] for r in history], marker="o")
-    ax_loss.set(xlabel="epoch", ylabel="train loss", title=title)
-    val = [(r["epoch"], r["val_miou"]) for r in history if "val_miou" in r]
-    if val:
-        ax_iou.plot(*zip(*val), marker="o", color="tab:green")
-    ax_iou.set(xlabel="epoch", ylabel="val mIoU", ylim=(0, 1), title="validation")
-    return fig
-
-
-def comparison_bars(rows: Sequence[dict], *, metric: str = "miou",
-                    latency_key: str = "latency_ms") -> Figure:
-    """Accuracy versus latency for several models (kept for old callers; see :func:`pareto`)."""
-    return pareto(rows, metric=metric, latency_key=latency_key)
-
-
-# --------------------------------------------------------------------------- masks, one image
 def mask_panels(image, mask, pred=None, *, num_classes: int = 2, show_class: int | None = None,
                 class_names: Sequence[str] | None = None, title: str | None = None) -> Figure:
     """One image in a row: image, ground truth, prediction and overlay (what the mask viewer shows).
@@ -77,9 +124,7 @@ def mask_panels(image, mask, pred=None, *, num_classes: int = 2, show_class: int
     reports that class's IoU; ``None`` shows every class and the image's mIoU.
     The prediction panel's title carries the score, e.g. ``prediction (mIoU 0.83)``.
     """
-    from .data import colorize, overlay, palette
     from .metrics import SegmentationMetrics, confusion_matrix
-    img = _as_numpy_image(image)
     gt = torch.as_tensor(np.asarray(mask)).long()
     name = (class_names[show_class] if class_names is not None and show_class is not None
             else f"class {show_class}")
@@ -88,26 +133,20 @@ def mask_panels(image, mask, pred=None, *, num_classes: int = 2, show_class: int
         if show_class is None:
             return m
         picked = torch.where(m == show_class, torch.as_tensor(show_class), torch.as_tensor(0))
-        return torch.where(m == 255, torch.as_tensor(255), picked)  # keep ignore pixels visible
+        keep = torch.as_tensor(IGNORE_INDEX)  # ignore pixels stay visible
+        return torch.where(m == IGNORE_INDEX, keep, picked)
 
-    colours = palette(max(num_classes, 2))
-    panels = [(img, "image"), (colorize(only(gt), colours), "ground truth")]
-    score_text = ""
+    shown_pred, score = None, ""
     if pred is not None:
         pr = torch.as_tensor(np.asarray(pred)).long()
         metrics = SegmentationMetrics(confusion_matrix(pr, gt, num_classes=num_classes).numpy())
-        if show_class is None:
-            score_text = f"mIoU {metrics.miou:.2f}"
-        else:
-            score_text = f"IoU({name}) {metrics.per_class_iou[show_class]:.2f}"
-        panels += [(colorize(only(pr), colours), f"prediction ({score_text})"),
-                   (overlay(img, only(pr), colours=colours), "overlay")]
+        score = (f"mIoU {metrics.miou:.2f}" if show_class is None
+                 else f"IoU({name}) {metrics.per_class_iou[show_class]:.2f}")
+        shown_pred = only(pr)
+    panels = _mask_row(image, only(gt), shown_pred, score=score,
+                       colours=palette(max(num_classes, 2)))
     fig = Figure(figsize=(2.4 * len(panels), 2.7), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
-    for ax, (panel, label) in zip(axes, panels):
-        ax.imshow(panel, interpolation="nearest")
-        ax.set_axis_off()
-        ax.set_title(label, fontsize=9)
+    _show_panels(fig.subplots(1, len(panels), squeeze=False)[0], panels)
     if title is not None:
         fig.suptitle(title, fontsize=10)
     return fig
@@ -121,7 +160,6 @@ def augmentation_grid(image: np.ndarray, mask: np.ndarray, augment, *, count: in
     generator ``numpy.random.default_rng([seed, i])``, so the grid is the same every run. Ignore
     pixels (255, e.g. uncovered by a zoom-out) show in the palette's pale cream.
     """
-    from .data import colorize, palette
     colours = palette(256)
     pairs = [(np.asarray(image), np.asarray(mask), "original")]
     for i in range(count):
@@ -151,7 +189,7 @@ def mask_coverage(masks: Sequence, *, class_names: Sequence[str]) -> Figure:
     shares = np.zeros((len(masks), num_classes))
     for i, m in enumerate(masks):
         m = np.asarray(m).astype(np.int64)
-        valid = m[m != 255]
+        valid = m[m != IGNORE_INDEX]
         counts = np.bincount(valid, minlength=num_classes)[:num_classes]
         shares[i] = counts / max(1, valid.size)
     fig = Figure(figsize=(2.6 * num_classes, 2.6), layout="constrained")
@@ -161,6 +199,21 @@ def mask_coverage(masks: Sequence, *, class_names: Sequence[str]) -> Figure:
         ax.set(title=f"{class_names[c]} (mean {shares[:, c].mean():.2f})", xlabel="share of pixels",
                ylabel="images" if c == 0 else None, xlim=(0, 1))
     fig.suptitle(f"class coverage over {len(masks)} masks", fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- training
+def training_curves(history: Sequence[dict], *, title: str = "training") -> Figure:
+    """Training loss and validation mIoU per epoch from an engine history / metrics.jsonl."""
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax_loss, ax_iou = fig.subplots(1, 2)
+    epochs = [r["epoch"] for r in history]
+    ax_loss.plot(epochs, [r["train_loss"] for r in history], marker="o")
+    ax_loss.set(xlabel="epoch", ylabel="train loss", title=title)
+    val = [(r["epoch"], r["val_miou"]) for r in history if "val_miou" in r]
+    if val:
+        ax_iou.plot(*zip(*val), marker="o", color="tab:green")
+    ax_iou.set(xlabel="epoch", ylabel="val mIoU", ylim=(0, 1), title="validation")
     return fig
 
 
@@ -240,6 +293,19 @@ def _op_columns(op_names, num_layers: int) -> tuple[list[str], list[list[str]]]:
     return columns, per_layer
 
 
+def _layer_op_grid(values, op_names) -> tuple[list[str], np.ndarray]:
+    """Per-layer values (ragged lists, or a (layers, K) matrix padded with NaN) laid out on the
+    union of op names: ``(columns, grid)`` with grid (layers, len(columns)), NaN where a layer
+    lacks that op. Each layer's values are matched to its own op names by position."""
+    layers = len(values)
+    columns, per_layer = _op_columns(op_names, layers)
+    grid = np.full((layers, len(columns)), np.nan)
+    for l, (row, names) in enumerate(zip(values, per_layer)):
+        for value, name in zip(row, names):
+            grid[l, columns.index(name)] = value
+    return columns, grid
+
+
 def _genotype_ops(genotype) -> list[str] | None:
     if genotype is None:
         return None
@@ -266,13 +332,8 @@ def alpha_heatmap(probs_matrix, op_names, *, title: str = "op probabilities p = 
     gives); ``op_names`` is one list of K names or one list per layer. ``genotype`` (a Genotype or a
     list of op names) is outlined: with argmax derivation it is each row's brightest cell.
     """
-    probs = np.asarray(probs_matrix, dtype=float)
-    layers = probs.shape[0]
-    columns, per_layer = _op_columns(op_names, layers)
-    grid = np.full((layers, len(columns)), np.nan)
-    for l, names in enumerate(per_layer):
-        for k, name in enumerate(names):
-            grid[l, columns.index(name)] = probs[l, k]
+    columns, grid = _layer_op_grid(np.asarray(probs_matrix, dtype=float), op_names)
+    layers = len(grid)
     fig = Figure(figsize=(1.0 * len(columns) + 2.5, 0.32 * layers + 1.6), layout="constrained")
     ax = fig.subplots()
     image = ax.imshow(np.ma.masked_invalid(grid), cmap="magma", vmin=0.0, vmax=1.0, aspect="auto")
@@ -404,12 +465,8 @@ def latency_heatmap(table_ms, op_names, *, relative: bool = False, genotype=None
     its share of the slowest op *of its layer* (which op is cheap where?); otherwise by ms.
     ``genotype`` (a Genotype or op names) is outlined, e.g. the fastest architecture.
     """
-    layers = len(table_ms)
-    columns, per_layer = _op_columns(op_names, layers)
-    grid = np.full((layers, len(columns)), np.nan)
-    for l, (row, names) in enumerate(zip(table_ms, per_layer)):
-        for ms, name in zip(row, names):
-            grid[l, columns.index(name)] = ms
+    columns, grid = _layer_op_grid(table_ms, op_names)
+    layers = len(grid)
     shown = grid / np.nanmax(grid, axis=1, keepdims=True) if relative else grid
     fig = Figure(figsize=(1.0 * len(columns) + 2.5, 0.36 * layers + 1.6), layout="constrained")
     ax = fig.subplots()

@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from segnas_lite import notebook_utils, viz, widgets
-from segnas_lite.data import PairedAugment, SyntheticPortraits
+from segnas_lite.data import IGNORE_INDEX, PairedAugment, SyntheticPortraits
 from segnas_lite.summary import SummaryRow
 
 OPS = ["mbv3_3x3", "mbv3_5x5", "zero"]
@@ -52,6 +52,30 @@ def _fake_history(steps: int = 4, layers: int = 3):
 
 
 # --------------------------------------------------------------------------- viz
+def test_palette_colorize_overlay():
+    colours = viz.palette(21)
+    assert colours.shape == (21, 3) and len({tuple(c) for c in colours}) == 21
+    assert tuple(colours[0]) == (0, 0, 0)
+    mask = np.array([[0, 1], [IGNORE_INDEX, 2]])
+    rgb = viz.colorize(mask)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[0, 1]) == tuple(colours[1])
+    assert tuple(viz.colorize(mask, colours)[1, 0]) == (255, 255, 255)  # short table: ignore white
+    image = np.full((2, 2, 3), 0.5, np.float32)
+    blended = viz.overlay(image, mask, alpha=0.5)
+    assert np.allclose(blended[0, 0], 0.5) and np.allclose(blended[1, 0], 0.5)  # bg, ignore kept
+    assert np.allclose(blended[0, 1], 0.5 * 0.5 + 0.5 * colours[1] / 255)
+    assert viz.overlay(torch.from_numpy(image).permute(2, 0, 1), mask).shape == (2, 2, 3)
+
+
+def test_mask_grid_rows_titles_and_scores(samples):
+    images, masks = samples
+    fig = viz.mask_grid(images, masks, masks, num_classes=2, titles=["a", "b", "c"], max_rows=2)
+    assert len(fig.axes) == 8  # 2 rows x (image, truth, prediction, overlay)
+    assert _titles(fig)[:4] == ["a", "ground truth", "prediction (IoU 1.00)", "overlay"]
+    assert len(viz.mask_grid(images, masks).axes) == 6  # no predictions: image + truth per row
+
+
 def test_mask_panels_reports_miou_and_class_iou(samples):
     images, masks = samples
     perfect = viz.mask_panels(images[0], masks[0], masks[0], num_classes=2)
@@ -109,6 +133,17 @@ def test_alpha_heatmap_union_of_per_layer_ops_and_genotype_boxes():
     assert len(ax.patches) == 2
 
 
+def test_layer_op_grid_matches_ragged_and_padded_rows():
+    names = [["a", "b"], ["a", "c", "b"]]
+    columns, ragged = viz._layer_op_grid([[1.0, 2.0], [3.0, 4.0, 5.0]], names)
+    _, padded = viz._layer_op_grid(np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]]), names)
+    assert columns == ["a", "b", "c"]
+    np.testing.assert_array_equal(ragged, [[1.0, 2.0, np.nan], [3.0, 5.0, 4.0]])
+    np.testing.assert_array_equal(ragged, padded)
+    fig = viz.latency_heatmap([[1.0, 2.0], [3.0, 4.0, 5.0]], names, relative=True)
+    assert [t.get_text() for t in fig.axes[0].texts] == ["1.00", "2.00", "3.00", "5.00", "4.00"]
+
+
 def test_alpha_curves_and_latency_histogram():
     fig = viz.alpha_curves(range(4), np.full((4, 3), 1 / 3), OPS)
     assert len(fig.axes[0].lines) == 4  # three ops + the uniform reference
@@ -132,7 +167,6 @@ def test_pareto_front_skips_dominated_models():
     fig = viz.pareto(rows)
     front = [line for line in fig.axes[0].lines if line.get_label() == "Pareto front"]
     assert list(front[0].get_xdata()) == [1.0, 4.0]
-    assert isinstance(viz.comparison_bars(rows), Figure)  # the old name still works
 
 
 # --------------------------------------------------------------------------- widgets
