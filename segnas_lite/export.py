@@ -8,7 +8,7 @@ The path from a PyTorch model to a fast CPU predictor has four steps, one functi
                        performance hint.
 3. ``check_parity``  - run the same images through PyTorch and OpenVINO and compare the logits and
                        the argmax masks. Do this before trusting any speed number.
-4. ``benchmark_*``   - time PyTorch and OpenVINO the same way (median of synchronous runs).
+4. ``benchmark_*``   - time PyTorch and OpenVINO the same way (``segnas_lite.timing``, the one timer).
 
 Precision on a modern Intel CPU: when the CPU has AVX-512 BF16 or AMX, OpenVINO's CPU plugin runs
 in bfloat16 *by default* (8 mantissa bits, about 2-3 significant digits). Logits then differ from
@@ -22,10 +22,8 @@ References: Howard et al., "Searching for MobileNetV3" (ICCV 2019) for LR-ASPP; 
 """
 from __future__ import annotations
 
-import functools
 import os
 import shutil
-import statistics
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,16 +32,15 @@ from typing import Iterable, Iterator
 
 import numpy as np
 import openvino as ov
-import openvino.properties as ov_props
-import openvino.properties.hint as ov_hints
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .timing import (PRECISIONS, Timing, TimingError, compile_openvino, ov_core, time_openvino,
+                     time_torch)
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-PRECISIONS = ("f32", "bf16", "default")
 
 
 class ExportError(RuntimeError):
@@ -132,12 +129,6 @@ def save_ir(
 # ---------------------------------------------------------------------------------------------
 # 2. Compilation
 # ---------------------------------------------------------------------------------------------
-@functools.lru_cache(maxsize=1)
-def _core() -> ov.Core:
-    """One OpenVINO runtime per process (creating a Core loads the plugins: slow)."""
-    return ov.Core()
-
-
 def load_ir(model_or_path: ov.Model | str | os.PathLike) -> ov.Model:
     """Return an ``openvino.Model`` as it is, or read it from an ``.xml`` path."""
     if isinstance(model_or_path, ov.Model):
@@ -145,7 +136,7 @@ def load_ir(model_or_path: ov.Model | str | os.PathLike) -> ov.Model:
     xml_path, bin_path = _ir_paths(model_or_path)
     if not xml_path.exists() or not bin_path.exists():
         raise FileNotFoundError(f"IR pair {xml_path} + {bin_path} not found; write it with to_openvino(..., out_path=...)")
-    return _core().read_model(xml_path)
+    return ov_core().read_model(xml_path)
 
 
 def compile_ir(
@@ -155,29 +146,16 @@ def compile_ir(
     threads: int | None = 2,
     hint: str | None = "LATENCY",
 ) -> ov.CompiledModel:
-    """Compile a model for the CPU plugin.
+    """Compile a model for the CPU plugin (``timing.compile_openvino``, the package's one way).
 
-    - ``precision``: ``"f32"`` (numerically faithful), ``"bf16"`` (forced bfloat16; needs a CPU with
-      AVX-512 BF16 or AMX), or ``"default"`` (let the plugin choose: bf16 where supported, else f32).
-    - ``threads``: ``INFERENCE_NUM_THREADS``; ``None`` lets OpenVINO use every core.
-    - ``hint``: ``PERFORMANCE_HINT``, ``"LATENCY"`` (one image at a time, what a video needs) or
-      ``"THROUGHPUT"`` (many parallel requests); ``None`` sets nothing.
+    ``precision`` is ``"f32"``, ``"bf16"`` or ``"default"`` (the plugin's choice); ``threads`` sets
+    ``INFERENCE_NUM_THREADS``; ``hint`` is ``"LATENCY"``, ``"THROUGHPUT"`` or ``None``.
     """
-    if precision not in PRECISIONS:
-        raise ExportError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    config: dict = {}
-    if precision == "f32":
-        config[ov_hints.inference_precision] = ov.Type.f32
-    elif precision == "bf16":
-        config[ov_hints.inference_precision] = ov.Type.bf16
-    if threads is not None:
-        config[ov_props.inference_num_threads] = int(threads)
-    if hint is not None:
-        modes = {"LATENCY": ov_hints.PerformanceMode.LATENCY, "THROUGHPUT": ov_hints.PerformanceMode.THROUGHPUT}
-        if hint not in modes:
-            raise ExportError(f"hint must be one of {sorted(modes)} or None, got {hint!r}")
-        config[ov_hints.performance_mode] = modes[hint]
-    return _core().compile_model(load_ir(model_or_path), "CPU", config)
+    try:
+        return compile_openvino(load_ir(model_or_path), precision=precision, threads=threads,
+                                hint=hint)
+    except TimingError as exc:
+        raise ExportError(str(exc)) from exc
 
 
 def static_input_size(compiled_or_model: ov.CompiledModel | ov.Model) -> tuple[int, int] | None:
@@ -427,28 +405,7 @@ def stream(predictor: OpenVINOPredictor, frames: Iterable) -> Iterator[tuple[np.
 # ---------------------------------------------------------------------------------------------
 # 4. Benchmarks
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class TimingResult:
-    """Latency of one image (batch 1): median and 90th percentile in milliseconds."""
-
-    median_ms: float
-    p90_ms: float
-    fps: float  # 1000 / median_ms
-    runs: int
-    threads: int | None
-
-    def to_text(self) -> str:
-        return (
-            f"median {self.median_ms:.2f} ms, p90 {self.p90_ms:.2f} ms, {self.fps:.1f} FPS "
-            f"({self.runs} runs, {self.threads} threads)"
-        )
-
-
-def _timing(times_s: list[float], threads: int | None) -> TimingResult:
-    times_ms = sorted(1000.0 * t for t in times_s)
-    median = statistics.median(times_ms)
-    p90 = times_ms[min(len(times_ms) - 1, int(round(0.9 * (len(times_ms) - 1))))]
-    return TimingResult(median, p90, 1000.0 / median, len(times_ms), threads)
+TimingResult = Timing  # the name this module used before the timer moved to segnas_lite.timing
 
 
 def benchmark_torch(
@@ -458,25 +415,11 @@ def benchmark_torch(
     threads: int = 2,
     warmup: int = 5,
     runs: int = 30,
-) -> TimingResult:
+) -> Timing:
     """Time ``model`` in PyTorch eager mode on one (1, 3, H, W) image with ``threads`` threads."""
     if runs < 1:
         raise ExportError(f"runs must be >= 1, got {runs}")
-    model = model.eval()
-    x = torch.randn(1, 3, *input_size, generator=torch.Generator().manual_seed(0))
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        times = []
-        with torch.inference_mode():
-            for i in range(warmup + runs):
-                start = time.perf_counter()
-                model(x)
-                if i >= warmup:
-                    times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous_threads)
-    return _timing(times, threads)
+    return time_torch(model, (1, 3, *input_size), threads=threads, warmup=warmup, runs=runs)
 
 
 def benchmark_openvino(
@@ -487,21 +430,14 @@ def benchmark_openvino(
     threads: int | None = 2,
     warmup: int = 5,
     runs: int = 30,
-) -> TimingResult:
-    """Time a synchronous infer request on one (1, 3, H, W) image (``input_size`` None = IR's)."""
+) -> Timing:
+    """Time a synchronous infer request on one (1, 3, H, W) image (``input_size`` None = IR's).
+    ``Timing.precision`` says which precision really ran (bf16 needs CPU support)."""
     if runs < 1:
         raise ExportError(f"runs must be >= 1, got {runs}")
     compiled = compile_ir(ov_model_or_path, precision=precision, threads=threads)
     input_size = _resolve_input_size(compiled, input_size)
-    x = np.random.default_rng(0).standard_normal((1, 3, *input_size), dtype=np.float32)
-    request = compiled.create_infer_request()
-    times = []
-    for i in range(warmup + runs):
-        start = time.perf_counter()
-        request.infer({0: x})
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return _timing(times, threads)
+    return time_openvino(compiled, (1, 3, *input_size), warmup=warmup, runs=runs, threads=threads)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,301 @@
+"""The one timer: every latency figure in segnas_lite is measured here.
+
+A latency number is only worth comparing when it was taken the same way each time, so there is one
+recipe, for PyTorch and OpenVINO alike:
+
+1. **pinned threads**: PyTorch's intra-op pool is set to ``threads`` for the measurement and restored
+   after; OpenVINO gets ``INFERENCE_NUM_THREADS``. Fewer threads than cores leaves room for noise,
+   more than cores adds it;
+2. **warm-up**: ``warmup`` untimed runs, plus once per process a short spin (the first calls pay for
+   thread-pool start-up and allocator growth: 158 ms were seen for a 0.3 ms op);
+3. **a pre-allocated request**: OpenVINO runs a synchronous infer request whose input tensor is set
+   once, so the loop times inference, not Python-side copies;
+4. **median and p90** of ``runs`` timed calls, best median over ``rounds`` (a round disturbed by
+   another process is dropped instead of averaged in);
+5. **what was measured**: the compiled model's actual ``INFERENCE_PRECISION_HINT`` (bf16 on CPUs with
+   AVX-512 BF16 unless f32 is asked for), the thread count, and how much CPU *other* processes used
+   meanwhile (:class:`LoadMonitor`), so a busy machine is seen, marked and not quoted.
+
+``compile_openvino`` is the package's only way to compile for the CPU plugin, with one
+``openvino.Core`` per process (creating a Core loads the plugins, which is slow).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import statistics
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+BACKENDS = ("torch", "openvino")
+PRECISIONS = ("f32", "bf16", "default")  # OpenVINO's INFERENCE_PRECISION_HINT; "default" = plugin's
+HINTS = ("LATENCY", "THROUGHPUT")
+BUSY_CORES = 0.25  # other processes using more than a quarter of a core make a run "busy"
+
+
+class TimingError(ValueError):
+    """A timing request that cannot work (unknown backend or precision, no runs)."""
+
+
+# --------------------------------------------------------------------------- the machine's load
+def load_average() -> float:
+    """The 1-minute load average (0.0 where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def _busy_cpu_seconds() -> float | None:
+    """CPU seconds all processes have spent busy since boot (``/proc/stat``), or None off Linux."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+@dataclass
+class LoadReport:
+    """How loaded the machine was while something was timed."""
+
+    load_before: float
+    load_after: float
+    other_cores: float | None  # mean cores used by OTHER processes (None where unknown)
+    seconds: float
+
+    @property
+    def busy(self) -> bool:
+        return self.other_cores is not None and self.other_cores > BUSY_CORES
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "busy": self.busy}
+
+
+class LoadMonitor:
+    """Context manager: measures the CPU used by other processes during the ``with`` block.
+
+    The load average alone cannot tell: our own benchmark threads raise it. Here the machine's busy
+    CPU time (``/proc/stat``) minus this process's own CPU time, divided by the wall time, is the
+    number of cores something else took. ``report`` is set on exit; ``warn=True`` warns when busy.
+    """
+
+    def __init__(self, *, warn: bool = True, what: str = "timing") -> None:
+        self.warn, self.what = warn, what
+        self.report: LoadReport | None = None
+
+    def __enter__(self) -> "LoadMonitor":
+        self._load = load_average()
+        self._busy, self._own, self._wall = _busy_cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        wall = time.perf_counter() - self._wall
+        busy = _busy_cpu_seconds()
+        other = None
+        if busy is not None and self._busy is not None and wall > 0:
+            other = max(0.0, (busy - self._busy) - (_own_cpu_seconds() - self._own)) / wall
+            other = round(other, 3)
+        self.report = LoadReport(self._load, load_average(), other, round(wall, 3))
+        if self.warn and self.report.busy:
+            warnings.warn(f"the machine was busy during {self.what}: other processes used "
+                          f"{other:.2f} cores (load average {self.report.load_after}); these "
+                          "latencies are disturbed: do not quote them, re-run on a quiet machine",
+                          BusyMachineWarning, stacklevel=2)
+
+
+class BusyMachineWarning(UserWarning):
+    """Timings were taken while other processes used the CPU."""
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Timing:
+    """Latency of one input, in milliseconds."""
+
+    median_ms: float
+    p90_ms: float
+    runs: int
+    threads: int | None
+    backend: str
+    precision: str  # the precision that actually ran: "f32", "bf16", ... ("f32" for PyTorch)
+    times_ms: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def fps(self) -> float:
+        return 1000.0 / self.median_ms
+
+    def to_text(self) -> str:
+        return (f"median {self.median_ms:.2f} ms, p90 {self.p90_ms:.2f} ms, {self.fps:.1f} FPS "
+                f"({self.backend} {self.precision}, {self.runs} runs, {self.threads} threads)")
+
+
+def summarize_times(times_ms: Sequence[float]) -> tuple[float, float]:
+    """(median, 90th percentile) of a list of times (nearest-rank percentile)."""
+    ordered = sorted(times_ms)
+    p90 = ordered[min(len(ordered) - 1, int(round(0.9 * (len(ordered) - 1))))]
+    return statistics.median(ordered), p90
+
+
+def noise_pct(first_ms: Sequence[float], second_ms: Sequence[float]) -> float:
+    """Repeat noise: median over networks of |a - b| / mean(a, b), in percent, for the same
+    networks timed twice (interleaved, so a slow minute hits both passes alike)."""
+    diffs = [abs(a - b) / ((a + b) / 2) for a, b in zip(first_ms, second_ms) if a + b > 0]
+    return 100.0 * statistics.median(diffs) if diffs else float("nan")
+
+
+# --------------------------------------------------------------------------- the timing loop
+_WARM: set[str] = set()
+
+
+def _time_calls(run: Callable[[], object], *, key: str, warmup: int, runs: int,
+                rounds: int) -> list[float]:
+    """Warm up, then ``rounds`` x ``runs`` timed calls -> the times (ms) of the round with the
+    lowest median."""
+    if runs < 1 or rounds < 1 or warmup < 0:
+        raise TimingError(f"need runs >= 1, rounds >= 1, warmup >= 0; got {runs}, {rounds}, {warmup}")
+    if key not in _WARM:  # once per process and backend: thread pools, allocator, caches
+        deadline = time.perf_counter() + 0.3
+        while time.perf_counter() < deadline:
+            run()
+        _WARM.add(key)
+    for _ in range(warmup):
+        run()
+    best: list[float] | None = None
+    for _ in range(rounds):
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - start) * 1e3)
+        if best is None or statistics.median(times) < statistics.median(best):
+            best = times
+    return best
+
+
+class _TorchThreads:
+    """Run PyTorch with ``n`` intra-op threads inside the block, then restore the old setting."""
+
+    def __init__(self, n: int | None) -> None:
+        self.n, self.old = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.n is not None:
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.old)
+
+
+def time_torch(module: nn.Module | Callable, input_shape: Sequence[int], *, threads: int | None = 2,
+               warmup: int = 5, runs: int = 30, rounds: int = 1) -> Timing:
+    """Time PyTorch eager inference of ``module`` on one random input of ``input_shape``."""
+    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+    if isinstance(module, nn.Module):
+        module.eval()
+    with _TorchThreads(threads), torch.inference_mode():
+        times = _time_calls(lambda: module(x), key="torch", warmup=warmup, runs=runs, rounds=rounds)
+    median, p90 = summarize_times(times)
+    return Timing(median, p90, runs, threads, "torch", "f32", times)
+
+
+# --------------------------------------------------------------------------- OpenVINO
+@functools.lru_cache(maxsize=1)
+def ov_core():
+    """The process's one ``openvino.Core``."""
+    import openvino as ov
+    return ov.Core()
+
+
+def compile_openvino(model, *, precision: str = "f32", threads: int | None = 2,
+                     hint: str | None = "LATENCY"):
+    """Compile an ``openvino.Model`` (or a path to an IR ``.xml``) for the CPU plugin.
+
+    - ``precision``: ``"f32"`` (numerically faithful), ``"bf16"`` (forced bfloat16; needs AVX-512 BF16
+      or AMX), or ``"default"`` (the plugin chooses: bf16 where supported, else f32).
+    - ``threads``: ``INFERENCE_NUM_THREADS``; ``None`` lets OpenVINO use every core.
+    - ``hint``: ``PERFORMANCE_HINT``: ``"LATENCY"`` (one image at a time, what a video needs),
+      ``"THROUGHPUT"`` (many parallel requests) or ``None`` (set nothing).
+    """
+    import openvino as ov
+    if precision not in PRECISIONS:
+        raise TimingError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if hint is not None and hint not in HINTS:
+        raise TimingError(f"hint must be one of {HINTS} or None, got {hint!r}")
+    config: dict = {}
+    if precision != "default":
+        config["INFERENCE_PRECISION_HINT"] = precision
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = int(threads)
+    if hint is not None:
+        config["PERFORMANCE_HINT"] = hint
+    if isinstance(model, (str, os.PathLike)):
+        model = ov_core().read_model(Path(model))
+    elif isinstance(model, nn.Module):
+        raise TimingError("compile_openvino takes an openvino.Model or an IR path; convert a "
+                          "PyTorch module with segnas_lite.export.to_openvino first")
+    return ov_core().compile_model(model, "CPU", config)
+
+
+def compiled_precision(compiled) -> str:
+    """The inference precision the compiled model really runs ("f32", "bf16", "f16", ...).
+
+    Asking for bf16 on a CPU without AVX-512 BF16 or AMX quietly gives f32: this tells which."""
+    try:
+        value = compiled.get_property("INFERENCE_PRECISION_HINT")
+    except Exception:  # an older runtime where the property is not readable
+        return "unknown"
+    return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+
+
+def time_openvino(compiled, input_shape: Sequence[int], *, warmup: int = 5, runs: int = 30,
+                  rounds: int = 1, threads: int | None = None) -> Timing:
+    """Time a synchronous infer request of a compiled model on one random input of ``input_shape``.
+
+    The request and its input tensor are created once, before the loop. ``threads`` is only
+    recorded (it was fixed when compiling).
+    """
+    import openvino as ov
+    x = np.random.default_rng(0).standard_normal(tuple(input_shape), dtype=np.float32)
+    request = compiled.create_infer_request()
+    request.set_input_tensor(ov.Tensor(x))
+    times = _time_calls(request.infer, key="openvino", warmup=warmup, runs=runs, rounds=rounds)
+    median, p90 = summarize_times(times)
+    return Timing(median, p90, runs, threads, "openvino", compiled_precision(compiled), times)
+
+
+def time_module(module: nn.Module, input_shape: Sequence[int], *, backend: str = "torch",
+                precision: str = "f32", threads: int | None = 2, warmup: int = 5, runs: int = 30,
+                rounds: int = 1) -> Timing:
+    """Time a PyTorch module on ``backend``: eager PyTorch, or converted to OpenVINO and compiled
+    with ``precision`` (the conversion is not timed)."""
+    if backend not in BACKENDS:
+        raise TimingError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if backend == "torch":
+        if precision not in ("f32", "default"):
+            raise TimingError(f"the torch backend runs f32 only, got precision={precision!r}")
+        return time_torch(module, input_shape, threads=threads, warmup=warmup, runs=runs,
+                          rounds=rounds)
+    import openvino as ov
+    module.eval()
+    example = torch.zeros(*input_shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings: the graph is checked by the parity tests
+        ov_model = ov.convert_model(module, example_input=example)
+    compiled = compile_openvino(ov_model, precision=precision, threads=threads)
+    return time_openvino(compiled, input_shape, warmup=warmup, runs=runs, rounds=rounds,
+                         threads=threads)
