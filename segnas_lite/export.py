@@ -36,11 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import synthetic_video  # notebook 08 imports it from here
 from .timing import (PRECISIONS, Timing, TimingError, compile_openvino, ov_core, time_openvino,
                      time_torch)
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ExportError(RuntimeError):
@@ -189,48 +187,6 @@ def _is_static_batch_one(compiled_or_model: ov.CompiledModel | ov.Model) -> bool
 # ---------------------------------------------------------------------------------------------
 # Inputs: realistic images for parity, calibration and the FPS demo
 # ---------------------------------------------------------------------------------------------
-def _normalise(image01: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) in [0, 1] -> ImageNet-normalised (3, H, W)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (image01 - mean) / std
-
-
-def synthetic_video(
-    num_frames: int, *, image_size: tuple[int, int] = (256, 256), seed: int = 0
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """A short clip of a person silhouette (head + shoulders) walking left to right.
-
-    Returns ``num_frames`` pairs ``(image, mask)``: image (3, H, W) float ImageNet-normalised,
-    mask (H, W) int64 with 1 = person, 0 = background. The background is a seeded colour gradient
-    with mild noise; the silhouette moves by a constant step per frame and bobs up and down, so
-    consecutive frames are similar, as in a real video. Deterministic for a given ``seed``.
-    """
-    height, width = image_size
-    gen = torch.Generator().manual_seed(seed)
-    ys = torch.linspace(0, 1, height).view(height, 1)
-    xs = torch.linspace(0, 1, width).view(1, width)
-    top, bottom = torch.rand(3, generator=gen), torch.rand(3, generator=gen)
-    background = top.view(3, 1, 1) * (1 - ys) + bottom.view(3, 1, 1) * ys  # (3, H, 1)
-    background = background.expand(3, height, width) * (0.8 + 0.2 * xs)  # (3, H, W)
-    person_colour = torch.rand(3, generator=gen)
-    skin_colour = torch.tensor([0.85, 0.65, 0.5])
-
-    frames = []
-    for t in range(num_frames):
-        cx = 0.2 + 0.6 * t / max(num_frames - 1, 1)  # centre x in [0.2, 0.8]
-        cy = 0.35 + 0.02 * np.sin(t)  # head centre bobs while walking
-        head = ((xs - cx) / 0.09) ** 2 + ((ys - cy) / 0.12) ** 2 <= 1.0  # (H, W) ellipse
-        torso = ((xs - cx) / 0.25) ** 2 + ((ys - (cy + 0.45)) / 0.33) ** 2 <= 1.0
-        torso = torso & (ys >= cy + 0.15)
-        mask = (head | torso).to(torch.int64)  # (H, W)
-        image = torch.where(head, skin_colour.view(3, 1, 1), background)
-        image = torch.where(torso, person_colour.view(3, 1, 1), image)
-        noise = 0.03 * torch.randn(3, height, width, generator=gen)
-        frames.append((_normalise((image + noise).clamp(0, 1)), mask))
-    return frames
-
-
 def sample_images(num_images: int, *, input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """(N, 3, H, W) realistic, normalised images for parity checks and INT8 calibration.
 

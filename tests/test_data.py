@@ -17,6 +17,7 @@ from segnas_lite.data import (
     SyntheticScenes, UnknownSourceError, UnreadableImageError, VOCSegmentation, open_dataset,
     split_indices,
 )
+from segnas_lite.viz import palette
 
 
 def people_dir() -> Path:
@@ -159,27 +160,29 @@ def test_load_image(tmp_path):
     assert data.load_image(tmp_path / "x.jpg", image_size=16).shape == (3, 16, 16)
 
 
+def test_default_people_dir_is_next_to_the_repository(monkeypatch, tmp_path):
+    monkeypatch.delenv("SEGNAS_PEOPLE_DIR", raising=False)
+    repository = Path(__file__).resolve().parents[1]
+    assert data.default_people_dir() == repository.parent / "shared" / "data" / "people"
+    monkeypatch.setenv("SEGNAS_PEOPLE_DIR", str(tmp_path))
+    assert data.default_people_dir() == tmp_path
+
+
+def test_synthetic_video_is_one_function_and_normalised():
+    from segnas_lite import export
+    assert export.synthetic_video is data.synthetic_video
+    (image, mask), = data.synthetic_video(1, image_size=(24, 32), seed=5)
+    assert image.shape == (3, 24, 32) and mask.shape == (24, 32) and mask.dtype == torch.int64
+    back = data.denormalize(image)
+    assert torch.allclose(data.normalize(back.permute(1, 2, 0).numpy()), image, atol=1e-5)
+
+
 def test_split_indices_deterministic_and_disjoint():
     train, val = split_indices(50, val_fraction=0.2, seed=3)
     assert (train, val) == split_indices(50, val_fraction=0.2, seed=3)
     assert len(val) == 10 and sorted(train + val) == list(range(50))
     assert split_indices(50, val_fraction=0.2, seed=4)[1] != val
     assert len(split_indices(3, val_fraction=0.01, seed=0)[1]) == 1  # at least one val item
-
-
-def test_palette_colorize_overlay():
-    colours = data.palette(21)
-    assert colours.shape == (21, 3) and len({tuple(c) for c in colours}) == 21
-    assert tuple(colours[0]) == (0, 0, 0)
-    mask = np.array([[0, 1], [255, 2]])
-    rgb = data.colorize(mask)
-    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
-    assert tuple(rgb[0, 1]) == tuple(colours[1])
-    image = np.full((2, 2, 3), 0.5, np.float32)
-    blended = data.overlay(image, mask, alpha=0.5)
-    assert np.allclose(blended[0, 0], 0.5) and np.allclose(blended[1, 0], 0.5)  # bg, ignore kept
-    assert np.allclose(blended[0, 1], 0.5 * 0.5 + 0.5 * colours[1] / 255)
-    assert data.overlay(torch.from_numpy(image).permute(2, 0, 1), mask).shape == (2, 2, 3)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,7 +376,7 @@ def make_voc(root: Path) -> Path:
         indices[5:15, 6:18] = 15  # person
         indices[5, 6:18] = 255  # border
         mask = Image.fromarray(indices, mode="P")
-        mask.putpalette(data.palette(256).ravel().tolist())
+        mask.putpalette(palette(256).ravel().tolist())
         mask.save(base / "SegmentationClass" / f"{stem}.png")
     (base / "ImageSets/Segmentation/train.txt").write_text("2007_000001\n2007_000003\n")
     (base / "ImageSets/Segmentation/val.txt").write_text("2007_000002\n")
