@@ -105,3 +105,25 @@ def test_refresh_remeasures_and_replaces_the_cached_table(table, monkeypatch):
                   refresh=True)
     rounds = table.meta["rounds"]
     assert len(calls) == rounds * (sum(len(row) for row in table.ms) + 1)  # every op + fixed part
+
+
+def test_cache_key_follows_the_macro_widths():
+    from segnas_lite.nas import MacroConfig
+    key = lambda macro: L.table_key(tiny_space(), backend="torch", threads=1,  # noqa: E731
+                                    image_size=(48, 48), macro_config=macro)
+    assert key(None) == key(MacroConfig()) == key({"aspp_channels": 64, "decoder_channels": 48})
+    assert key(MacroConfig(aspp_channels=32)) != key(None)
+    assert key(MacroConfig(decoder_channels=32)) != key(None)
+    assert key(MacroConfig(aspp_rates=(2, 4, 6))) != key(None)
+
+
+def test_fastest_and_slowest_pick_the_extreme_op_of_every_layer():
+    space = tiny_space()
+    ms = [[3.0, 1.0, 2.0] + [5.0] * (len(spec.ops) - 3) for spec in space.layers]
+    table = L.LatencyTable(space.name, [list(s.ops) for s in space.layers], ms, 10.0)
+    fastest, fastest_ms = table.fastest()
+    slowest, slowest_ms = table.slowest()
+    assert all(op == spec.ops[1] for op, spec in zip(fastest.ops, space.layers))
+    assert fastest_ms == 10.0 + len(space)
+    assert slowest_ms == 10.0 + sum(max(row) for row in ms)
+    assert table.tensor().shape == (len(space), max(len(s.ops) for s in space.layers))

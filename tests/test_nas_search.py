@@ -8,12 +8,13 @@ import math
 import pytest
 import torch
 
-from segnas_lite.data import SyntheticPortraits
+from segnas_lite.data import SyntheticPortraits, split_indices
 from segnas_lite.nas import Genotype, InfeasibleBudgetError, SegSuperNet, tiny_space
 from segnas_lite.nas.latency import LatencyTable
 from segnas_lite.nas.search import (History, ProxylessSearch, SearchConfig, SearchExistsError,
                                     default_budget, rejection_bias, run_search, sample_under_budget,
                                     split_for_search)
+from segnas_lite.runio import RunDirectoryError
 
 SIZE = 48
 
@@ -203,6 +204,8 @@ def test_outputs_are_written_and_an_existing_search_is_not_overwritten(tmp_path)
     assert History.load(tmp_path / "history.json") == result.history
     with pytest.raises(SearchExistsError, match="overwrite"):
         make_search(tmp_path, budget_ms=27.0).run()
+    with pytest.raises(RunDirectoryError, match="already holds a search"):  # one error for all runs
+        make_search(tmp_path, budget_ms=27.0).run()
     make_search(tmp_path, budget_ms=27.0).run(overwrite=True)
 
 
@@ -220,6 +223,7 @@ def test_held_out_split_is_disjoint_and_deterministic():
     w, a = split_for_search(37, arch_fraction=0.5, seed=3)
     assert not set(w) & set(a) and sorted(w + a) == list(range(37))
     assert (w, a) == split_for_search(37, arch_fraction=0.5, seed=3)
+    assert (w, a) == split_indices(37, val_fraction=0.5, seed=3)  # one way to cut a data set
     search = make_search()
     assert not set(search.weight_idx) & set(search.arch_idx)
     assert len(search.weight_idx) + len(search.arch_idx) == 32

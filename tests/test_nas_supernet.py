@@ -3,14 +3,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segnas_lite.nas import (ChildNet, Genotype, GenotypeError, MixedOp, SegMacro, SegSuperNet,
-                             build_child, expected_latency, latency_rows_to_table, seed_space,
-                             tiny_space)
+from segnas_lite.models import build_model
+from segnas_lite.nas import (ChildNet, Genotype, GenotypeError, MacroConfig, MixedOp, SegMacro,
+                             SegSuperNet, SpaceError, build_child, expected_latency,
+                             latency_rows_to_table, seed_space, tiny_space)
+
+NARROW = MacroConfig(aspp_channels=16, decoder_channels=8)
 
 
 def make_net(**kwargs):
     torch.manual_seed(0)
-    return SegSuperNet(tiny_space(), num_classes=3, aspp_channels=16, decoder_channels=8, **kwargs)
+    kwargs.setdefault("macro_config", NARROW)
+    return SegSuperNet(tiny_space(), num_classes=3, **kwargs)
 
 
 def batch(size=32, n=2):
@@ -158,6 +162,40 @@ def test_child_shares_the_macro_and_inherits_weights():
     with torch.no_grad():
         assert torch.allclose(child(x), net(x), atol=1e-6)
     assert child.genotype == genotype
+
+
+def test_extracted_child_holds_the_chosen_candidates_weights_module_by_module():
+    net = make_net(mode="fixed", macro_config=MacroConfig(16, 8, aspp_rates=(1, 3, 5)))
+    with torch.no_grad():  # make every weight distinct, so a wrong mapping cannot pass by chance
+        for index, p in enumerate(net.weight_parameters()):
+            p.copy_(torch.randn_like(p) + index)
+    genotype = tiny_space().random_genotype(7)
+    child = net.extract_child(genotype)
+    assert child.macro_config == net.macro_config and len(child.aspp.atrous) == 3
+    for layer, child_layer, name in zip(net.layers, child.layers, genotype.ops):
+        chosen = layer.op.candidates[layer.op.names.index(name)].state_dict()
+        got = child_layer.op.state_dict()
+        assert got.keys() == chosen.keys()
+        assert all(torch.equal(got[key], chosen[key]) for key in got)
+    for part in ("stem", "aspp", "decoder", "classifier"):
+        mine, theirs = getattr(net, part).state_dict(), getattr(child, part).state_dict()
+        assert all(torch.equal(mine[key], theirs[key]) for key in mine)
+    assert "alpha" not in " ".join(child.state_dict())
+
+
+def test_macro_config_is_one_place_for_the_widths():
+    assert MacroConfig.coerce(None) == MacroConfig() == MacroConfig(64, 48, (2, 4))
+    assert MacroConfig.coerce({"aspp_channels": 16, "decoder_channels": 8}) == NARROW
+    with pytest.raises(SpaceError, match="aspp_rates"):
+        MacroConfig.coerce({"aspp_width": 16})
+    genotype = Genotype.uniform(tiny_space(), "sep_3x3")
+    child = build_child(genotype, num_classes=2, macro_config=MacroConfig(aspp_rates=(1, 2, 3)))
+    assert len(child.aspp.atrous) == 3  # build_child used to drop the rates
+    # a checkpoint's JSON model kwargs carry the widths as plain values
+    model = build_model("nas_child", num_classes=2, genotype=genotype.to_json(),
+                        aspp_channels=16, decoder_channels=8, aspp_rates=[2])
+    assert model.macro_config == MacroConfig(16, 8, (2,))
+    assert build_model("mbv3_baseline", num_classes=2).macro_config == MacroConfig()
 
 
 def test_build_child_baseline_and_shapes():

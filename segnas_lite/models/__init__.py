@@ -14,17 +14,23 @@ from segnas_lite.models.lraspp import LRASPP, lraspp_mobilenetv3_large, lraspp_m
 from segnas_lite.models.mobilenetv3 import MobileNetV3Features, mobilenet_v3_large, mobilenet_v3_small
 
 
-def nas_child(*, num_classes: int, genotype: str, **kwargs: Any) -> nn.Module:
-    """The fixed network of a searched ``genotype`` (its JSON text) in the seed's DeepLabV3+ macro."""
-    from segnas_lite.nas import Genotype, build_child
-    return build_child(Genotype.from_json(genotype), num_classes=num_classes, **kwargs)
+def nas_child(*, num_classes: int, genotype: str, space: Any = None, **macro: Any) -> nn.Module:
+    """The fixed network of a searched ``genotype`` (its JSON text) in the seed's DeepLabV3+ macro.
+
+    ``macro``: fields of ``nas.MacroConfig`` (``aspp_channels``, ``decoder_channels``,
+    ``aspp_rates``) as plain values, so a checkpoint's JSON model kwargs rebuild the same network.
+    """
+    from segnas_lite.nas import Genotype, MacroConfig, build_child
+    return build_child(Genotype.from_json(genotype), num_classes=num_classes, space=space,
+                       macro_config=MacroConfig(**macro))
 
 
-def mbv3_baseline(*, num_classes: int, space: str = "seed", **kwargs: Any) -> nn.Module:
-    """The seed's Table 2 baseline: the MobileNetV3 block in every layer of the same macro."""
-    from segnas_lite.nas import Genotype, build_child, get_space
+def mbv3_baseline(*, num_classes: int, space: str = "seed", **macro: Any) -> nn.Module:
+    """The seed's Table 2 baseline: the MobileNetV3 block in every layer of the same macro
+    (``macro`` as for :func:`nas_child`)."""
+    from segnas_lite.nas import Genotype, MacroConfig, build_child, get_space
     genotype = Genotype.uniform(get_space(space), "mbv3_3x3")
-    return build_child(genotype, num_classes=num_classes, **kwargs)
+    return build_child(genotype, num_classes=num_classes, macro_config=MacroConfig(**macro))
 
 
 # name -> keyword-only constructor taking ``num_classes`` (and model-specific options).

@@ -12,17 +12,18 @@ from .derive import InfeasibleBudgetError, derive_argmax, derive_under_budget, g
 from .gates import (BinaryGateGrad, LatencyLossError, LatencyTableError, binary_gate,
                     expected_latency, latency_loss, latency_rows_to_table, rescale_two_path_)
 from .ops import MBV3_EXPANSION, OPS, PROXYLESS_OPS, SEED_OPS, build_op, is_zero
-from .space import (SPACES, Genotype, GenotypeError, LayerSpec, SearchSpace, SpaceError,
-                    chain_space, get_space, proxyless_space, seed_space, tiny_space)
+from .space import (SPACES, Genotype, GenotypeError, LayerSpec, MacroConfig, SearchSpace,
+                    SpaceError, chain_space, get_space, pad_rows, proxyless_space, seed_space,
+                    tiny_space)
 from .supernet import (ALPHA_INIT_STD, ChainLayer, ChildNet, MixedOp, MixedOpStateError,
                        SegMacro, SegSuperNet, build_child)
 
 __all__ = [
     "ALPHA_INIT_STD", "BinaryGateGrad", "ChainLayer", "ChildNet", "Genotype", "GenotypeError",
     "InfeasibleBudgetError", "LatencyLossError", "LatencyTableError", "LayerSpec", "MBV3_EXPANSION",
-    "MixedOp", "MixedOpStateError", "OPS", "PROXYLESS_OPS", "SEED_OPS", "SPACES", "SearchSpace",
-    "SegMacro", "SegSuperNet", "SpaceError", "binary_gate", "build_child", "build_op",
-    "chain_space", "derive_argmax", "derive_under_budget", "expected_latency", "genotype_latency",
-    "get_space", "is_zero", "latency_loss", "latency_rows_to_table", "proxyless_space",
-    "rescale_two_path_", "seed_space", "tiny_space",
+    "MacroConfig", "MixedOp", "MixedOpStateError", "OPS", "PROXYLESS_OPS", "SEED_OPS", "SPACES",
+    "SearchSpace", "SegMacro", "SegSuperNet", "SpaceError", "binary_gate", "build_child",
+    "build_op", "chain_space", "derive_argmax", "derive_under_budget", "expected_latency",
+    "genotype_latency", "get_space", "is_zero", "latency_loss", "latency_rows_to_table",
+    "pad_rows", "proxyless_space", "rescale_two_path_", "seed_space", "tiny_space",
 ]

@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .space import pad_rows
 
 class LatencyTableError(ValueError):
     """The latency table does not match the probabilities (shape, or a missing entry)."""
@@ -93,13 +94,9 @@ def rescale_two_path_(alpha: torch.Tensor, pair: Sequence[int], old_pair_alpha: 
 
 
 def latency_rows_to_table(rows: Sequence[Sequence[float]]) -> torch.Tensor:
-    """Pad per-layer latency lists (ms, layer-local op order) into an ``(L, K_max)`` tensor with NaN
-    where a layer has fewer ops; ``lat[l, i]`` is the i-th op of ``space.layers[l].ops``."""
-    width = max(len(row) for row in rows)
-    table = torch.full((len(rows), width), float("nan"), dtype=torch.float64)
-    for index, row in enumerate(rows):
-        table[index, :len(row)] = torch.as_tensor(list(row), dtype=torch.float64)
-    return table
+    """Pad per-layer latency lists (ms, layer-local op order) into an ``(L, K_max)`` float64 tensor
+    with NaN where a layer has fewer ops; ``lat[l, i]`` is the i-th op of ``space.layers[l].ops``."""
+    return torch.from_numpy(pad_rows([[float(v) for v in row] for row in rows]))
 
 
 def expected_latency(probs: Sequence[torch.Tensor], table: torch.Tensor,

@@ -10,7 +10,7 @@ percentage error).
 
 Backends: ``"torch"`` (eager, ``torch.set_num_threads(threads)``) and ``"openvino"`` (the module is
 converted with ``openvino.convert_model`` and compiled for the CPU with f32 precision, LATENCY hint).
-Tables are cached on disk, keyed by CPU model, backend, threads, image size and space.
+Tables are cached on disk, keyed by CPU model, backend, threads, image size, space and macro widths.
 """
 from __future__ import annotations
 
@@ -28,8 +28,10 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from .. import flags
+from ..runio import atomic_write_text, progress
 from .ops import build_op
-from .space import Genotype, SearchSpace
+from .space import Genotype, MacroConfig, SearchSpace, pad_rows
 from .supernet import ChainLayer, ChildNet, SegMacro
 
 BACKENDS = ("torch", "openvino")
@@ -143,11 +145,7 @@ class LatencyTable:
 
     def tensor(self) -> torch.Tensor:
         """``(L, K_max)`` float64 tensor, NaN beyond each layer's ops (for ``expected_latency``)."""
-        width = max(len(row) for row in self.ms)
-        table = torch.full((len(self.ms), width), float("nan"), dtype=torch.float64)
-        for l, row in enumerate(self.ms):
-            table[l, :len(row)] = torch.tensor(row, dtype=torch.float64)
-        return table
+        return torch.from_numpy(pad_rows(self.ms))
 
     def predict(self, genotype: Genotype) -> float:
         """Predicted end-to-end latency (ms) of ``genotype``."""
@@ -159,13 +157,16 @@ class LatencyTable:
 
     def fastest(self) -> tuple[Genotype, float]:
         """The fastest architecture the table allows and its predicted latency."""
-        ops = tuple(names[min(range(len(row)), key=row.__getitem__)]
-                    for row, names in zip(self.ms, self.ops))
-        genotype = Genotype(self.space, ops)
-        return genotype, self.predict(genotype)
+        return self._extreme(min)
 
     def slowest(self) -> tuple[Genotype, float]:
-        ops = tuple(names[max(range(len(row)), key=row.__getitem__)]
+        """The slowest architecture the table allows and its predicted latency."""
+        return self._extreme(max)
+
+    def _extreme(self, pick: Callable) -> tuple[Genotype, float]:
+        """Per layer the op whose latency ``pick`` (``min`` or ``max``) chooses; the sum is then
+        that extreme of the additive model too."""
+        ops = tuple(names[pick(range(len(row)), key=row.__getitem__)]
                     for row, names in zip(self.ms, self.ops))
         genotype = Genotype(self.space, ops)
         return genotype, self.predict(genotype)
@@ -180,7 +181,6 @@ class LatencyTable:
                    data.get("meta", {}))
 
     def save(self, path: str | os.PathLike) -> None:
-        from ..engine import atomic_write_text
         atomic_write_text(path, self.to_json())
 
     @classmethod
@@ -190,24 +190,42 @@ class LatencyTable:
 
 def cache_dir() -> Path:
     """``$SEGNAS_CACHE/latency`` (default ``~/.cache/segnas_lite/latency``)."""
-    root = os.environ.get("SEGNAS_CACHE") or Path.home() / ".cache" / "segnas_lite"
-    return Path(root) / "latency"
+    return flags.cache_dir() / "latency"
 
 
 def table_key(space: SearchSpace, *, backend: str, threads: int, image_size: Sequence[int],
-              macro_config: dict) -> str:
-    """A readable cache key; the space's layers and the macro widths are folded into a hash."""
+              macro_config: MacroConfig | dict | None = None, settings: dict | None = None) -> str:
+    """A readable cache key; the space's layers, the macro widths and ``settings`` (the number of
+    classes and the timing settings) are folded into a hash, so changing any of them re-measures."""
+    macro = asdict(MacroConfig.coerce(macro_config))
+    folded = sorted({**macro, **(settings or {})}.items())
     fingerprint = hashlib.sha1(repr((space.layers, space.stem_channels,
-                                     sorted(macro_config.items()))).encode()).hexdigest()[:10]
+                                     folded)).encode()).hexdigest()[:10]
     cpu = "".join(c if c.isalnum() else "-" for c in cpu_model())[:40]
     h, w = image_size
     return f"{space.name}_{fingerprint}_{backend}_t{threads}_{h}x{w}_{cpu}"
 
 
+def _table_blocks(space: SearchSpace, image_size: Sequence[int], *, num_classes: int,
+                  macro_config: MacroConfig) -> dict:
+    """What a table times: ``{(layer, op name): ChainLayer}`` for every op in place, and
+    ``"fixed"``: the stem and head of the macro on stand-in features of the real shapes."""
+    h, w = image_size
+    blocks: dict = {(l, name): ChainLayer(build_op(name, spec.in_ch, spec.out_ch, spec.stride),
+                                          spec.residual)
+                    for l, spec in enumerate(space.layers) for name in spec.ops}
+    macro = ChildNet(Genotype(space.name, tuple(spec.ops[0] for spec in space.layers)),
+                     space=space, num_classes=num_classes, macro_config=macro_config).eval()
+    with torch.no_grad():
+        features = macro.forward_backbone(torch.zeros(1, 3, h, w))
+    blocks["fixed"] = _FixedParts(macro, {s: tuple(f.shape) for s, f in features.items()})
+    return blocks
+
+
 def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
                 backend: str = "torch", threads: int = 2, warmup: int = 3, runs: int = 10,
-                rounds: int = 2, num_classes: int = 2, macro_config: dict | None = None,
-                use_cache: bool = True,
+                rounds: int = 2, num_classes: int = 2,
+                macro_config: MacroConfig | dict | None = None, use_cache: bool = True,
                 refresh: bool = False, quiet: bool = False) -> LatencyTable:
     """Time every (layer, op) of ``space`` in place and the fixed parts; cache the result on disk.
 
@@ -215,38 +233,31 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
     replaces the cached table (do this when the machine was busy while the cached one was taken:
     timings taken under load can be many times too slow).
 
-    ``macro_config`` holds the macro's width options (``aspp_channels``, ``decoder_channels``) so the
+    ``macro_config`` (a ``MacroConfig``, or a dict of its fields) gives the macro's widths, so the
     fixed part is timed with the widths the super-net will use.
     """
-    from ..engine import progress
-    macro_config = dict(macro_config or {})
+    macro_config = MacroConfig.coerce(macro_config)
     h, w = image_size
     key = table_key(space, backend=backend, threads=threads, image_size=(h, w),
-                    macro_config={**macro_config, "num_classes": num_classes, "warmup": warmup,
-                                  "runs": runs, "rounds": rounds})
+                    macro_config=macro_config,
+                    settings={"num_classes": num_classes, "warmup": warmup, "runs": runs,
+                              "rounds": rounds})
     path = cache_dir() / f"{key}.json"
     if use_cache and not refresh and path.exists():
         return LatencyTable.load(path)
 
     torch.manual_seed(0)
     shapes = space.layer_input_shapes(h, w)
-    blocks = {(l, name): ChainLayer(build_op(name, spec.in_ch, spec.out_ch, spec.stride),
-                                    spec.residual)
-              for l, spec in enumerate(space.layers) for name in spec.ops}
-    macro = ChildNet(Genotype(space.name, tuple(spec.ops[0] for spec in space.layers)),
-                     space=space, num_classes=num_classes, **macro_config).eval()
-    with torch.no_grad():
-        features = macro.forward_backbone(torch.zeros(1, 3, h, w))
-    blocks["fixed"] = _FixedParts(macro, {s: tuple(f.shape) for s, f in features.items()})
+    blocks = _table_blocks(space, (h, w), num_classes=num_classes, macro_config=macro_config)
     # Each entry is the best of ``rounds`` medians taken in separate passes over the whole table,
     # so a burst of load from another program inflates one pass, not the entry.
     best: dict = {}
-    jobs = [(r, key) for r in range(rounds) for key in blocks]
-    for _, key in progress(jobs, quiet=quiet, desc=f"latency table ({backend})"):
-        shape = (1, 3, h, w) if key == "fixed" else (1, *shapes[key[0]])
-        ms = measure(blocks[key], shape, backend=backend, threads=threads, warmup=warmup,
+    jobs = [(r, entry) for r in range(rounds) for entry in blocks]
+    for _, entry in progress(jobs, quiet=quiet, desc=f"latency table ({backend})"):
+        shape = (1, 3, h, w) if entry == "fixed" else (1, *shapes[entry[0]])
+        ms = measure(blocks[entry], shape, backend=backend, threads=threads, warmup=warmup,
                      runs=runs)
-        best[key] = min(ms, best.get(key, math.inf))
+        best[entry] = min(ms, best.get(entry, math.inf))
     ms = [[best[(l, name)] for name in spec.ops] for l, spec in enumerate(space.layers)]
     fixed_ms = best["fixed"]
     table = LatencyTable(space.name, [list(spec.ops) for spec in space.layers], ms, fixed_ms, meta={
@@ -261,10 +272,11 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
 
 def measure_genotype(genotype: Genotype, *, space: SearchSpace, image_size: Sequence[int],
                      backend: str = "torch", threads: int = 2, warmup: int = 3, runs: int = 10,
-                     num_classes: int = 2, macro_config: dict | None = None) -> float:
+                     num_classes: int = 2, macro_config: MacroConfig | dict | None = None) -> float:
     """End-to-end latency (ms) of the child network of ``genotype``, measured on this CPU."""
     torch.manual_seed(0)
-    child = ChildNet(genotype, space=space, num_classes=num_classes, **(macro_config or {}))
+    child = ChildNet(genotype, space=space, num_classes=num_classes,
+                     macro_config=MacroConfig.coerce(macro_config))
     return measure(child, (1, 3, *image_size), backend=backend, threads=threads, warmup=warmup,
                    runs=runs)
 
@@ -273,11 +285,11 @@ class MeasuredLatency:
     """End-to-end measurement with a per-genotype cache (the hard constraint's ``measured`` mode)."""
 
     def __init__(self, space: SearchSpace, *, image_size: Sequence[int], backend: str = "torch",
-                 threads: int = 2, runs: int = 5, macro_config: dict | None = None,
+                 threads: int = 2, runs: int = 5, macro_config: MacroConfig | dict | None = None,
                  num_classes: int = 2) -> None:
         self.space, self.image_size, self.backend = space, tuple(image_size), backend
         self.threads, self.runs = threads, runs
-        self.macro_config, self.num_classes = dict(macro_config or {}), num_classes
+        self.macro_config, self.num_classes = MacroConfig.coerce(macro_config), num_classes
         self.cache: dict[tuple[str, ...], float] = {}
 
     def __call__(self, genotype: Genotype) -> float:
@@ -330,11 +342,12 @@ class PredictorReport:
 
 def validate(table: LatencyTable, space: SearchSpace, *, num_genotypes: int = 30, seed: int = 0,
              image_size: Sequence[int] | None = None, backend: str | None = None,
-             threads: int | None = None, runs: int = 10, macro_config: dict | None = None,
+             threads: int | None = None, runs: int = 10,
+             macro_config: MacroConfig | dict | None = None,
              quiet: bool = False) -> PredictorReport:
     """Compare ``table.predict`` with end-to-end measurements on ``num_genotypes`` random genotypes."""
     import random
-    from ..engine import progress
+    macro_config = MacroConfig.coerce(macro_config)
     meta = table.meta
     image_size = tuple(image_size or meta.get("image_size", (128, 128)))
     backend = backend or meta.get("backend", "torch")

@@ -1,42 +1,19 @@
 """The search loop: ProxylessNAS (Cai et al., ICLR 2019) with the seed's two changes.
 
-What happens, in order (``ProxylessSearch.run``):
+``ProxylessSearch.run`` (lesson 06 tells the story):
 
-1. **Warm-up** (``warmup_epochs``): only the op weights train. Each batch runs ONE path per layer,
-   drawn uniformly, as a plain network (super-net mode ``"fixed"``: alpha is not in the graph).
-2. **Search** (``search_epochs``), two schedules:
-   * ``"decoupled"`` (default, the seed's Sec. 2.2 "decoupling the training and searching"): the
-     weights are FROZEN and every batch is an alpha step. The seed trained the weights for 50 epochs
-     first "to avoid that when the operation parameters are unstable, some alpha will affect the
-     subsequent decisions too much".
-   * ``"interleaved"`` (original ProxylessNAS, Sec. 3.2.1): weight steps on paths drawn from
-     ``p = softmax(alpha)``, and one alpha step every ``arch_every`` weight batches (the reference
-     ``--grad_update_arch_param_every 5``).
-   Alpha steps use a held-out part of the training data (``arch_fraction``), weight steps the rest.
-3. **Derivation**: the argmax genotype (ProxylessNAS) and the most probable genotype that fits the
-   budget (``derive_under_budget``, the fix of the seed's "Future work" remark); the latter is measured.
+1. **Warm-up** (``warmup_epochs``): only the op weights train, on ONE uniformly drawn path per batch
+   (super-net mode ``"fixed"``: alpha is not in the graph).
+2. **Search** (``search_epochs``): ``schedule="decoupled"`` (the seed's Sec. 2.2: weights FROZEN,
+   every batch an alpha step) or ``"interleaved"`` (ProxylessNAS Sec. 3.2.1: weight steps on paths
+   drawn from p, an alpha step every ``arch_every`` of them). Alpha steps use a held-out part of the
+   training data (``arch_fraction``), weight steps the rest.
+3. **Derivation** (``derive.py``): the argmax genotype, and the most probable one within the budget.
 
-**Hard constraint** (the seed's second change): EVERY sampled subnet (warm-up, weight and alpha steps)
-has its latency predicted from the table (``constraint="predicted"``) or measured end to end on this
-CPU (``"measured"``, cached per genotype); over budget means reject and draw again, at most
-``max_resample`` times. Every try is recorded in ``History``. Resampling draws from p *truncated to
-the feasible set*, not from p, so the Eq. 4 estimator becomes biased; ``rejection_bias`` measures how
-much (per-layer total-variation distance between p and the op frequencies of accepted samples).
-
-**One alpha step** (Eq. 4 + the latency loss of Sec. 3.3): sample under the budget -> mode
-``"single"`` -> forward a held-out batch -> CE -> ``E[LAT]`` from ``probabilities()`` and the table ->
-``latency_loss`` -> backward -> Adam step on the alphas only (weights have ``requires_grad=False``
-for the step) -> ``rescale_two_path()`` for the ``"two"`` estimator. Two details follow the reference
-``search/modules/mix_op.py``: a layer whose sampled op is ``zero`` gets no alpha update at all (its
-gradient is dropped, latency term included); in ``"two"`` mode only the two sampled alphas of a
-layer keep their gradient, so the rescale keeps every other op's probability exactly (the reference
-adds the full-softmax latency gradient on top, which moves the others a little: a deliberate change).
-
-**BatchNorm in alpha steps**: the network stays in train mode (batch statistics), as ProxylessNAS's
-reference does: the weights were trained with batch statistics of randomly mixed paths, and the
-running averages describe that mixture, not the sampled path. Batch statistics measure the sampled
-path as it is. With frozen weights this still updates BN running averages (buffers, not
-parameters); set ``alpha_bn="eval"`` to freeze them too.
+Every sampled subnet passes the seed's hard latency constraint (``constraint.py``) and every try is
+recorded in the ``History`` (``history.py``). One alpha step is Eq. 4 plus the latency loss of
+Sec. 3.3: sample under the budget -> mode ``"single"`` -> CE on a held-out batch -> ``E[LAT]`` ->
+``latency_loss`` -> backward -> Adam on the alphas only.
 """
 from __future__ import annotations
 
@@ -45,31 +22,41 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..engine import (atomic_torch_save, atomic_write_text, load_checkpoint, progress, rng_state,
-                      seed_everything, set_rng_state)
+from ..data import IGNORE_INDEX, split_indices
+from ..runio import (RunDirectoryError, atomic_torch_save, atomic_write_text, guard_run_dir,
+                     load_checkpoint, progress, rng_state, seed_everything, set_rng_state,
+                     torch_generator)
+from .constraint import RejectionBias, default_budget, rejection_bias, sample_under_budget
 from .derive import InfeasibleBudgetError, derive_argmax, derive_under_budget
 from .gates import expected_latency, latency_loss
+from .history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
 from .latency import LatencyTable, MeasuredLatency, build_table, measure_genotype
 from .space import Genotype, SearchSpace, get_space
 from .supernet import SegSuperNet
+
+__all__ = [  # the records live in history.py, the constraint in constraint.py: re-exported
+    "AlphaStep", "EpochSummary", "History", "ProxylessSearch", "QUICK", "RejectionBias", "Sample",
+    "SearchConfig", "SearchConfigError", "SearchExistsError", "SearchResult", "WeightStep",
+    "default_budget", "frozen", "rejection_bias", "run_search", "sample_under_budget",
+    "split_for_search",
+]
 
 CHECKPOINT = "search_checkpoint.pt"
 OUTPUTS = ("genotype.json", "genotype_argmax.json", "history.json", "latency_table.json",
            "summary.json")
 
-
-class SearchExistsError(FileExistsError):
-    """The output folder already holds a search and neither resume nor overwrite was asked for."""
+SearchExistsError = RunDirectoryError
+"""The output folder already holds a search and neither resume nor overwrite was asked for (the
+same error as a training run's, so ``except RunDirectoryError`` catches both)."""
 
 
 class SearchConfigError(ValueError):
@@ -113,7 +100,7 @@ class SearchConfig:
     alpha_bn: str = "train"              # BatchNorm mode in alpha steps: "train" (reference) or "eval"
     threads: int = 2                     # for measured latencies
     measure_child: bool = True           # measure the derived child end to end at the end
-    ignore_index: int = 255
+    ignore_index: int = IGNORE_INDEX
     seed: int = 0
     quiet: bool = False
 
@@ -137,228 +124,15 @@ class SearchConfig:
         return self.warmup_epochs + self.search_epochs
 
 
-# --------------------------------------------------------------------------- history
-@dataclass
-class Sample:
-    """One sampled subnet: where it was drawn, its latency (ms) and whether it fit the budget."""
-
-    phase: str        # "warmup", "weights" (interleaved weight step) or "alpha"
-    step: int         # index of the step within its kind (weight steps or alpha steps)
-    epoch: int
-    ops: list[str]
-    latency_ms: float
-    accepted: bool
-
-
-@dataclass
-class WeightStep:
-    """One weight batch (warm-up or interleaved): its loss and every try of the path sampling."""
-
-    step: int
-    epoch: int
-    phase: str
-    loss: float
-    lr: float
-    samples: list[Sample]
-
-    @property
-    def rejections(self) -> int:
-        return sum(not s.accepted for s in self.samples)
-
-
-@dataclass
-class AlphaStep:
-    """One architecture update. ``alphas``/``probs`` are AFTER the step; the losses and ``E[LAT]``
-    are those of the step's forward pass; ``pairs`` holds the two sampled ops per layer ("two")."""
-
-    step: int
-    epoch: int
-    alphas: list[list[float]]
-    probs: list[list[float]]
-    samples: list[Sample]
-    ce: float
-    loss: float
-    expected_latency_ms: float
-    rejection_rate: float
-    pairs: list[list[str]] | None = None
-
-
-@dataclass
-class EpochSummary:
-    epoch: int                 # 1-based
-    phase: str                 # "warmup" or "search"
-    weight_steps: int
-    alpha_steps: int
-    mean_weight_loss: float | None
-    mean_alpha_loss: float | None
-    samples: int
-    rejected: int
-    rejection_rate: float
-    expected_latency_ms: float
-    seconds: float
-
-
-@dataclass
-class History:
-    """Everything a notebook needs to replay a search (saved as ``history.json``)."""
-
-    space: str
-    op_names: list[list[str]]
-    budget_ms: float
-    fixed_ms: float
-    table_ms: list[list[float]]
-    table_meta: dict
-    config: dict
-    alpha_init: list[list[float]]
-    weight_steps: list[WeightStep] = field(default_factory=list)
-    alpha_steps: list[AlphaStep] = field(default_factory=list)
-    epochs: list[EpochSummary] = field(default_factory=list)
-
-    # ---- JSON
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "History":
-        data = json.loads(text)
-
-        def samples(items: list[dict]) -> list[Sample]:
-            return [Sample(**s) for s in items]
-
-        data["weight_steps"] = [WeightStep(**{**w, "samples": samples(w["samples"])})
-                                for w in data["weight_steps"]]
-        data["alpha_steps"] = [AlphaStep(**{**a, "samples": samples(a["samples"])})
-                               for a in data["alpha_steps"]]
-        data["epochs"] = [EpochSummary(**e) for e in data["epochs"]]
-        return cls(**data)
-
-    def save(self, path: str | os.PathLike) -> None:
-        atomic_write_text(path, self.to_json())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "History":
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
-
-    # ---- helpers for notebooks and widgets
-    def samples(self, phase: str | None = None) -> list[Sample]:
-        """Every try, in order (weight steps first, then alpha steps), optionally of one phase."""
-        every = [s for w in self.weight_steps for s in w.samples]
-        every += [s for a in self.alpha_steps for s in a.samples]
-        return [s for s in every if phase is None or s.phase == phase]
-
-    def alpha_matrix(self, step: int = -1) -> np.ndarray:
-        """``(layers, max_ops)`` probabilities after alpha step ``step`` (NaN where a layer has fewer
-        ops). ``step=None`` gives the initial probabilities."""
-        if step is None:
-            rows = [torch.softmax(torch.tensor(a), 0).tolist() for a in self.alpha_init]
-        else:
-            rows = self.alpha_steps[step].probs
-        width = max(len(names) for names in self.op_names)
-        matrix = np.full((len(rows), width), np.nan)
-        for l, row in enumerate(rows):
-            matrix[l, :len(row)] = row
-        return matrix
-
-    def rejection_rates(self, phase: str = "alpha") -> list[float]:
-        """Per step, the share of rejected tries: alpha steps (``"alpha"``), or weight steps of
-        ``"warmup"`` / ``"weights"``."""
-        if phase == "alpha":
-            return [a.rejection_rate for a in self.alpha_steps]
-        return [w.rejections / len(w.samples) for w in self.weight_steps if w.phase == phase]
-
-    def sampled_latencies(self, accepted: bool | None = None, phase: str | None = None) -> list[float]:
-        """Latencies of all tries, or only accepted (``True``) / rejected (``False``) ones."""
-        return [s.latency_ms for s in self.samples(phase)
-                if accepted is None or s.accepted == accepted]
-
-    def derived_genotype(self, step: int = -1) -> Genotype:
-        """The argmax genotype after alpha step ``step``."""
-        probs = self.alpha_steps[step].probs
-        return Genotype(self.space, tuple(names[int(np.argmax(p))]
-                                          for names, p in zip(self.op_names, probs)))
-
-    def expected_latency_curve(self) -> list[float]:
-        """``E[LAT]`` (ms) at each alpha step."""
-        return [a.expected_latency_ms for a in self.alpha_steps]
-
-
 def _plain(value):
     """What ``value`` becomes after a JSON round trip (tuples -> lists), so loading compares equal."""
     return json.loads(json.dumps(value))
 
 
-# --------------------------------------------------------------------------- hard constraint
-def sample_under_budget(draw: Callable[[], Genotype], latency: Callable[[Genotype], float],
-                        budget_ms: float, *, max_resample: int,
-                        fastest_ms: float) -> list[tuple[Genotype, float, bool]]:
-    """The seed's hard constraint: ``draw()`` until ``latency(g) <= budget_ms``.
-
-    Returns every try as ``(genotype, latency, accepted)``; the last one is the accepted subnet (the
-    super-net is left in that state by ``draw``). Raises ``InfeasibleBudgetError`` after
-    ``max_resample`` rejections, naming the fastest latency the space allows.
-    """
-    tries = []
-    for _ in range(max_resample):
-        genotype = draw()
-        ms = float(latency(genotype))
-        tries.append((genotype, ms, ms <= budget_ms))
-        if ms <= budget_ms:
-            return tries
-    raise InfeasibleBudgetError(
-        f"{max_resample} sampled subnets in a row exceeded the {budget_ms:.3f} ms budget (their "
-        f"latencies ranged {min(t[1] for t in tries):.3f}-{max(t[1] for t in tries):.3f} ms); the "
-        f"fastest architecture of the space takes {fastest_ms:.3f} ms. Raise the budget, or "
-        "max_resample if the budget is only rarely hit")
-
-
-@dataclass
-class RejectionBias:
-    """How far the truncated sampling distribution is from p (see ``rejection_bias``)."""
-
-    acceptance_rate: float
-    tv_per_layer: list[float]          # 0.5 * sum_i |freq_accepted_i - p_i|, per layer
-    accepted_freq: list[list[float]]   # op frequencies among accepted samples, per layer
-    probs: list[list[float]]
-    mean_latency_all_ms: float         # mean predicted latency of samples from p
-    mean_latency_accepted_ms: float    # ... of the accepted ones
-
-
-def rejection_bias(probs: Sequence, table: LatencyTable, budget_ms: float, *,
-                   num_samples: int = 4000, seed: int = 0) -> RejectionBias:
-    """Sample ``num_samples`` genotypes from ``p`` (one op per layer, independently), keep those with
-    predicted latency <= budget, and compare the accepted op frequencies with p.
-
-    Rejection sampling draws from ``p(g | LAT(g) <= T)``, whose per-layer marginals differ from
-    ``p_l``; the Eq. 4 gradient is then taken under this truncated distribution. A total-variation
-    distance near 0 means the constraint hardly biases that layer; near 1, it decides the layer alone.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    probs = [torch.as_tensor(p, dtype=torch.float64).detach().flatten() for p in probs]
-    latency = torch.full((num_samples,), float(table.fixed_ms), dtype=torch.float64)
-    choices = []
-    for p, row in zip(probs, table.ms):
-        index = torch.multinomial(p, num_samples, replacement=True, generator=generator)
-        latency += torch.tensor(row, dtype=torch.float64)[index]
-        choices.append(index)
-    accepted = latency <= budget_ms
-    count = int(accepted.sum())
-    if count == 0:
-        raise InfeasibleBudgetError(f"none of {num_samples} samples from p fits {budget_ms:.3f} ms "
-                                    f"(fastest: {table.fastest()[1]:.3f} ms)")
-    freqs, tv = [], []
-    for p, index in zip(probs, choices):
-        freq = torch.bincount(index[accepted], minlength=len(p)).double() / count
-        freqs.append(freq.tolist())
-        tv.append(0.5 * float((freq - p).abs().sum()))
-    return RejectionBias(count / num_samples, tv, freqs, [p.tolist() for p in probs],
-                         float(latency.mean()), float(latency[accepted].mean()))
-
-
 def split_for_search(n: int, *, arch_fraction: float, seed: int) -> tuple[list[int], list[int]]:
-    """Deterministic, disjoint ``(weight indices, alpha indices)`` covering ``range(n)``."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_arch = min(max(int(round(n * arch_fraction)), 1), n - 1)
-    return sorted(order[n_arch:].tolist()), sorted(order[:n_arch].tolist())
+    """Deterministic, disjoint ``(weight indices, alpha indices)`` covering ``range(n)``: the
+    training/validation cut of ``data.split_indices`` with the alpha steps' share held out."""
+    return split_indices(n, val_fraction=arch_fraction, seed=seed)
 
 
 @contextlib.contextmanager
@@ -375,48 +149,6 @@ def frozen(params: Sequence[nn.Parameter]) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- the search
-@dataclass
-class SearchResult:
-    genotype_argmax: Genotype
-    genotype_budget: Genotype
-    budget_ms: float
-    predicted_argmax_ms: float
-    predicted_budget_ms: float
-    measured_budget_ms: float | None
-    history: History
-    out_dir: str | None = None
-
-    def to_text(self) -> str:
-        """A few readable lines for the command line."""
-        s = self.summary()
-        measured = ("n/a" if self.measured_budget_ms is None
-                    else f"{self.measured_budget_ms:.2f} ms measured")
-        return "\n".join([
-            f"budget {self.budget_ms:.2f} ms; {s['alpha_steps']} alpha steps, "
-            f"{s['samples']} sampled subnets, {s['rejected']} rejected as over budget",
-            f"argmax genotype  ({self.predicted_argmax_ms:.2f} ms predicted"
-            f"{'' if s['argmax_fits_budget'] else ', OVER BUDGET'}): {' '.join(self.genotype_argmax.ops)}",
-            f"budget genotype  ({self.predicted_budget_ms:.2f} ms predicted, {measured}): "
-            f"{' '.join(self.genotype_budget.ops)}",
-            *([f"written to {self.out_dir}: genotype.json, genotype_argmax.json, history.json, "
-               "latency_table.json, summary.json"] if self.out_dir else []),
-        ])
-
-    def summary(self) -> dict:
-        """JSON-able summary (what ``summary.json`` holds)."""
-        return {"budget_ms": self.budget_ms,
-                "genotype_budget": list(self.genotype_budget.ops),
-                "genotype_argmax": list(self.genotype_argmax.ops),
-                "predicted_budget_ms": self.predicted_budget_ms,
-                "predicted_argmax_ms": self.predicted_argmax_ms,
-                "argmax_fits_budget": self.predicted_argmax_ms <= self.budget_ms,
-                "measured_budget_ms": self.measured_budget_ms,
-                "alpha_steps": len(self.history.alpha_steps),
-                "weight_steps": len(self.history.weight_steps),
-                "samples": len(self.history.samples()),
-                "rejected": sum(not s.accepted for s in self.history.samples())}
-
-
 class ProxylessSearch:
     """Run a ProxylessNAS search on ``supernet`` under the latency ``table`` (see module docstring).
 
@@ -441,7 +173,7 @@ class ProxylessSearch:
         self.lat_tensor = table.tensor()  # (L, K_max) ms, NaN beyond a layer's ops
         self.fastest_ms = table.fastest()[1]
         self.budget_ms = config.budget_ms if config.budget_ms is not None else default_budget(table)
-        self.macro_config = {k: supernet.config[k] for k in ("aspp_channels", "decoder_channels")}
+        self.macro_config = supernet.macro_config
         if latency_fn is None and config.constraint == "measured":
             latency_fn = MeasuredLatency(self.space, image_size=(config.image_size,) * 2,
                                          threads=config.threads, macro_config=self.macro_config,
@@ -490,7 +222,7 @@ class ProxylessSearch:
 
     def _loader(self, dataset: Dataset, epoch: int, stream: int) -> Iterator:
         """Batches of ``dataset`` for ``epoch``, in an order fixed by (seed, epoch, stream), forever."""
-        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch * 2 + stream)
+        generator = torch_generator(self.config.seed, epoch, stream)
         loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=True,
                             drop_last=True, generator=generator)
         while True:
@@ -540,7 +272,12 @@ class ProxylessSearch:
         return record
 
     def alpha_step(self, images: torch.Tensor, masks: torch.Tensor, *, epoch: int) -> AlphaStep:
-        """One ProxylessNAS architecture step on a held-out batch (weights frozen)."""
+        """One ProxylessNAS architecture step on a held-out batch (weights frozen).
+
+        BatchNorm keeps batch statistics (``alpha_bn="train"``, as the reference does): the running
+        averages describe the mix of paths trained in warm-up, not the sampled path. They are still
+        updated (buffers, not parameters); ``alpha_bn="eval"`` freezes them too.
+        """
         cfg, net = self.config, self.net
         step = len(self.history.alpha_steps)
         net.set_mode("single", estimator=cfg.estimator)
@@ -569,8 +306,9 @@ class ProxylessSearch:
 
     def _mask_alpha_grads(self) -> None:
         """Reference behaviour (``set_arch_param_grad``): a sampled zero op -> no update of that
-        layer; "two" -> only the pair's alphas keep a gradient (Adam with beta1 = 0 then leaves the
-        others exactly where they are)."""
+        layer, latency term included; "two" -> only the pair's alphas keep a gradient (Adam with
+        beta1 = 0 then leaves the others exactly where they are; the reference adds the full-softmax
+        latency gradient on top, which moves them a little: a deliberate change)."""
         for op in self.net.mixed_ops:
             if op.alpha.grad is None:
                 continue
@@ -583,6 +321,7 @@ class ProxylessSearch:
 
     # ---- epochs
     def run_epoch(self, epoch: int) -> EpochSummary:
+        """One epoch: weight steps (warm-up, interleaved) or alpha steps (decoupled search)."""
         cfg = self.config
         started = time.perf_counter()
         phase = "warmup" if epoch < cfg.warmup_epochs else "search"
@@ -606,18 +345,11 @@ class ProxylessSearch:
                     self.alpha_step(*next(arch), epoch=epoch)
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{record.loss:.3f}", tries=len(record.samples))
-        w_new = self.history.weight_steps[w_start:]
-        a_new = self.history.alpha_steps[a_start:]
-        tries = [s for r in (*w_new, *a_new) for s in r.samples]
-        rejected = sum(not s.accepted for s in tries)
         with torch.no_grad():
             elat = float(self.expected_latency())
-        summary = EpochSummary(
-            epoch + 1, phase, len(w_new), len(a_new),
-            float(np.mean([r.loss for r in w_new])) if w_new else None,
-            float(np.mean([r.loss for r in a_new])) if a_new else None,
-            len(tries), rejected, rejected / max(len(tries), 1), elat,
-            round(time.perf_counter() - started, 3))
+        summary = EpochSummary.of(epoch, phase, self.history.weight_steps[w_start:],
+                                  self.history.alpha_steps[a_start:], elat,
+                                  time.perf_counter() - started)
         self.history.epochs.append(summary)
         return summary
 
@@ -656,14 +388,11 @@ class ProxylessSearch:
 
     def _prepare_out_dir(self, *, resume: bool, overwrite: bool) -> None:
         out = self.out_dir
-        existing = [n for n in (CHECKPOINT, *OUTPUTS) if (out / n).exists()]
-        if existing and not resume and not overwrite:
-            raise SearchExistsError(f"{out} already holds a search ({', '.join(existing)}); pass "
-                                    "resume=True (--resume) to continue it, overwrite=True "
-                                    "(--overwrite) to replace it, or choose another folder")
+        existing = guard_run_dir(out, (CHECKPOINT, *OUTPUTS), resume=resume, overwrite=overwrite,
+                                 what="search")
         if not resume:
-            for name in existing:
-                (out / name).unlink()
+            for path in existing:
+                path.unlink()
         out.mkdir(parents=True, exist_ok=True)
         self.table.save(out / "latency_table.json")
 
@@ -715,18 +444,6 @@ class ProxylessSearch:
         return result
 
 
-def default_budget(table: LatencyTable, *, num_samples: int = 4000, seed: int = 0) -> float:
-    """The median predicted latency of uniformly random architectures (ms): about half of the
-    warm-up samples then fit. (The midpoint between fastest and slowest would be simpler, but one
-    badly timed table entry drags it far up and the constraint would never bite.)"""
-    generator = torch.Generator().manual_seed(seed)
-    latency = torch.full((num_samples,), float(table.fixed_ms), dtype=torch.float64)
-    for row in table.ms:
-        index = torch.randint(len(row), (num_samples,), generator=generator)
-        latency += torch.tensor(row, dtype=torch.float64)[index]
-    return float(latency.median())
-
-
 # --------------------------------------------------------------------------- one call for the CLI
 QUICK = dict(batch_size=8, warmup_epochs=2, search_epochs=2, steps_per_epoch=10, arch_lr=2e-2)
 """``--quick``: about 40 batches in all on 128x128 SyntheticPortraits. With so few alpha steps the
@@ -759,14 +476,13 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
     num_classes = int(getattr(train_set, "num_classes", 2))
     seed_everything(seed)
     supernet = SegSuperNet(space, num_classes=num_classes, estimator=config.estimator)
-    macro = {k: supernet.config[k] for k in ("aspp_channels", "decoder_channels")}
     saved = Path(out_dir) / "latency_table.json"
     if resume and saved.exists():
         table = LatencyTable.load(saved)
     else:
         table = build_table(space, image_size=(image_size, image_size), backend=backend,
-                            threads=threads, num_classes=num_classes, macro_config=macro,
-                            quiet=quiet)
+                            threads=threads, num_classes=num_classes,
+                            macro_config=supernet.macro_config, quiet=quiet)
     search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,
                              out_dir=out_dir)
     if not quiet:

@@ -16,7 +16,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -159,6 +159,42 @@ class SearchSpace:
 
 
 @dataclass(frozen=True)
+class MacroConfig:
+    """The widths of the fixed parts around the searched chain (seed Fig. 3, DeepLabV3+ layout).
+
+    ``aspp_channels``: width of each ASPP branch; ``decoder_channels``: width of the ASPP output and
+    of the additive decoder; ``aspp_rates``: one separable atrous branch per rate. The super-net, its
+    children, the latency table and end-to-end measurements all take one of these, so the parts that
+    are timed are the parts that are trained. (The number of classes belongs to the data, not here.)
+    """
+
+    aspp_channels: int = 64
+    decoder_channels: int = 48
+    aspp_rates: tuple[int, ...] = (2, 4)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "aspp_rates", tuple(int(rate) for rate in self.aspp_rates))
+        if self.aspp_channels < 1 or self.decoder_channels < 1:
+            raise SpaceError(f"macro widths must be positive, got {self}")
+        if any(rate < 1 for rate in self.aspp_rates):
+            raise SpaceError(f"atrous rates must be >= 1, got {self.aspp_rates}")
+
+    @classmethod
+    def coerce(cls, value: MacroConfig | Mapping | None) -> MacroConfig:
+        """``value`` itself, the defaults for ``None``, or a MacroConfig from a dict of its fields
+        (e.g. ``{"aspp_channels": 64, "decoder_channels": 48}`` as older notebooks pass it)."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        unknown = set(value) - {"aspp_channels", "decoder_channels", "aspp_rates"}
+        if unknown:
+            raise SpaceError(f"unknown macro settings {sorted(unknown)}; MacroConfig has "
+                             "aspp_channels, decoder_channels and aspp_rates")
+        return cls(**value)
+
+
+@dataclass(frozen=True)
 class Genotype:
     """One architecture: the space's name and one op name per layer (JSON-able)."""
 
@@ -189,7 +225,7 @@ class Genotype:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-        from ..engine import atomic_write_text
+        from ..runio import atomic_write_text
         atomic_write_text(path, self.to_json())
 
     @classmethod

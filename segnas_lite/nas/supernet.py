@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from ..layers import ConvBNAct, DepthwiseSeparable
 from .gates import binary_gate, rescale_two_path_
 from .ops import build_op, is_zero
-from .space import Genotype, LayerSpec, SearchSpace, get_space
+from .space import Genotype, LayerSpec, MacroConfig, SearchSpace, get_space
 
 MODES = ("fixed", "single", "all")
 ESTIMATORS = ("full_v2", "two")
@@ -152,7 +152,7 @@ class ASPP(nn.Module):
     branch, one depthwise-separable 3x3 branch per atrous rate and an image-pooling branch,
     concatenated and projected to ``out_ch`` by a 1x1 conv."""
 
-    def __init__(self, in_ch: int, branch_ch: int, out_ch: int, rates: Sequence[int] = (2, 4)):
+    def __init__(self, in_ch: int, branch_ch: int, out_ch: int, rates: Sequence[int]) -> None:
         super().__init__()
         self.conv1x1 = ConvBNAct(in_ch, branch_ch, 1)
         self.atrous = nn.ModuleList(
@@ -194,27 +194,28 @@ class SegMacro(nn.Module):
     """Stem -> chain of ``ChainLayer(layer_ops[l])`` -> ASPP -> additive decoder -> classifier.
 
     ``layer_ops`` holds one module per layer of ``space`` (a MixedOp or a fixed op); everything
-    else is fixed. ``forward_backbone`` and ``forward_head`` are split so that the fixed parts can
-    be timed on their own (latency tables).
+    else is fixed, with the widths of ``macro_config`` (default ``MacroConfig()``).
+    ``forward_backbone`` and ``forward_head`` are split so that the fixed parts can be timed on their
+    own (latency tables).
     """
 
     def __init__(self, space: SearchSpace, layer_ops: Sequence[nn.Module], *, num_classes: int,
-                 aspp_channels: int = 64, decoder_channels: int = 48,
-                 aspp_rates: Sequence[int] = (2, 4)) -> None:
+                 macro_config: MacroConfig | None = None) -> None:
         super().__init__()
         if len(layer_ops) != len(space.layers):
             raise ValueError(f"need {len(space.layers)} layer ops, got {len(layer_ops)}")
-        self.space = space
-        self.config = dict(num_classes=num_classes, aspp_channels=aspp_channels,
-                           decoder_channels=decoder_channels, aspp_rates=tuple(aspp_rates))
+        macro = MacroConfig.coerce(macro_config)
+        self.space, self.num_classes, self.macro_config = space, num_classes, macro
         self.stem = ConvBNAct(3, space.stem_channels, 3, stride=2, act="hswish")
         self.layers = nn.ModuleList(ChainLayer(op, spec.residual)
                                     for op, spec in zip(layer_ops, space.layers))
         self.output_strides = space.output_strides()
         tap_channels = {s: space.layers[i].out_ch for s, i in space.taps().items()}
-        self.aspp = ASPP(tap_channels[32], aspp_channels, decoder_channels, aspp_rates)
-        self.decoder = AdditiveDecoder({s: tap_channels[s] for s in (16, 8, 4)}, decoder_channels)
-        self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
+        self.aspp = ASPP(tap_channels[32], macro.aspp_channels, macro.decoder_channels,
+                         macro.aspp_rates)
+        self.decoder = AdditiveDecoder({s: tap_channels[s] for s in (16, 8, 4)},
+                                       macro.decoder_channels)
+        self.classifier = nn.Conv2d(macro.decoder_channels, num_classes, 1)
 
     def forward_backbone(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """``{4: (N,C4,H/4,W/4), 8: ..., 16: ..., 32: ...}``: the last layer output at each stride."""
@@ -238,12 +239,11 @@ class SegMacro(nn.Module):
 class SegSuperNet(SegMacro):
     """The super-net: a ``MixedOp`` in every chain layer (ProxylessNAS on the seed's macro)."""
 
-    def __init__(self, space: SearchSpace, *, num_classes: int, aspp_channels: int = 64,
-                 decoder_channels: int = 48, aspp_rates: Sequence[int] = (2, 4),
-                 mode: str = "single", estimator: str = "full_v2") -> None:
+    def __init__(self, space: SearchSpace, *, num_classes: int,
+                 macro_config: MacroConfig | None = None, mode: str = "single",
+                 estimator: str = "full_v2") -> None:
         super().__init__(space, [MixedOp.from_spec(spec) for spec in space.layers],
-                         num_classes=num_classes, aspp_channels=aspp_channels,
-                         decoder_channels=decoder_channels, aspp_rates=aspp_rates)
+                         num_classes=num_classes, macro_config=macro_config)
         self.set_mode(mode, estimator=estimator)
 
     @property
@@ -296,19 +296,21 @@ class SegSuperNet(SegMacro):
             op.rescale_after_step()
 
     def extract_child(self, genotype: Genotype | None = None) -> "ChildNet":
-        """A ``ChildNet`` for ``genotype`` (default: the active paths) that inherits these weights."""
+        """A ``ChildNet`` for ``genotype`` (default: the active paths) that inherits these weights.
+
+        Module by module: each chain layer's chosen candidate gives its weights to the child's op of
+        that layer; every other part (stem, ASPP, decoder, classifier) is copied whole. The alphas
+        have no place in the child and stay behind.
+        """
         genotype = genotype or self.genotype()
+        child = ChildNet(genotype, space=self.space, num_classes=self.num_classes,
+                         macro_config=self.macro_config)
         chosen = self.space.op_index(genotype)
-        child = ChildNet(genotype, space=self.space, **self.config)
-        state = {}
-        for key, value in self.state_dict().items():
-            parts = key.split(".")  # e.g. layers.3.op.candidates.2.block.0.0.weight
-            if parts[0] == "layers" and parts[2] == "op":
-                if parts[3] == "alpha" or int(parts[4]) != chosen[int(parts[1])]:
-                    continue
-                key = ".".join(parts[:3] + parts[5:])  # -> layers.3.op.block.0.0.weight
-            state[key] = value
-        child.load_state_dict(state)
+        for layer, child_layer, index in zip(self.layers, child.layers, chosen):
+            child_layer.op.load_state_dict(layer.op.candidates[index].state_dict())
+        for name, part in child.named_children():
+            if name != "layers":
+                part.load_state_dict(getattr(self, name).state_dict())
         return child
 
 
@@ -316,19 +318,16 @@ class ChildNet(SegMacro):
     """The macro with one fixed op per layer, as named by ``genotype``: plain modules, exportable."""
 
     def __init__(self, genotype: Genotype, *, num_classes: int, space: SearchSpace | None = None,
-                 aspp_channels: int = 64, decoder_channels: int = 48,
-                 aspp_rates: Sequence[int] = (2, 4)) -> None:
+                 macro_config: MacroConfig | None = None) -> None:
         space = space or get_space(genotype.space)
         space.validate(genotype)
         ops = [build_op(name, spec.in_ch, spec.out_ch, spec.stride)
                for name, spec in zip(genotype.ops, space.layers)]
-        super().__init__(space, ops, num_classes=num_classes, aspp_channels=aspp_channels,
-                         decoder_channels=decoder_channels, aspp_rates=aspp_rates)
+        super().__init__(space, ops, num_classes=num_classes, macro_config=macro_config)
         self.genotype = genotype
 
 
 def build_child(genotype: Genotype, *, num_classes: int, space: SearchSpace | None = None,
-                aspp_channels: int = 64, decoder_channels: int = 48) -> ChildNet:
+                macro_config: MacroConfig | None = None) -> ChildNet:
     """Build the fixed network of ``genotype`` (its space is looked up by name unless given)."""
-    return ChildNet(genotype, num_classes=num_classes, space=space, aspp_channels=aspp_channels,
-                    decoder_channels=decoder_channels)
+    return ChildNet(genotype, num_classes=num_classes, space=space, macro_config=macro_config)

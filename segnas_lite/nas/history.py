@@ -1,0 +1,218 @@
+"""What a search records: every sampled subnet, every weight and alpha step, one summary per epoch.
+
+``History`` is saved as ``history.json`` next to the genotype; the notebooks and widgets read every
+figure from it (alpha evolution, E[LAT] per step, rejection rates, sampled latencies), so a finished
+search can be replayed without running anything. ``SearchResult`` is what a search returns (and
+``summary.json`` holds).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..runio import atomic_write_text
+from .space import Genotype, pad_rows
+
+
+@dataclass
+class Sample:
+    """One sampled subnet: where it was drawn, its latency (ms) and whether it fit the budget."""
+
+    phase: str        # "warmup", "weights" (interleaved weight step) or "alpha"
+    step: int         # index of the step within its kind (weight steps or alpha steps)
+    epoch: int
+    ops: list[str]
+    latency_ms: float
+    accepted: bool
+
+
+@dataclass
+class WeightStep:
+    """One weight batch (warm-up or interleaved): its loss and every try of the path sampling."""
+
+    step: int
+    epoch: int
+    phase: str
+    loss: float
+    lr: float
+    samples: list[Sample]
+
+    @property
+    def rejections(self) -> int:
+        return sum(not s.accepted for s in self.samples)
+
+
+@dataclass
+class AlphaStep:
+    """One architecture update. ``alphas``/``probs`` are AFTER the step; the losses and ``E[LAT]``
+    are those of the step's forward pass; ``pairs`` holds the two sampled ops per layer ("two")."""
+
+    step: int
+    epoch: int
+    alphas: list[list[float]]
+    probs: list[list[float]]
+    samples: list[Sample]
+    ce: float
+    loss: float
+    expected_latency_ms: float
+    rejection_rate: float
+    pairs: list[list[str]] | None = None
+
+
+@dataclass
+class EpochSummary:
+    epoch: int                 # 1-based
+    phase: str                 # "warmup" or "search"
+    weight_steps: int
+    alpha_steps: int
+    mean_weight_loss: float | None
+    mean_alpha_loss: float | None
+    samples: int
+    rejected: int
+    rejection_rate: float
+    expected_latency_ms: float
+    seconds: float
+
+    @classmethod
+    def of(cls, epoch: int, phase: str, weight_steps: list[WeightStep],
+           alpha_steps: list[AlphaStep], expected_latency_ms: float,
+           seconds: float) -> "EpochSummary":
+        """Sum up the steps of epoch ``epoch`` (0-based): mean losses, tries and rejections."""
+        tries = [s for record in (*weight_steps, *alpha_steps) for s in record.samples]
+        rejected = sum(not s.accepted for s in tries)
+
+        def mean_loss(records: list) -> float | None:
+            return float(np.mean([r.loss for r in records])) if records else None
+
+        return cls(epoch + 1, phase, len(weight_steps), len(alpha_steps), mean_loss(weight_steps),
+                   mean_loss(alpha_steps), len(tries), rejected, rejected / max(len(tries), 1),
+                   expected_latency_ms, round(seconds, 3))
+
+
+@dataclass
+class History:
+    """Everything a notebook needs to replay a search (saved as ``history.json``)."""
+
+    space: str
+    op_names: list[list[str]]
+    budget_ms: float
+    fixed_ms: float
+    table_ms: list[list[float]]
+    table_meta: dict
+    config: dict
+    alpha_init: list[list[float]]
+    weight_steps: list[WeightStep] = field(default_factory=list)
+    alpha_steps: list[AlphaStep] = field(default_factory=list)
+    epochs: list[EpochSummary] = field(default_factory=list)
+
+    # ---- JSON
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "History":
+        data = json.loads(text)
+
+        def samples(items: list[dict]) -> list[Sample]:
+            return [Sample(**s) for s in items]
+
+        data["weight_steps"] = [WeightStep(**{**w, "samples": samples(w["samples"])})
+                                for w in data["weight_steps"]]
+        data["alpha_steps"] = [AlphaStep(**{**a, "samples": samples(a["samples"])})
+                               for a in data["alpha_steps"]]
+        data["epochs"] = [EpochSummary(**e) for e in data["epochs"]]
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        atomic_write_text(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "History":
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    # ---- helpers for notebooks and widgets
+    def samples(self, phase: str | None = None) -> list[Sample]:
+        """Every try, in order (weight steps first, then alpha steps), optionally of one phase."""
+        every = [s for w in self.weight_steps for s in w.samples]
+        every += [s for a in self.alpha_steps for s in a.samples]
+        return [s for s in every if phase is None or s.phase == phase]
+
+    def alpha_matrix(self, step: int | None = -1) -> np.ndarray:
+        """``(layers, max_ops)`` probabilities after alpha step ``step`` (NaN where a layer has fewer
+        ops). ``step=None`` gives the initial probabilities."""
+        if step is None:
+            rows = [torch.softmax(torch.tensor(a), 0).tolist() for a in self.alpha_init]
+        else:
+            rows = self.alpha_steps[step].probs
+        return pad_rows(rows)
+
+    def rejection_rates(self, phase: str = "alpha") -> list[float]:
+        """Per step, the share of rejected tries: alpha steps (``"alpha"``), or weight steps of
+        ``"warmup"`` / ``"weights"``."""
+        if phase == "alpha":
+            return [a.rejection_rate for a in self.alpha_steps]
+        return [w.rejections / len(w.samples) for w in self.weight_steps if w.phase == phase]
+
+    def sampled_latencies(self, accepted: bool | None = None, phase: str | None = None) -> list[float]:
+        """Latencies of all tries, or only accepted (``True``) / rejected (``False``) ones."""
+        return [s.latency_ms for s in self.samples(phase)
+                if accepted is None or s.accepted == accepted]
+
+    def derived_genotype(self, step: int = -1) -> Genotype:
+        """The argmax genotype after alpha step ``step``."""
+        probs = self.alpha_steps[step].probs
+        return Genotype(self.space, tuple(names[int(np.argmax(p))]
+                                          for names, p in zip(self.op_names, probs)))
+
+    def expected_latency_curve(self) -> list[float]:
+        """``E[LAT]`` (ms) at each alpha step."""
+        return [a.expected_latency_ms for a in self.alpha_steps]
+
+
+@dataclass
+class SearchResult:
+    """What ``ProxylessSearch.run`` returns: both genotypes, their latencies, the History."""
+
+    genotype_argmax: Genotype
+    genotype_budget: Genotype
+    budget_ms: float
+    predicted_argmax_ms: float
+    predicted_budget_ms: float
+    measured_budget_ms: float | None
+    history: History
+    out_dir: str | None = None
+
+    def to_text(self) -> str:
+        """A few readable lines for the command line."""
+        s = self.summary()
+        measured = ("n/a" if self.measured_budget_ms is None
+                    else f"{self.measured_budget_ms:.2f} ms measured")
+        return "\n".join([
+            f"budget {self.budget_ms:.2f} ms; {s['alpha_steps']} alpha steps, "
+            f"{s['samples']} sampled subnets, {s['rejected']} rejected as over budget",
+            f"argmax genotype  ({self.predicted_argmax_ms:.2f} ms predicted"
+            f"{'' if s['argmax_fits_budget'] else ', OVER BUDGET'}): {' '.join(self.genotype_argmax.ops)}",
+            f"budget genotype  ({self.predicted_budget_ms:.2f} ms predicted, {measured}): "
+            f"{' '.join(self.genotype_budget.ops)}",
+            *([f"written to {self.out_dir}: genotype.json, genotype_argmax.json, history.json, "
+               "latency_table.json, summary.json"] if self.out_dir else []),
+        ])
+
+    def summary(self) -> dict:
+        """JSON-able summary (what ``summary.json`` holds)."""
+        return {"budget_ms": self.budget_ms,
+                "genotype_budget": list(self.genotype_budget.ops),
+                "genotype_argmax": list(self.genotype_argmax.ops),
+                "predicted_budget_ms": self.predicted_budget_ms,
+                "predicted_argmax_ms": self.predicted_argmax_ms,
+                "argmax_fits_budget": self.predicted_argmax_ms <= self.budget_ms,
+                "measured_budget_ms": self.measured_budget_ms,
+                "alpha_steps": len(self.history.alpha_steps),
+                "weight_steps": len(self.history.weight_steps),
+                "samples": len(self.history.samples()),
+                "rejected": sum(not s.accepted for s in self.history.samples())}
