@@ -36,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import synthetic_video  # notebook 08 imports it from here
+from .data import SyntheticPortraits, synthetic_video  # notebook 08 imports synthetic_video from here
+from .runio import stream_seed
 from .timing import (PRECISIONS, Timing, TimingError, compile_openvino, ov_core, time_openvino,
                      time_torch)
 
@@ -190,27 +191,20 @@ def _is_static_batch_one(compiled_or_model: ov.CompiledModel | ov.Model) -> bool
 def sample_images(num_images: int, *, input_size: tuple[int, int], seed: int = 0) -> torch.Tensor:
     """(N, 3, H, W) realistic, normalised images for parity checks and INT8 calibration.
 
-    Uses ``segnas_lite.data.SyntheticPortraits`` (square images of side max(H, W), bilinearly
-    resized to (H, W)) when the data module is importable, otherwise the frames of
-    ``synthetic_video`` (different seeds give different colours and positions).
+    ``SyntheticPortraits`` squares of side max(H, W), bilinearly resized to (H, W); below 16 pixels
+    (too small to draw a portrait) frames of ``synthetic_video``, one clip per image.
     """
     height, width = int(input_size[0]), int(input_size[1])
-    try:  # imported here: the data module is optional for this one
-        from segnas_lite.data import SyntheticPortraits  # noqa: PLC0415
-    except ImportError:
-        SyntheticPortraits = None
-    if SyntheticPortraits is not None and max(height, width) >= 16:
-        side = max(height, width)
+    side = max(height, width)
+    if side >= 16:
         dataset = SyntheticPortraits(length=num_images, image_size=side, seed=seed)
         images = torch.stack([dataset[i][0] for i in range(num_images)])  # (N, 3, side, side)
         if (height, width) != (side, side):
             images = F.interpolate(images, size=(height, width), mode="bilinear", align_corners=False)
         return images
-    images = []
-    for i in range(num_images):
-        clip = synthetic_video(3, image_size=(height, width), seed=seed * 1000 + i)
-        images.append(clip[i % 3][0])
-    return torch.stack(images)
+    clips = [synthetic_video(1, image_size=(height, width), seed=stream_seed(seed, i))
+             for i in range(num_images)]
+    return torch.stack([clip[0][0] for clip in clips])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -248,14 +248,13 @@ def test_quantize_int8(tiny, tiny_static, tmp_path):
     assert report.mask_agreement > 0.9, report.to_text()  # INT8 keeps most pixels
 
 
-def test_sample_images_with_and_without_the_data_module(monkeypatch):
+def test_sample_images_are_seeded_portraits_and_tiny_sizes_work():
     images = E.sample_images(3, input_size=(40, 56), seed=1)
     assert images.shape == (3, 3, 40, 56) and torch.isfinite(images).all()
     assert torch.equal(images, E.sample_images(3, input_size=(40, 56), seed=1))  # seeded
     assert not torch.equal(images[0], images[1])
-    monkeypatch.setitem(sys.modules, "segnas_lite.data", None)  # import now raises ImportError
-    fallback = E.sample_images(2, input_size=(40, 56), seed=1)
-    assert fallback.shape == (2, 3, 40, 56) and not torch.equal(fallback, images[:2])
+    tiny = E.sample_images(2, input_size=(8, 12), seed=1)  # below a portrait's size: video frames
+    assert tiny.shape == (2, 3, 8, 12) and not torch.equal(tiny[0], tiny[1])
 
 
 # --------------------------------------------------------------------------- package models
