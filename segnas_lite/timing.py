@@ -204,13 +204,51 @@ class _TorchThreads:
 def time_torch(module: nn.Module | Callable, input_shape: Sequence[int], *, threads: int | None = 2,
                warmup: int = 5, runs: int = 30, rounds: int = 1) -> Timing:
     """Time PyTorch eager inference of ``module`` on one random input of ``input_shape``."""
-    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
-    if isinstance(module, nn.Module):
-        module.eval()
-    with _TorchThreads(threads), torch.inference_mode():
-        times = _time_calls(lambda: module(x), key="torch", warmup=warmup, runs=runs, rounds=rounds)
+    return time_runner(Runner.torch(module, input_shape, threads=threads), warmup=warmup,
+                       runs=runs, rounds=rounds)
+
+
+@dataclass
+class Runner:
+    """One network made ready to time: a no-argument ``call`` plus what it runs on.
+
+    Preparing (building, converting, compiling) is kept apart from timing, so that several networks
+    can be prepared once and then timed in interleaved passes (the same slow minute then hits all of
+    them alike, and repeat noise can be measured)."""
+
+    call: Callable[[], object]
+    backend: str
+    precision: str
+    threads: int | None
+
+    @classmethod
+    def torch(cls, module: nn.Module | Callable, input_shape: Sequence[int], *,
+              threads: int | None = 2) -> "Runner":
+        x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
+        if isinstance(module, nn.Module):
+            module.eval()
+        return cls(lambda: module(x), "torch", "f32", threads)
+
+    @classmethod
+    def openvino(cls, compiled, input_shape: Sequence[int], *, threads: int | None = None) -> "Runner":
+        """A synchronous infer request whose input tensor is set once, here."""
+        import openvino as ov
+        x = np.random.default_rng(0).standard_normal(tuple(input_shape), dtype=np.float32)
+        request = compiled.create_infer_request()
+        request.set_input_tensor(ov.Tensor(x))
+        return cls(request.infer, "openvino", compiled_precision(compiled), threads)
+
+
+def time_runner(runner: Runner, *, warmup: int = 5, runs: int = 30, rounds: int = 1) -> Timing:
+    """Time a prepared :class:`Runner` (see the module docstring for the recipe)."""
+    if runner.backend == "torch":  # threads and inference mode once for the loop, not per call
+        with _TorchThreads(runner.threads), torch.inference_mode():
+            times = _time_calls(runner.call, key="torch", warmup=warmup, runs=runs, rounds=rounds)
+    else:
+        times = _time_calls(runner.call, key=runner.backend, warmup=warmup, runs=runs,
+                            rounds=rounds)
     median, p90 = summarize_times(times)
-    return Timing(median, p90, runs, threads, "torch", "f32", times)
+    return Timing(median, p90, runs, runner.threads, runner.backend, runner.precision, times)
 
 
 # --------------------------------------------------------------------------- OpenVINO
@@ -264,32 +302,22 @@ def compiled_precision(compiled) -> str:
 
 def time_openvino(compiled, input_shape: Sequence[int], *, warmup: int = 5, runs: int = 30,
                   rounds: int = 1, threads: int | None = None) -> Timing:
-    """Time a synchronous infer request of a compiled model on one random input of ``input_shape``.
-
-    The request and its input tensor are created once, before the loop. ``threads`` is only
-    recorded (it was fixed when compiling).
-    """
-    import openvino as ov
-    x = np.random.default_rng(0).standard_normal(tuple(input_shape), dtype=np.float32)
-    request = compiled.create_infer_request()
-    request.set_input_tensor(ov.Tensor(x))
-    times = _time_calls(request.infer, key="openvino", warmup=warmup, runs=runs, rounds=rounds)
-    median, p90 = summarize_times(times)
-    return Timing(median, p90, runs, threads, "openvino", compiled_precision(compiled), times)
+    """Time a synchronous infer request of a compiled model on one random input of ``input_shape``
+    (``threads`` is only recorded: it was fixed when compiling)."""
+    return time_runner(Runner.openvino(compiled, input_shape, threads=threads), warmup=warmup,
+                       runs=runs, rounds=rounds)
 
 
-def time_module(module: nn.Module, input_shape: Sequence[int], *, backend: str = "torch",
-                precision: str = "f32", threads: int | None = 2, warmup: int = 5, runs: int = 30,
-                rounds: int = 1) -> Timing:
-    """Time a PyTorch module on ``backend``: eager PyTorch, or converted to OpenVINO and compiled
-    with ``precision`` (the conversion is not timed)."""
+def prepare(module: nn.Module, input_shape: Sequence[int], *, backend: str = "torch",
+            precision: str = "f32", threads: int | None = 2) -> Runner:
+    """Make a PyTorch module ready to time on ``backend``: as it is, or converted to OpenVINO and
+    compiled with ``precision`` (conversion and compilation are not timed)."""
     if backend not in BACKENDS:
         raise TimingError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend == "torch":
         if precision not in ("f32", "default"):
             raise TimingError(f"the torch backend runs f32 only, got precision={precision!r}")
-        return time_torch(module, input_shape, threads=threads, warmup=warmup, runs=runs,
-                          rounds=rounds)
+        return Runner.torch(module, input_shape, threads=threads)
     import openvino as ov
     module.eval()
     example = torch.zeros(*input_shape)
@@ -297,5 +325,12 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, backend: str =
         warnings.simplefilter("ignore")  # tracer warnings: the graph is checked by the parity tests
         ov_model = ov.convert_model(module, example_input=example)
     compiled = compile_openvino(ov_model, precision=precision, threads=threads)
-    return time_openvino(compiled, input_shape, warmup=warmup, runs=runs, rounds=rounds,
-                         threads=threads)
+    return Runner.openvino(compiled, input_shape, threads=threads)
+
+
+def time_module(module: nn.Module, input_shape: Sequence[int], *, backend: str = "torch",
+                precision: str = "f32", threads: int | None = 2, warmup: int = 5, runs: int = 30,
+                rounds: int = 1) -> Timing:
+    """Prepare and time a PyTorch module on ``backend`` in one call."""
+    runner = prepare(module, input_shape, backend=backend, precision=precision, threads=threads)
+    return time_runner(runner, warmup=warmup, runs=runs, rounds=rounds)
