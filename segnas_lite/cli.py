@@ -1,6 +1,7 @@
-"""The ``segnas`` command: train, evaluate, predict and a quick end-to-end demo.
+"""The ``segnas`` command: train, evaluate, predict, search, export, a quick end-to-end demo.
 
-Each sub-command is a small function ``cmd_<name>(args)``; ``main`` only parses arguments and
+Each sub-command is a pair: ``add_<name>_arguments(parser)`` declares its options and
+``cmd_<name>(args)`` runs it. ``build_parser`` only wires the pairs together; ``main`` parses and
 turns the package's named errors into one readable line and exit status 2.
 """
 from __future__ import annotations
@@ -14,19 +15,59 @@ from pathlib import Path
 import torch
 
 from . import __version__
+from .data import DatasetError
+from .models import UnknownModelError, available_models
+from .nas import GenotypeError, InfeasibleBudgetError
+from .nas.search import SearchConfigError
+from .nas.space import SPACES
+from .runio import (CheckpointError, RunDirectoryError, atomic_write_text, load_checkpoint,
+                    progress)
 
 
 class CLIError(Exception):
     """A problem with the command line (bad path, conflicting options)."""
 
 
+# The errors ``main`` prints as one line (exit status 2) instead of a traceback.
+PACKAGE_ERRORS = (CLIError, CheckpointError, RunDirectoryError, DatasetError, UnknownModelError,
+                  GenotypeError, InfeasibleBudgetError, SearchConfigError, FileNotFoundError,
+                  FileExistsError)
+
+
+# --------------------------------------------------------------------------- shared option groups
+def add_data_options(p: argparse.ArgumentParser, *, image_size: int = 256) -> None:
+    p.add_argument("--data", default="synthetic",
+                   help="'synthetic' (portraits), 'synthetic-scenes' or a dataset folder (people, "
+                   "Pascal VOC, Cityscapes, or images/ + masks/); default %(default)s")
+    p.add_argument("--image-size", type=int, default=image_size,
+                   help="square side the images are resized to (pixels); default %(default)s")
+
+
+def add_seed_option(p: argparse.ArgumentParser, *, what: str) -> None:
+    p.add_argument("--seed", type=int, default=0, help=f"random seed of {what}; default %(default)s")
+
+
+def add_quiet_option(p: argparse.ArgumentParser, *, what: str = "no progress bars") -> None:
+    p.add_argument("--quiet", action="store_true", help=what)
+
+
+def add_overwrite_option(p: argparse.ArgumentParser, *, what: str) -> None:
+    p.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def add_model_option(p: argparse.ArgumentParser, *, help: str, **kwargs) -> None:
+    """``--model NAME``, one of ``segnas_lite.models.MODELS`` (the list ``segnas models`` prints)."""
+    names = available_models()
+    p.add_argument("--model", choices=names, metavar="NAME",
+                   help=f"{help}; one of: {', '.join(names)}", **kwargs)
+
+
 # --------------------------------------------------------------------------- shared helpers
-def _datasets(source: str, image_size: int, seed: int, train_size: int | None,
-              augment: bool = True):
+def _datasets(source: str, image_size: int, seed: int, train_size: int | None):
+    """(augmented train split, validation split of max(16, train_size / 8) images)."""
     from .data import PairedAugment, open_dataset
-    aug = PairedAugment() if augment else None
     train_set = open_dataset(source, image_size=image_size, split="train", seed=seed,
-                             augment=aug, length=train_size)
+                             augment=PairedAugment(), length=train_size)
     val_set = open_dataset(source, image_size=image_size, split="val", seed=seed,
                            length=max(16, (train_size or 256) // 8))
     return train_set, val_set
@@ -45,7 +86,6 @@ def build_from_info(info: dict, num_classes: int) -> torch.nn.Module:
 
 
 def load_trained(checkpoint: str) -> tuple[torch.nn.Module, dict]:
-    from .engine import load_checkpoint
     state = load_checkpoint(checkpoint)
     if not state.get("model_info"):
         raise CLIError(f"{checkpoint} does not say which model it holds; was it written by "
@@ -56,14 +96,44 @@ def load_trained(checkpoint: str) -> tuple[torch.nn.Module, dict]:
 
 
 def _model_info(args) -> dict:
-    if getattr(args, "genotype", None):
+    """What to build: the child of ``--genotype`` when given, else ``--model``."""
+    if args.genotype:
         from .nas.space import Genotype
         genotype = Genotype.load(args.genotype)
         return {"name": "nas_child", "kwargs": {"genotype": genotype.to_json()}}
+    if args.model == "nas_child":
+        raise CLIError("nas_child is the child of a searched genotype: pass --genotype FILE")
     return {"name": args.model, "kwargs": {}}
 
 
-# --------------------------------------------------------------------------- commands
+# --------------------------------------------------------------------------- train
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_options(p)
+    add_seed_option(p, what="the weights, batch order, augmentation and the data (synthetic "
+                    "images, a folder's train/val split)")
+    add_quiet_option(p)
+    add_model_option(p, default="fast_scnn", help="model to train (default %(default)s)")
+    p.add_argument("--genotype", help="genotype.json from `segnas search`: train that child "
+                   "(instead of --model)")
+    p.add_argument("--epochs", type=int, default=10, help="default %(default)s")
+    p.add_argument("--batch-size", type=int, default=8, help="default %(default)s")
+    p.add_argument("--lr", type=float, default=0.02, help="peak learning rate; default %(default)s")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                   help="sgd (momentum 0.9, Nesterov) or adamw; default %(default)s")
+    p.add_argument("--schedule", choices=("poly", "cosine"), default="poly",
+                   help="learning-rate decay: poly, lr * (1 - t/T)^0.9, or cosine; "
+                   "default %(default)s")
+    p.add_argument("--train-size", type=int, default=None, metavar="N",
+                   help="training images: how many synthetic ones (default 1000) or a cap on a "
+                   "folder's train split; validation uses max(16, N/8) images (32 by default)")
+    p.add_argument("--steps-per-epoch", type=int, default=None,
+                   help="cap on batches per epoch (default: the whole training set)")
+    p.add_argument("--out", required=True,
+                   help="run folder for checkpoint.pt, metrics.jsonl and config.json")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_overwrite_option(p, what="the run in --out")
+
+
 def cmd_train(args) -> int:
     from .engine import TrainConfig, train
     train_set, val_set = _datasets(args.data, args.image_size, args.seed, args.train_size)
@@ -84,9 +154,23 @@ def cmd_train(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- evaluate
+def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_options(p)
+    add_seed_option(p, what="the synthetic images and a folder's train/val split (use the "
+                    "training seed)")
+    add_quiet_option(p)
+    p.add_argument("--checkpoint", required=True, help="DIR/checkpoint.pt from `segnas train`")
+    p.add_argument("--split", choices=("train", "val"), default="val", help="default %(default)s")
+    p.add_argument("--num-images", type=int, default=None,
+                   help="images to evaluate: how many synthetic ones (default 1000 train, 200 val) "
+                   "or a cap on a folder's split")
+    p.add_argument("--out", help="metrics JSON (default: evaluation.json beside the checkpoint)")
+
+
 def cmd_evaluate(args) -> int:
     from .data import open_dataset
-    from .engine import atomic_write_text, evaluate
+    from .engine import evaluate
     model, state = load_trained(args.checkpoint)
     dataset = open_dataset(args.data, image_size=args.image_size, split=args.split,
                            seed=args.seed, length=args.num_images)
@@ -104,32 +188,51 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- predict
+def add_predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
+    p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="with --checkpoint: the square side each photo is resized to for the "
+                   "model (default: the photo's own size); an IR uses its own input size")
+    p.add_argument("--out", required=True, help="folder for IMAGE_mask.png and IMAGE_overlay.png")
+    add_overwrite_option(p, what="mask and overlay PNGs that exist in --out")
+
+
+def _segmenter(args):
+    """``segment(x)``: (1, 3, H, W) normalised image -> (H, W) class indices, from --checkpoint
+    (PyTorch) or --model (OpenVINO)."""
+    if args.model:
+        from .export import OpenVINOPredictor
+        predictor = OpenVINOPredictor(args.model)
+        return lambda x: predictor(x).argmax(1)[0]
+    import torch.nn.functional as F
+    model, _ = load_trained(args.checkpoint)
+    size = args.image_size
+
+    def segment(x: torch.Tensor):
+        """Logits at the model's working size, resized back to the photo's own size."""
+        small = F.interpolate(x, size=(size, size), mode="bilinear") if size else x
+        logits = F.interpolate(model(small), size=x.shape[-2:], mode="bilinear")
+        return logits.argmax(1)[0].numpy()
+    return segment
+
+
 def cmd_predict(args) -> int:
     import numpy as np
     from PIL import Image
-    from .data import colorize, denormalize, load_image, overlay
+    from .data import denormalize, load_image
+    from .viz import colorize, overlay
     if bool(args.checkpoint) == bool(args.model):
         raise CLIError("give exactly one of --checkpoint DIR/checkpoint.pt or --model MODEL.xml")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if args.checkpoint:
-        model, _ = load_trained(args.checkpoint)
-        size = args.image_size
-
-        def run(x: torch.Tensor):
-            """Logits at the model's working size, resized back to the photo's own size."""
-            import torch.nn.functional as F
-            small = F.interpolate(x, size=(size, size), mode="bilinear") if size else x
-            logits = F.interpolate(model(small), size=x.shape[-2:], mode="bilinear")
-            return logits.argmax(1)[0].numpy()
-    else:
-        from .export import OpenVINOPredictor
-        predictor = OpenVINOPredictor(args.model)
-        run = lambda x: predictor(x).argmax(1)[0]  # noqa: E731
+    segment = _segmenter(args)
     for path in args.images:
         image = load_image(path)  # (3, H, W) at the photo's own size, normalised
         with torch.no_grad():
-            mask = np.asarray(run(image[None]), dtype=np.uint8)
+            mask = np.asarray(segment(image[None]), dtype=np.uint8)
         stem = Path(path).stem
         targets = {"mask": out / f"{stem}_mask.png", "overlay": out / f"{stem}_overlay.png"}
         clash = [str(t) for t in targets.values() if t.exists()]
@@ -138,131 +241,61 @@ def cmd_predict(args) -> int:
         Image.fromarray(colorize(mask)).save(targets["mask"])
         blend = overlay(denormalize(image), mask)  # (H, W, 3) float in [0, 1]
         Image.fromarray((blend * 255).round().astype(np.uint8)).save(targets["overlay"])
-        print(f"{path}: {100 * (mask > 0).mean():.1f}% foreground -> {out / (stem + '_mask.png')}")
+        print(f"{path}: {100 * (mask > 0).mean():.1f}% foreground -> {targets['mask']}")
     return 0
+
+
+# --------------------------------------------------------------------------- demo
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    from .demo import DemoConfig
+    p.add_argument("--image-size", type=int, default=DemoConfig.image_size,
+                   help="square side of the synthetic portraits; default %(default)s")
+    p.add_argument("--epochs", type=int, default=DemoConfig.epochs, help="default %(default)s")
+    p.add_argument("--train-size", type=int, default=DemoConfig.train_size,
+                   help="synthetic training portraits (validation: 32); default %(default)s")
+    p.add_argument("--lr", type=float, default=DemoConfig.lr, help="default %(default)s")
+    add_seed_option(p, what="the weights, batch order and search (the portraits "
+                    "are fixed)")
+    p.add_argument("--out", default="runs/demo",
+                   help="folder for the runs, figures and demo_summary.json; default %(default)s")
+    add_overwrite_option(p, what="the results in --out")
+    p.add_argument("--skip-search", action="store_true", help="no NAS step (Fast-SCNN only)")
+    p.add_argument("--skip-export", action="store_true",
+                   help="no OpenVINO step (no IR, parity check or OpenVINO timings)")
+    add_quiet_option(p, what="no progress bars or search epoch lines")
 
 
 def cmd_demo(args) -> int:
-    """The main job, on synthetic portraits, in a few minutes on 2 cores:
-
-    1. train Fast-SCNN and evaluate it;
-    2. export it to OpenVINO, check parity (f32) and time PyTorch / OpenVINO f32 / default precision;
-    3. a quick ProxylessNAS search on the seed space under a latency budget;
-    4. retrain the searched child with the same recipe, time it the same way;
-    then print one comparison table and save figures to ``--out``.
-    """
-    from .data import SyntheticPortraits
-    from .engine import TrainConfig, atomic_write_text, evaluate, predict, train
-    from .export import benchmark_openvino, benchmark_torch, check_parity, to_openvino
-    from .summary import summarize
-    from .viz import alpha_heatmap, mask_grid, training_curves
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise CLIError(f"{out} already holds demo results; pass --overwrite or another --out")
-    size = args.image_size
-    train_set = SyntheticPortraits(length=args.train_size, image_size=size, seed=0)
-    val_set = SyntheticPortraits(length=32, image_size=size, seed=1)
-    config = TrainConfig(epochs=args.epochs, batch_size=8, lr=args.lr, seed=args.seed,
-                         quiet=args.quiet)
-    threads = torch.get_num_threads()
-
-    def train_and_measure(label: str, info: dict, run_dir: Path) -> dict:
-        torch.manual_seed(args.seed)
-        model = build_from_info(info, 2)
-        started = time.perf_counter()
-        result = train(model, train_set, val_set, config=config, num_classes=2, out_dir=run_dir,
-                       overwrite=True, model_info=info,
-                       class_names=SyntheticPortraits.class_names)
-        train_s = time.perf_counter() - started
-        metrics = evaluate(model, val_set, num_classes=2, quiet=True)
-        summary = summarize(model, input_size=(size, size))
-        row = {"model": label, "params": summary.total_params, "gflops": summary.gflops,
-               "torch_ms": benchmark_torch(model, input_size=(size, size), threads=threads,
-                                           warmup=3, runs=15).median_ms,
-               "train_s": round(train_s, 1), "miou": metrics.miou,
-               "pixel_accuracy": metrics.pixel_accuracy}
-        if not args.skip_export:
-            xml = run_dir / "model.xml"
-            to_openvino(model, input_size=(size, size), out_path=xml, overwrite=True)
-            parity = check_parity(model, xml, precision="f32")
-            print(parity.to_text())
-            row["parity_f32"] = parity.max_abs_diff
-            for precision in ("f32", "default"):
-                row[f"ov_{precision}_ms"] = benchmark_openvino(
-                    xml, precision=precision, threads=threads, warmup=3, runs=15).median_ms
-        images, masks = zip(*(val_set[i] for i in range(4)))
-        mask_grid(images, masks, predict(model, torch.stack(images)), num_classes=2).savefig(
-            out / f"demo_predictions_{info['name']}.png", dpi=90)
-        training_curves(result.history, title=label).savefig(
-            out / f"demo_training_{info['name']}.png", dpi=90)
-        return row
-
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"[1/3] training Fast-SCNN on {args.train_size} synthetic portraits at {size}px")
-    rows = [train_and_measure("fast_scnn", {"name": "fast_scnn", "kwargs": {}}, out / "fast_scnn")]
-    search_text = ""
-    if not args.skip_search:
-        from .nas.search import run_search
-        print("[2/3] ProxylessNAS search (seed space, quick settings, hard latency constraint)")
-        result = run_search(space="seed", data="synthetic", image_size=size, quick=True,
-                            out_dir=out / "search", overwrite=True, seed=args.seed,
-                            quiet=args.quiet, threads=threads)
-        search_text = result.to_text()
-        print(search_text)
-        alpha_heatmap(result.history.alpha_matrix(-1), _space_ops("seed"),
-                      genotype=result.genotype_budget,
-                      title="op probabilities after the search").savefig(
-            out / "demo_alpha.png", dpi=90)
-        print("[3/3] retraining the searched child with the same recipe")
-        info = {"name": "nas_child", "kwargs": {"genotype": result.genotype_budget.to_json()}}
-        rows.append(train_and_measure("searched child", info, out / "searched_child"))
-    atomic_write_text(out / "demo_summary.json", json.dumps(
-        {"rows": rows, "image_size": size, "epochs": args.epochs, "threads": threads,
-         "search": search_text}, indent=2))
-    print()
-    print(f"{'model':<16}{'params':>10}{'GFLOPs':>8}{'torch ms':>10}{'OV f32 ms':>11}"
-          f"{'OV dflt ms':>11}{'train s':>9}{'mIoU':>7}{'pix acc':>9}")
-    for row in rows:
-        ov = [f"{row[k]:>11.2f}" if k in row else f"{'-':>11}" for k in ("ov_f32_ms", "ov_default_ms")]
-        print(f"{row['model']:<16}{row['params']:>10,}{row['gflops']:>8.3f}{row['torch_ms']:>10.2f}"
-              f"{ov[0]}{ov[1]}{row['train_s']:>9.1f}{row['miou']:>7.3f}{row['pixel_accuracy']:>9.3f}")
-    print(f"\n(image size {size}, {args.epochs} epochs on {args.train_size} synthetic portraits, "
-          f"batch 1 latency medians, {threads} threads; OV dflt = OpenVINO's default precision, "
-          "bf16 on CPUs with AVX-512 BF16)")
-    print(f"figures and runs: {out}/")
+    """Train Fast-SCNN, export it, search, retrain the child, print the table (``demo.run``)."""
+    from . import demo
+    config = demo.DemoConfig(image_size=args.image_size, epochs=args.epochs,
+                             train_size=args.train_size, lr=args.lr, seed=args.seed,
+                             skip_search=args.skip_search, skip_export=args.skip_export,
+                             quiet=args.quiet)
+    demo.run(args.out, config, overwrite=args.overwrite)
     return 0
 
 
-def _space_ops(name: str) -> list[list[str]]:
-    from .nas import get_space
-    return [list(spec.ops) for spec in get_space(name).layers]
-
-def cmd_export(args) -> int:
-    """Write an OpenVINO IR, then print f32 parity and default-precision mask agreement."""
-    from .export import check_parity, to_openvino
-    if args.checkpoint:
-        model, _ = load_trained(args.checkpoint)
-    elif args.genotype:
-        info = _model_info(args)
-        print("note: no --checkpoint given, exporting the genotype's child with untrained weights")
-        torch.manual_seed(args.seed)
-        model = build_from_info(info, args.num_classes)
-    elif args.model:
-        torch.manual_seed(args.seed)
-        model = build_from_info({"name": args.model}, args.num_classes)
-        print(f"note: no --checkpoint given, exporting {args.model} with untrained weights")
-    else:
-        raise CLIError("give --checkpoint DIR/checkpoint.pt (or --genotype FILE / --model NAME)")
-    size = (args.image_size, args.image_size)
-    to_openvino(model, input_size=size, out_path=args.out, compress_to_fp16=not args.fp32,
-                dynamic=args.dynamic, overwrite=args.overwrite)
-    weights = "fp32" if args.fp32 else "fp16-compressed"
-    shape = "dynamic H, W" if args.dynamic else f"static 1x3x{size[0]}x{size[1]}"
-    print(f"wrote {args.out} (+ .bin), {weights} weights, {shape}")
-    check_size = size if args.dynamic else None
-    for precision in ("f32", "default"):
-        print(check_parity(model, args.out, input_size=check_size, precision=precision).to_text())
-    return 0
+# --------------------------------------------------------------------------- search
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_options(p, image_size=128)
+    add_seed_option(p, what="the super-net's weights, the sampled paths and the data")
+    add_quiet_option(p, what="no progress bars or epoch lines")
+    p.add_argument("--space", choices=list(SPACES), default="seed",
+                   help="search space (segnas_lite.nas.SPACES); default %(default)s")
+    p.add_argument("--budget-ms", type=float, default=None,
+                   help="latency budget (ms); default: the median predicted latency of random "
+                   "architectures of the space, so about half of them fit")
+    p.add_argument("--constraint", choices=("predicted", "measured"), default="predicted",
+                   help="check sampled subnets with the latency table or by measuring them; "
+                   "default %(default)s")
+    p.add_argument("--quick", action="store_true",
+                   help="quick settings: 2 warm-up + 2 search epochs of 10 batches (minutes)")
+    p.add_argument("--out", required=True,
+                   help="run folder for genotype.json, genotype_argmax.json, history.json, "
+                   "latency_table.json, summary.json and the search checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out")
+    add_overwrite_option(p, what="the search in --out")
 
 
 def cmd_search(args) -> int:
@@ -277,11 +310,64 @@ def cmd_search(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- export
+def add_export_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
+    p.add_argument("--genotype", help="genotype.json: export that child with untrained weights "
+                   "(ignored with --checkpoint)")
+    add_model_option(p, help="model to export with untrained weights (ignored with --checkpoint "
+                     "or --genotype)")
+    p.add_argument("--num-classes", type=int, default=2,
+                   help="output classes of an untrained export; default %(default)s")
+    add_seed_option(p, what="the untrained weights")
+    p.add_argument("--image-size", type=int, default=256,
+                   help="square side of the traced input, the IR's fixed input unless --dynamic; "
+                   "default %(default)s")
+    p.add_argument("--out", required=True, help="DIR/model.xml (model.bin is written beside it)")
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16-compressed)")
+    p.add_argument("--dynamic", action="store_true", help="any input batch, height and width")
+    add_overwrite_option(p, what="an IR that exists at --out")
+
+
+def cmd_export(args) -> int:
+    """Write an OpenVINO IR, then print f32 parity and default-precision mask agreement."""
+    from .export import check_parity, to_openvino
+    if args.checkpoint:
+        model, _ = load_trained(args.checkpoint)
+    elif args.genotype or args.model:
+        info = _model_info(args)
+        what = "the genotype's child" if args.genotype else args.model
+        print(f"note: no --checkpoint given, exporting {what} with untrained weights")
+        torch.manual_seed(args.seed)
+        model = build_from_info(info, args.num_classes)
+    else:
+        raise CLIError("give --checkpoint DIR/checkpoint.pt (or --genotype FILE / --model NAME)")
+    size = (args.image_size, args.image_size)
+    to_openvino(model, input_size=size, out_path=args.out, compress_to_fp16=not args.fp32,
+                dynamic=args.dynamic, overwrite=args.overwrite)
+    weights = "fp32" if args.fp32 else "fp16-compressed"
+    shape = "dynamic H, W" if args.dynamic else f"static 1x3x{size[0]}x{size[1]}"
+    print(f"wrote {args.out} (+ .bin), {weights} weights, {shape}")
+    check_size = size if args.dynamic else None
+    for precision in ("f32", "default"):
+        print(check_parity(model, args.out, input_size=check_size, precision=precision).to_text())
+    return 0
+
+
+# --------------------------------------------------------------------------- notebooks
+def add_notebooks_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", metavar="OUTDIR", help="folder for the executed copies")
+    p.add_argument("--quick", action="store_true",
+                   help="every notebook in its quick mode (sets SEGNAS_QUICK=1)")
+    p.add_argument("--notebooks", help="folder of numbered notebooks (default: the repository's)")
+    add_overwrite_option(p, what="executed copies that exist in OUTDIR")
+    add_quiet_option(p)
+
+
 def cmd_notebooks(args) -> int:
     """Execute every numbered notebook in order with papermill (an instructor's dry run)."""
     import os
     import papermill
-    from .engine import progress
     source = Path(args.notebooks) if args.notebooks else Path(__file__).resolve().parents[1] / "notebooks"
     paths = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
@@ -315,116 +401,17 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="segnas", description="Real-time semantic segmentation on the CPU: train, evaluate, "
-        "predict, search (ProxylessNAS), export (OpenVINO), demo.")
-    parser.add_argument("--version", action="version", version=f"segnas_lite {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def common(p, *, data=True):
-        if data:
-            p.add_argument("--data", default="synthetic",
-                           help="'synthetic', 'synthetic-scenes' or a dataset folder")
-        p.add_argument("--image-size", type=int, default=256, help="square input side (pixels)")
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-    p = sub.add_parser("train", help="train a model and checkpoint every epoch")
-    common(p)
-    p.add_argument("--model", default="fast_scnn", help="model name (see `segnas models`)")
-    p.add_argument("--genotype", help="genotype.json from `segnas search` (trains that child)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    p.add_argument("--schedule", choices=("poly", "cosine"), default="poly")
-    p.add_argument("--train-size", type=int, default=None,
-                   help="synthetic training images (default 1000); ignored for folders")
-    p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--out", required=True, help="run folder for checkpoint.pt, metrics.jsonl")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--overwrite", action="store_true", help="replace the run in --out")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("evaluate", help="mIoU, per-class IoU, pixel accuracy of a checkpoint")
-    common(p)
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument("--split", choices=("train", "val"), default="val")
-    p.add_argument("--num-images", type=int, default=None, help="synthetic images to evaluate")
-    p.add_argument("--out", help="metrics JSON (default: evaluation.json beside the checkpoint)")
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("predict", help="mask and overlay PNGs for images")
-    common(p, data=False)
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
-    p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
-    p.set_defaults(image_size=None)  # default: run at each photo's own size
-    p.add_argument("--out", required=True)
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=cmd_predict)
-
-    p = sub.add_parser("demo", help="the quick end-to-end job on synthetic data")
-    p.add_argument("--model", default="fast_scnn")
-    p.add_argument("--image-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--train-size", type=int, default=400)
-    p.add_argument("--lr", type=float, default=0.05)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--skip-search", action="store_true", help="no NAS step")
-    p.add_argument("--skip-export", action="store_true", help="no OpenVINO step")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_demo)
-
-    p = sub.add_parser("search", help="ProxylessNAS search under a latency budget")
-    common(p)
-    p.set_defaults(image_size=128)
-    p.add_argument("--space", choices=("seed", "proxyless", "tiny"), default="seed")
-    p.add_argument("--budget-ms", type=float, default=None,
-                   help="latency budget (ms); default: midway between fastest and slowest")
-    p.add_argument("--constraint", choices=("predicted", "measured"), default="predicted",
-                   help="check sampled subnets with the latency table or by measuring them")
-    p.add_argument("--quick", action="store_true", help="the whole search in a few minutes")
-    p.add_argument("--out", required=True)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--overwrite", action="store_true")
-    p.set_defaults(func=cmd_search)
-
-    p = sub.add_parser("export", help="OpenVINO IR export with a parity check")
-    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
-    p.add_argument("--genotype", help="genotype.json (exported untrained unless --checkpoint)")
-    p.add_argument("--model", help="model name (exported untrained unless --checkpoint)")
-    p.add_argument("--num-classes", type=int, default=2, help="for untrained exports")
-    p.add_argument("--image-size", type=int, default=256)
-    p.add_argument("--out", required=True, help="DIR/model.xml")
-    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (default: fp16)")
-    p.add_argument("--dynamic", action="store_true", help="any input height and width")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_export)
-
-    p = sub.add_parser("notebooks", help="execute the notebook sequence (workshop dry run)")
-    p.add_argument("out", metavar="OUTDIR", help="folder for the executed copies")
-    p.add_argument("--quick", action="store_true", help="every notebook in its quick mode")
-    p.add_argument("--notebooks", help="folder of numbered notebooks (default: the repository's)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_notebooks)
-
-    p = sub.add_parser("models", help="list the models with parameters and FLOPs")
-    p.add_argument("--num-classes", type=int, default=2)
-    p.add_argument("--image-size", type=int, default=256)
-    p.set_defaults(func=cmd_models)
-    return parser
+# --------------------------------------------------------------------------- models
+def add_models_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--num-classes", type=int, default=2,
+                   help="output classes (sets the head's size); default %(default)s")
+    p.add_argument("--image-size", type=int, default=256,
+                   help="square input side for the FLOP count; default %(default)s")
 
 
 def cmd_models(args) -> int:
     """List the models with their parameter count and FLOPs (reproduces the README's figures)."""
-    from .models import available_models, build_model
+    from .models import build_model
     from .summary import summarize
     size = args.image_size
     print(f"{'model':<28}{'params':>12}{f'GFLOPs@{size}':>14}   ({args.num_classes} classes)")
@@ -438,23 +425,43 @@ def cmd_models(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- parser and main
+def _add_command(sub, name: str, help: str, add_arguments, run) -> None:
+    p = sub.add_parser(name, help=help, description=help)
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segnas", description="Real-time semantic segmentation on the CPU: train, evaluate, "
+        "predict, search (ProxylessNAS), export (OpenVINO), demo.")
+    parser.add_argument("--version", action="version", version=f"segnas_lite {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_command(sub, "train", "train a model and checkpoint every epoch",
+                 add_train_arguments, cmd_train)
+    _add_command(sub, "evaluate", "mIoU, per-class IoU, pixel accuracy of a checkpoint",
+                 add_evaluate_arguments, cmd_evaluate)
+    _add_command(sub, "predict", "mask and overlay PNGs for images",
+                 add_predict_arguments, cmd_predict)
+    _add_command(sub, "demo", "the quick end-to-end job on synthetic data",
+                 add_demo_arguments, cmd_demo)
+    _add_command(sub, "search", "ProxylessNAS search under a latency budget",
+                 add_search_arguments, cmd_search)
+    _add_command(sub, "export", "OpenVINO IR export with a parity check",
+                 add_export_arguments, cmd_export)
+    _add_command(sub, "notebooks", "execute the notebook sequence (workshop dry run)",
+                 add_notebooks_arguments, cmd_notebooks)
+    _add_command(sub, "models", "list the models with parameters and FLOPs",
+                 add_models_arguments, cmd_models)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .engine import CheckpointError, RunDirectoryError
-    known: tuple[type[BaseException], ...] = (CLIError, CheckpointError, RunDirectoryError,
-                                              FileNotFoundError, FileExistsError)
-    from .models import UnknownModelError
-    from .nas import GenotypeError, InfeasibleBudgetError
-    from .nas.search import SearchConfigError
-    known += (UnknownModelError, GenotypeError, InfeasibleBudgetError, SearchConfigError)
-    try:
-        from .data import DatasetError
-        known += (DatasetError,)
-    except ImportError:
-        pass
     try:
         return args.func(args)
-    except known as exc:
+    except PACKAGE_ERRORS as exc:
         print(f"segnas {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

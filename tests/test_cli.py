@@ -79,10 +79,48 @@ def test_train_a_genotype_child(tmp_path):
 def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
-    assert main(["train", "--model", "resnet", "--out", str(tmp_path / "x"), *TINY]) == 2
-    assert "unknown model" in capsys.readouterr().err
+    assert main(["train", "--model", "nas_child", "--out", str(tmp_path / "x"), *TINY]) == 2
+    assert "--genotype" in capsys.readouterr().err
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "y"), "--quiet"]) == 2
     assert "no known layout" in capsys.readouterr().err
+
+
+def test_choices_come_from_the_registries(capsys):
+    from segnas_lite.cli import build_parser
+    from segnas_lite.models import available_models
+    from segnas_lite.nas import SPACES
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices
+    option = lambda cmd, dest: next(a for a in sub[cmd]._actions if a.dest == dest)  # noqa: E731
+    assert option("train", "model").choices == available_models()
+    assert option("export", "model").choices == available_models()
+    assert option("search", "space").choices == list(SPACES)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "resnet", "--out", "x"])
+    assert exit_.value.code == 2 and "invalid choice: 'resnet'" in capsys.readouterr().err
+
+
+def test_every_command_has_help(capsys):
+    for command in ("train", "evaluate", "predict", "demo", "search", "export", "notebooks",
+                    "models"):
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0 and f"usage: segnas {command}" in capsys.readouterr().out
+
+
+def test_demo_without_search_or_export(tmp_path, capsys):
+    out = tmp_path / "demo"
+    tiny = ["--image-size", "64", "--epochs", "1", "--train-size", "16", "--skip-search",
+            "--skip-export", "--quiet", "--out", str(out)]
+    assert main(["demo", *tiny]) == 0
+    text = capsys.readouterr().out
+    assert "OV f32 ms" in text and "fast_scnn" in text and "searched child" not in text
+    rows = json.loads((out / "demo_summary.json").read_text())["rows"]
+    assert [row["model"] for row in rows] == ["fast_scnn"] and "ov_f32_ms" not in rows[0]
+    for name in ("demo_predictions_fast_scnn.png", "demo_training_fast_scnn.png",
+                 "fast_scnn/checkpoint.pt"):
+        assert (out / name).exists(), name
+    assert main(["demo", *tiny]) == 2  # earlier results are not overwritten
+    assert "--overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.people
