@@ -228,7 +228,8 @@ def search_result(*, space: str = "seed", image_size: int = 64, seed: int = 0,
                         Genotype(history.space, tuple(summary["genotype_budget"])),
                         summary["budget_ms"], summary["predicted_argmax_ms"],
                         summary["predicted_budget_ms"], summary["measured_budget_ms"], history,
-                        str(out_dir))
+                        str(out_dir), latency={k: summary.get(k) for k in (
+                            "backend", "precision", "latency_size", "calibrated", "derive_attempts")})
 
 
 def saved_activation_mib(model: torch.nn.Module, images: torch.Tensor,

@@ -38,6 +38,7 @@ BACKENDS = ("torch", "openvino")
 PRECISIONS = ("f32", "bf16", "default")  # OpenVINO's INFERENCE_PRECISION_HINT; "default" = plugin's
 HINTS = ("LATENCY", "THROUGHPUT")
 BUSY_CORES = 0.25  # other processes using more than a quarter of a core make a run "busy"
+STEAL_CORES = 0.1  # so does a VM host taking a tenth of a core from us
 
 
 class TimingError(ValueError):
@@ -53,15 +54,18 @@ def load_average() -> float:
         return 0.0
 
 
-def _busy_cpu_seconds() -> float | None:
-    """CPU seconds all processes have spent busy since boot (``/proc/stat``), or None off Linux."""
+def _cpu_seconds() -> tuple[float, float] | None:
+    """(busy, stolen) CPU seconds since boot from ``/proc/stat``, or None off Linux.
+
+    Busy = user + nice + system + irq + softirq of every process. Stolen: time a virtual machine's
+    host gave our virtual CPUs to someone else (the noisy neighbour no process list shows)."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     except OSError:
         return None
-    ticks = [int(v) for v in fields]
-    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    ticks = [int(v) for v in fields] + [0] * 8
+    hz = os.sysconf("SC_CLK_TCK")
+    return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / hz, ticks[7] / hz
 
 
 def _own_cpu_seconds() -> float:
@@ -77,10 +81,12 @@ class LoadReport:
     load_after: float
     other_cores: float | None  # mean cores used by OTHER processes (None where unknown)
     seconds: float
+    steal_cores: float | None = None  # mean cores the VM host took away (None where unknown)
 
     @property
     def busy(self) -> bool:
-        return self.other_cores is not None and self.other_cores > BUSY_CORES
+        return ((self.other_cores is not None and self.other_cores > BUSY_CORES)
+                or (self.steal_cores is not None and self.steal_cores > STEAL_CORES))
 
     def to_dict(self) -> dict:
         return {**asdict(self), "busy": self.busy}
@@ -91,7 +97,8 @@ class LoadMonitor:
 
     The load average alone cannot tell: our own benchmark threads raise it. Here the machine's busy
     CPU time (``/proc/stat``) minus this process's own CPU time, divided by the wall time, is the
-    number of cores something else took. ``report`` is set on exit; ``warn=True`` warns when busy.
+    number of cores something else took; on a virtual machine the host's "steal" time is counted
+    too. ``report`` is set on exit; ``warn=True`` warns when busy.
     """
 
     def __init__(self, *, warn: bool = True, what: str = "timing") -> None:
@@ -100,22 +107,22 @@ class LoadMonitor:
 
     def __enter__(self) -> "LoadMonitor":
         self._load = load_average()
-        self._busy, self._own, self._wall = _busy_cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
+        self._cpu, self._own, self._wall = _cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
         wall = time.perf_counter() - self._wall
-        busy = _busy_cpu_seconds()
-        other = None
-        if busy is not None and self._busy is not None and wall > 0:
-            other = max(0.0, (busy - self._busy) - (_own_cpu_seconds() - self._own)) / wall
-            other = round(other, 3)
-        self.report = LoadReport(self._load, load_average(), other, round(wall, 3))
+        cpu = _cpu_seconds()
+        other = steal = None
+        if cpu is not None and self._cpu is not None and wall > 0:
+            other = max(0.0, (cpu[0] - self._cpu[0]) - (_own_cpu_seconds() - self._own)) / wall
+            other, steal = round(other, 3), round((cpu[1] - self._cpu[1]) / wall, 3)
+        self.report = LoadReport(self._load, load_average(), other, round(wall, 3), steal)
         if self.warn and self.report.busy:
             warnings.warn(f"the machine was busy during {self.what}: other processes used "
-                          f"{other:.2f} cores (load average {self.report.load_after}); these "
-                          "latencies are disturbed: do not quote them, re-run on a quiet machine",
-                          BusyMachineWarning, stacklevel=2)
+                          f"{other:.2f} cores and the VM host took {steal:.2f} (load average "
+                          f"{self.report.load_after}); these latencies are disturbed: do not "
+                          "quote them, re-run on a quiet machine", BusyMachineWarning, stacklevel=2)
 
 
 class BusyMachineWarning(UserWarning):

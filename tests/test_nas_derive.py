@@ -122,3 +122,46 @@ def test_budget_just_above_the_fastest_net_is_feasible_despite_rounding():
     slowest = 1.0 + sum(row.max() for row in table)
     unconstrained = derive_under_budget(probs, table, 1.0, slowest + 5.0, space=space)
     assert unconstrained.ops == tuple(spec.ops[int(np.argmax(p))] for spec, p in zip(space.layers, probs))
+
+
+# --------------------------------------------------------------------------- the closed loop
+def test_closed_loop_tightens_until_the_measured_latency_fits():
+    from segnas_lite.nas.derive import derive_measured
+    space = SPACE
+    rng = np.random.default_rng(0)
+    lat = [sorted(rng.uniform(0.5, 2.0, len(spec.ops)).tolist()) for spec in space.layers]
+    table = latency_rows_to_table(lat)
+    # prefer the slow ops, so the derivation spends the whole budget
+    probs = [np.linspace(1, 2, len(spec.ops)) / np.linspace(1, 2, len(spec.ops)).sum()
+             for spec in space.layers]
+    fixed = 1.0
+    fastest = fixed + sum(min(r) for r in lat)
+    slowest = fixed + sum(max(r) for r in lat)
+    budget = (fastest + slowest) / 2
+    calls = []
+
+    def fake_timer(genotype):  # the real machine: 15% slower than the table predicts
+        ms = 1.15 * genotype_latency(genotype, space, table, fixed)
+        calls.append(ms)
+        return ms
+
+    result = derive_measured(probs, table, fixed, budget, space=space, measure=fake_timer)
+    assert result.within_budget and result.measured_ms <= budget
+    assert len(result.attempts) >= 2 and len(calls) == len(result.attempts)
+    assert result.attempts[0]["measured_ms"] > budget  # the plain derivation broke the budget
+    targets = [a["target_ms"] for a in result.attempts]
+    assert all(b < a for a, b in zip(targets, targets[1:]))  # the target only tightens
+    assert "within the budget" in result.to_text()
+
+
+def test_closed_loop_reports_when_no_try_fits():
+    from segnas_lite.nas.derive import derive_measured
+    space = SPACE
+    lat = [[1.0] * len(spec.ops) for spec in space.layers]
+    table = latency_rows_to_table(lat)
+    probs = [np.full(len(spec.ops), 1.0 / len(spec.ops)) for spec in space.layers]
+    budget = 1.0 + len(lat) * 1.0 + 0.5
+    result = derive_measured(probs, table, 1.0, budget, space=space, max_tries=3,
+                             measure=lambda g: 10 * budget)  # nothing can fit on this "machine"
+    assert not result.within_budget and "OVER" in result.to_text()
+    assert 1 <= len(result.attempts) <= 3

@@ -10,11 +10,14 @@ i.e. the most probable architecture under the joint distribution prod_l p_l that
 multiple-choice knapsack; we solve it by dynamic programming over latency discretised to
 ``resolution_ms``. Latencies are rounded UP and the remaining budget DOWN, so the answer never exceeds
 the budget (it may miss an architecture that fits by less than ``num_layers * resolution_ms``).
+``derive_measured`` closes the loop on the real machine: it measures what it derived and tightens
+the target until the measured latency fits.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -109,3 +112,56 @@ def derive_under_budget(probs: Sequence, lat_table, fixed_ms: float, budget_ms: 
         units -= int(costs[l][i])
     chosen.reverse()
     return Genotype(space.name, tuple(spec.ops[i] for i, spec in zip(chosen, space.layers)))
+
+
+# --------------------------------------------------------------------------- closing the loop
+@dataclass
+class MeasuredDerivation:
+    """What ``derive_measured`` did: every try, and whether the last one kept the budget."""
+
+    genotype: Genotype
+    predicted_ms: float
+    measured_ms: float
+    budget_ms: float
+    attempts: list[dict] = field(default_factory=list)
+
+    @property
+    def within_budget(self) -> bool:
+        return self.measured_ms <= self.budget_ms
+
+    def to_text(self) -> str:
+        lines = [f"try {i + 1}: predicted {a['predicted_ms']:.2f} ms (target {a['target_ms']:.2f}),"
+                 f" measured {a['measured_ms']:.2f} ms" for i, a in enumerate(self.attempts)]
+        verdict = "within" if self.within_budget else "OVER"
+        return "\n".join(lines + [f"{verdict} the budget of {self.budget_ms:.2f} ms "
+                                  f"after {len(self.attempts)} tries"])
+
+
+def derive_measured(probs: Sequence, lat_table, fixed_ms: float, budget_ms: float, *,
+                    space: SearchSpace, measure: Callable[[Genotype], float], max_tries: int = 5,
+                    min_step: float = 0.03) -> MeasuredDerivation:
+    """Budget-constrained derivation whose result is *measured* within the budget.
+
+    A prediction can be off by a few percent, which is enough to break a tight budget. So: derive
+    under a target (first the budget itself), measure the result end to end with ``measure``; if it
+    is over budget, lower the target by the measured overshoot (at least ``min_step``) and derive
+    again, at most ``max_tries`` times or until the target reaches the fastest architecture. The
+    result says what happened; its ``within_budget`` is False when no try fitted (the last try is
+    returned, for the caller to report, never to pass off as fitting).
+    """
+    if max_tries < 1:
+        raise ValueError(f"max_tries must be at least 1, got {max_tries}")
+    table = _as_numpy(lat_table)
+    lats = [table[l, :len(spec.ops)] for l, spec in enumerate(space.layers)]
+    fastest = float(fixed_ms) + sum(float(np.nanmin(lat)) for lat in lats)
+    target, attempts = float(budget_ms), []
+    for _ in range(max_tries):
+        genotype = derive_under_budget(probs, lat_table, fixed_ms, max(target, fastest), space=space)
+        predicted = genotype_latency(genotype, space, lat_table, fixed_ms)
+        measured = float(measure(genotype))
+        attempts.append({"target_ms": max(target, fastest), "ops": list(genotype.ops),
+                         "predicted_ms": predicted, "measured_ms": measured})
+        if measured <= budget_ms or target <= fastest:
+            break
+        target = min(target * budget_ms / measured, target * (1.0 - min_step))
+    return MeasuredDerivation(genotype, predicted, measured, float(budget_ms), attempts)

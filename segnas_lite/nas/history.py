@@ -186,6 +186,7 @@ class SearchResult:
     measured_budget_ms: float | None
     history: History
     out_dir: str | None = None
+    latency: dict = field(default_factory=dict)  # backend, precision, latency_size, derive_attempts
 
     def to_text(self) -> str:
         """A few readable lines for the command line."""
@@ -203,9 +204,27 @@ class SearchResult:
                "latency_table.json, summary.json"] if self.out_dir else []),
         ])
 
+    @property
+    def within_budget(self) -> bool | None:
+        """Whether the derived genotype was *measured* within the budget (None: not measured)."""
+        if self.measured_budget_ms is None:
+            return None
+        return self.measured_budget_ms <= self.budget_ms
+
     def summary(self) -> dict:
         """JSON-able summary (what ``summary.json`` holds)."""
+        samples = self.history.samples()
+        rejected = sum(not s.accepted for s in samples)
         return {"budget_ms": self.budget_ms,
+                "predicted_ms": self.predicted_budget_ms,
+                "measured_ms": self.measured_budget_ms,
+                "within_budget": self.within_budget,
+                "backend": self.latency.get("backend"),
+                "precision": self.latency.get("precision"),
+                "latency_size": self.latency.get("latency_size"),
+                "calibrated": self.latency.get("calibrated"),
+                "rejection_rate": rejected / len(samples) if samples else 0.0,
+                "derive_attempts": self.latency.get("derive_attempts", []),
                 "genotype_budget": list(self.genotype_budget.ops),
                 "genotype_argmax": list(self.genotype_argmax.ops),
                 "predicted_budget_ms": self.predicted_budget_ms,
@@ -214,5 +233,5 @@ class SearchResult:
                 "measured_budget_ms": self.measured_budget_ms,
                 "alpha_steps": len(self.history.alpha_steps),
                 "weight_steps": len(self.history.weight_steps),
-                "samples": len(self.history.samples()),
-                "rejected": sum(not s.accepted for s in self.history.samples())}
+                "samples": len(samples),
+                "rejected": rejected}

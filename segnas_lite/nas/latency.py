@@ -1,16 +1,17 @@
-"""Latency tables: every (layer, op) of a search space timed in place on this CPU.
+"""Latency tables: every (layer, op) of a search space timed in place, then calibrated.
 
 ProxylessNAS (Cai et al., ICLR 2019, Sec. 3.3) makes latency differentiable by predicting it from a
-table: ``LAT(net) = fixed + sum_l LAT(l, op_l)``. Here each entry is measured *in place*: the op is
-built with its layer's real channels and stride and run on an input of the layer's real shape for
-the chosen image size. The fixed parts (stem, ASPP, decoder, classifier, final upsampling) are one
-more entry. How good the additive model is, is an empirical question: ``validate`` compares it with
-end-to-end measurements of random architectures (Spearman rank correlation and mean absolute
-percentage error).
+table: ``LAT(net) = fixed + sum_l LAT(l, op_l)``. ``build_table`` measures each entry *in place*: the
+op is built with its layer's real channels and stride and run on an input of the layer's real shape
+for the chosen image size; the fixed parts (stem, ASPP, decoder, classifier, upsampling) are one
+more entry. ``build_predictor`` then calibrates that table on end-to-end measurements of random
+subnets (``calibrate.py``), which the deployment backend needs: on OpenVINO the plain sum cannot
+even rank networks. ``validate`` checks a table on subnets it was not fitted on (Spearman rank
+correlation, mean absolute percentage error, and the repeat noise of the measurements themselves).
 
-Backends: ``"torch"`` (eager, ``torch.set_num_threads(threads)``) and ``"openvino"`` (the module is
-converted with ``openvino.convert_model`` and compiled for the CPU with f32 precision, LATENCY hint).
-Tables are cached on disk, keyed by CPU model, backend, threads, image size, space and macro widths.
+Backends: ``"torch"`` (eager) and ``"openvino"`` (converted, compiled for the CPU with a precision:
+``"f32"``, ``"bf16"`` or ``"default"``). All timing goes through ``segnas_lite.timing``. Tables are
+cached on disk, keyed by CPU model, backend, precision, threads, image size, space and macro widths.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import hashlib
 import json
 import math
 import os
-import platform
+import random
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,7 +30,9 @@ import torch
 from torch import nn
 
 from .. import flags
-from ..runio import atomic_write_text, progress
+from ..runio import atomic_write_text, progress, stream_seed
+from ..timing import PRECISIONS, LoadMonitor, noise_pct, prepare, time_module, time_runner
+from .calibrate import Calibration, calibrate, mape
 from .ops import build_op
 from .space import Genotype, MacroConfig, SearchSpace, pad_rows
 from .supernet import ChainLayer, ChildNet, SegMacro
@@ -43,73 +46,26 @@ class LatencyError(RuntimeError):
 
 # --------------------------------------------------------------------------- measuring
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), or the platform's processor string."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (kept here for old imports; see ``flags.cpu_name``)."""
+    return flags.cpu_name()
 
 
-class _Threads:
-    """Context manager: run torch with ``n`` intra-op threads, then restore the old setting."""
-
-    def __init__(self, n: int) -> None:
-        self.n, self.old = n, torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc) -> None:
-        torch.set_num_threads(self.old)
-
-
-_PROCESS_WARM: set[str] = set()
-
-
-def _timed_median(run: Callable[[], object], *, warmup: int, runs: int) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
+def _check(backend: str, precision: str) -> None:
+    if backend not in BACKENDS:
+        raise LatencyError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+    if precision not in PRECISIONS or (backend == "torch" and precision not in ("f32", "default")):
+        raise LatencyError(f"precision {precision!r} does not fit backend {backend!r}: torch runs "
+                           f"f32; openvino takes one of {PRECISIONS}")
 
 
 def measure(module: nn.Module | Callable, input_shape: Sequence[int], *, backend: str = "torch",
-            threads: int = 2, warmup: int = 3, runs: int = 10) -> float:
-    """Median latency (ms) of ``module`` on one input of ``input_shape`` (e.g. ``(1, 24, 32, 32)``).
-
-    ``module`` is put in eval mode; timing uses ``torch.inference_mode`` for torch and a synchronous
-    infer request for OpenVINO.
-    """
-    if backend not in BACKENDS:
-        raise LatencyError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    x = torch.randn(*input_shape, generator=torch.Generator().manual_seed(0))
-    if isinstance(module, nn.Module):
-        module.eval()
-    if backend == "torch":
-        with _Threads(threads), torch.inference_mode():
-            if "torch" not in _PROCESS_WARM:
-                # The first timings in a process pay for thread-pool start-up and allocator growth
-                # (seen: 158 ms for a 0.3 ms op), so spend a moment warming up once.
-                deadline = time.perf_counter() + 0.3
-                while time.perf_counter() < deadline:
-                    module(x)
-                _PROCESS_WARM.add("torch")
-            return _timed_median(lambda: module(x), warmup=warmup, runs=runs)
-    import openvino as ov
-    ov_model = ov.convert_model(module, example_input=x)
-    compiled = ov.Core().compile_model(ov_model, "CPU", {
-        "INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_NUM_THREADS": threads})
-    request = compiled.create_infer_request()
-    data = x.numpy()
-    return _timed_median(lambda: request.infer({0: data}), warmup=warmup, runs=runs)
+            precision: str = "f32", threads: int = 2, warmup: int = 3, runs: int = 10,
+            rounds: int = 1) -> float:
+    """Median latency (ms) of ``module`` on one input of ``input_shape`` (e.g. ``(1, 24, 32, 32)``),
+    timed by ``segnas_lite.timing`` (best median of ``rounds``)."""
+    _check(backend, precision)
+    return time_module(module, input_shape, backend=backend, precision=precision, threads=threads,
+                       warmup=warmup, runs=runs, rounds=rounds).median_ms
 
 
 class _FixedParts(nn.Module):
@@ -194,7 +150,8 @@ def cache_dir() -> Path:
 
 
 def table_key(space: SearchSpace, *, backend: str, threads: int, image_size: Sequence[int],
-              macro_config: MacroConfig | dict | None = None, settings: dict | None = None) -> str:
+              precision: str = "f32", macro_config: MacroConfig | dict | None = None,
+              settings: dict | None = None) -> str:
     """A readable cache key; the space's layers, the macro widths and ``settings`` (the number of
     classes and the timing settings) are folded into a hash, so changing any of them re-measures."""
     macro = asdict(MacroConfig.coerce(macro_config))
@@ -203,7 +160,7 @@ def table_key(space: SearchSpace, *, backend: str, threads: int, image_size: Seq
                                      folded)).encode()).hexdigest()[:10]
     cpu = "".join(c if c.isalnum() else "-" for c in cpu_model())[:40]
     h, w = image_size
-    return f"{space.name}_{fingerprint}_{backend}_t{threads}_{h}x{w}_{cpu}"
+    return f"{space.name}_{fingerprint}_{backend}-{precision}_t{threads}_{h}x{w}_{cpu}"
 
 
 def _table_blocks(space: SearchSpace, image_size: Sequence[int], *, num_classes: int,
@@ -223,23 +180,24 @@ def _table_blocks(space: SearchSpace, image_size: Sequence[int], *, num_classes:
 
 
 def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
-                backend: str = "torch", threads: int = 2, warmup: int = 3, runs: int = 10,
-                rounds: int = 2, num_classes: int = 2,
+                backend: str = "torch", precision: str = "f32", threads: int = 2, warmup: int = 3,
+                runs: int = 10, rounds: int = 2, num_classes: int = 2,
                 macro_config: MacroConfig | dict | None = None, use_cache: bool = True,
                 refresh: bool = False, quiet: bool = False) -> LatencyTable:
     """Time every (layer, op) of ``space`` in place and the fixed parts; cache the result on disk.
 
     ``use_cache=False`` neither reads nor writes the cache; ``refresh=True`` re-measures and
     replaces the cached table (do this when the machine was busy while the cached one was taken:
-    timings taken under load can be many times too slow).
+    timings taken under load can be many times too slow; ``meta["load"]`` says how busy it was).
 
     ``macro_config`` (a ``MacroConfig``, or a dict of its fields) gives the macro's widths, so the
     fixed part is timed with the widths the super-net will use.
     """
+    _check(backend, precision)
     macro_config = MacroConfig.coerce(macro_config)
     h, w = image_size
-    key = table_key(space, backend=backend, threads=threads, image_size=(h, w),
-                    macro_config=macro_config,
+    key = table_key(space, backend=backend, precision=precision, threads=threads,
+                    image_size=(h, w), macro_config=macro_config,
                     settings={"num_classes": num_classes, "warmup": warmup, "runs": runs,
                               "rounds": rounds})
     path = cache_dir() / f"{key}.json"
@@ -249,46 +207,80 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
     torch.manual_seed(0)
     shapes = space.layer_input_shapes(h, w)
     blocks = _table_blocks(space, (h, w), num_classes=num_classes, macro_config=macro_config)
+    runners = {entry: prepare(block, (1, 3, h, w) if entry == "fixed" else (1, *shapes[entry[0]]),
+                              backend=backend, precision=precision, threads=threads)
+               for entry, block in progress(blocks.items(), quiet=quiet, total=len(blocks),
+                                            desc=f"prepare ({backend} {precision})")}
     # Each entry is the best of ``rounds`` medians taken in separate passes over the whole table,
     # so a burst of load from another program inflates one pass, not the entry.
     best: dict = {}
-    jobs = [(r, entry) for r in range(rounds) for entry in blocks]
-    for _, entry in progress(jobs, quiet=quiet, desc=f"latency table ({backend})"):
-        shape = (1, 3, h, w) if entry == "fixed" else (1, *shapes[entry[0]])
-        ms = measure(blocks[entry], shape, backend=backend, threads=threads, warmup=warmup,
-                     runs=runs)
-        best[entry] = min(ms, best.get(entry, math.inf))
+    jobs = [(r, entry) for r in range(rounds) for entry in runners]
+    with LoadMonitor(what="the latency table") as monitor:
+        for _, entry in progress(jobs, quiet=quiet, desc=f"latency table ({backend} {precision})"):
+            ms = time_runner(runners[entry], warmup=warmup, runs=runs).median_ms
+            best[entry] = min(ms, best.get(entry, math.inf))
     ms = [[best[(l, name)] for name in spec.ops] for l, spec in enumerate(space.layers)]
-    fixed_ms = best["fixed"]
-    table = LatencyTable(space.name, [list(spec.ops) for spec in space.layers], ms, fixed_ms, meta={
-        "backend": backend, "threads": threads, "image_size": [h, w], "cpu": cpu_model(),
-        "warmup": warmup, "runs": runs, "rounds": rounds,
-        "statistic": f"min over {rounds} rounds of the median of {runs} runs", "key": key,
-        "torch": torch.__version__, "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+    ran = next(iter(runners.values())).precision
+    table = LatencyTable(space.name, [list(spec.ops) for spec in space.layers], ms, best["fixed"],
+                         meta={"backend": backend, "precision": precision, "ran_precision": ran,
+                               "threads": threads, "image_size": [h, w], "cpu": cpu_model(),
+                               "warmup": warmup, "runs": runs, "rounds": rounds,
+                               "statistic": f"min over {rounds} rounds of the median of {runs} runs",
+                               "key": key, "calibrated": False, "load": monitor.report.to_dict(),
+                               "torch": torch.__version__,
+                               "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     if use_cache:
         table.save(path)
     return table
 
 
+def _child(genotype: Genotype, space: SearchSpace, num_classes: int,
+           macro_config: MacroConfig | dict | None) -> ChildNet:
+    torch.manual_seed(0)  # weights do not change the time, but keep runs identical anyway
+    return ChildNet(genotype, space=space, num_classes=num_classes,
+                    macro_config=MacroConfig.coerce(macro_config))
+
+
 def measure_genotype(genotype: Genotype, *, space: SearchSpace, image_size: Sequence[int],
-                     backend: str = "torch", threads: int = 2, warmup: int = 3, runs: int = 10,
-                     num_classes: int = 2, macro_config: MacroConfig | dict | None = None) -> float:
+                     backend: str = "torch", precision: str = "f32", threads: int = 2,
+                     warmup: int = 3, runs: int = 10, rounds: int = 1, num_classes: int = 2,
+                     macro_config: MacroConfig | dict | None = None) -> float:
     """End-to-end latency (ms) of the child network of ``genotype``, measured on this CPU."""
-    torch.manual_seed(0)
-    child = ChildNet(genotype, space=space, num_classes=num_classes,
-                     macro_config=MacroConfig.coerce(macro_config))
-    return measure(child, (1, 3, *image_size), backend=backend, threads=threads, warmup=warmup,
-                   runs=runs)
+    child = _child(genotype, space, num_classes, macro_config)
+    return measure(child, (1, 3, *image_size), backend=backend, precision=precision,
+                   threads=threads, warmup=warmup, runs=runs, rounds=rounds)
+
+
+def measure_genotypes(genotypes: Sequence[Genotype], *, space: SearchSpace,
+                      image_size: Sequence[int], backend: str = "torch", precision: str = "f32",
+                      threads: int = 2, warmup: int = 3, runs: int = 10, repeats: int = 2,
+                      num_classes: int = 2, macro_config: MacroConfig | dict | None = None,
+                      quiet: bool = False, desc: str = "measure subnets") -> list[list[float]]:
+    """End-to-end latency of many subnets, in ``repeats`` interleaved passes -> ``[pass][net]`` ms.
+
+    Every net is prepared (built, converted, compiled) once; then each pass times all of them in
+    turn, so a slow minute on the machine hits every net alike, and comparing two passes gives the
+    repeat noise (``timing.noise_pct``)."""
+    _check(backend, precision)
+    runners = [prepare(_child(g, space, num_classes, macro_config), (1, 3, *image_size),
+                       backend=backend, precision=precision, threads=threads)
+               for g in progress(genotypes, quiet=quiet, desc=f"{desc}: prepare")]
+    jobs = [(r, i) for r in range(repeats) for i in range(len(runners))]
+    passes = [[0.0] * len(runners) for _ in range(repeats)]
+    for r, i in progress(jobs, quiet=quiet, desc=f"{desc}: time"):
+        passes[r][i] = time_runner(runners[i], warmup=warmup, runs=runs).median_ms
+    return passes
 
 
 class MeasuredLatency:
     """End-to-end measurement with a per-genotype cache (the hard constraint's ``measured`` mode)."""
 
     def __init__(self, space: SearchSpace, *, image_size: Sequence[int], backend: str = "torch",
-                 threads: int = 2, runs: int = 5, macro_config: MacroConfig | dict | None = None,
-                 num_classes: int = 2) -> None:
+                 precision: str = "f32", threads: int = 2, runs: int = 5, rounds: int = 1,
+                 macro_config: MacroConfig | dict | None = None, num_classes: int = 2) -> None:
+        _check(backend, precision)
         self.space, self.image_size, self.backend = space, tuple(image_size), backend
-        self.threads, self.runs = threads, runs
+        self.precision, self.threads, self.runs, self.rounds = precision, threads, runs, rounds
         self.macro_config, self.num_classes = MacroConfig.coerce(macro_config), num_classes
         self.cache: dict[tuple[str, ...], float] = {}
 
@@ -296,9 +288,68 @@ class MeasuredLatency:
         if genotype.ops not in self.cache:
             self.cache[genotype.ops] = measure_genotype(
                 genotype, space=self.space, image_size=self.image_size, backend=self.backend,
-                threads=self.threads, warmup=2, runs=self.runs, num_classes=self.num_classes,
-                macro_config=self.macro_config)
+                precision=self.precision, threads=self.threads, warmup=2, runs=self.runs,
+                rounds=self.rounds, num_classes=self.num_classes, macro_config=self.macro_config)
         return self.cache[genotype.ops]
+
+
+# --------------------------------------------------------------------------- the calibrated predictor
+FIT_STREAM, VALIDATE_STREAM = 1, 2  # random subnets for fitting and for validation never coincide
+
+
+def random_genotypes(space: SearchSpace, count: int, *, seed: int, stream: int,
+                     exclude: Sequence[Genotype] = ()) -> list[Genotype]:
+    """``count`` distinct random genotypes drawn from the (seed, stream) generator, none of them in
+    ``exclude``."""
+    rng = random.Random(stream_seed(seed, 0, stream))
+    seen = {g.ops for g in exclude}
+    out: list[Genotype] = []
+    for _ in range(100 * count):
+        if len(out) == count:
+            break
+        g = space.random_genotype(rng)
+        if g.ops not in seen:
+            seen.add(g.ops)
+            out.append(g)
+    return out
+
+
+def build_predictor(space: SearchSpace, *, image_size: Sequence[int] = (256, 256),
+                    backend: str = "openvino", precision: str = "f32", threads: int = 2,
+                    num_fit: int = 60, seed: int = 0, runs: int = 10, num_classes: int = 2,
+                    macro_config: MacroConfig | dict | None = None, use_cache: bool = True,
+                    refresh: bool = False, quiet: bool = False) -> LatencyTable:
+    """The in-place table calibrated on ``num_fit`` random subnets measured end to end.
+
+    Returns a ``LatencyTable`` of the same shape (so ``E[LAT]`` stays a differentiable sum), with
+    ``meta["calibrated"] = True``, the in-place numbers under ``meta["in_place"]`` and the fit's
+    details under ``meta["calibration"]``. Cached like tables, with the fit settings in the key.
+    """
+    macro_config = MacroConfig.coerce(macro_config)
+    table = build_table(space, image_size=image_size, backend=backend, precision=precision,
+                        threads=threads, num_classes=num_classes, macro_config=macro_config,
+                        use_cache=use_cache, refresh=refresh, quiet=quiet)
+    key = table.meta["key"] + f"_cal{num_fit}s{seed}r{runs}"
+    path = cache_dir() / f"{key}.json"
+    if use_cache and not refresh and path.exists():
+        return LatencyTable.load(path)
+    fit = random_genotypes(space, num_fit, seed=seed, stream=FIT_STREAM)
+    with LoadMonitor(what="calibration") as monitor:
+        passes = measure_genotypes(fit, space=space, image_size=image_size, backend=backend,
+                                   precision=precision, threads=threads, runs=runs,
+                                   num_classes=num_classes, macro_config=macro_config,
+                                   quiet=quiet, desc="calibrate")
+    measured = [min(values) for values in zip(*passes)]
+    result: Calibration = calibrate(table.ops, table.ms, table.fixed_ms, fit, measured, seed=seed)
+    calibrated = LatencyTable(table.space, table.ops, result.ms, result.fixed_ms, meta={
+        **table.meta, "key": key, "calibrated": True,
+        "in_place": {"ms": table.ms, "fixed_ms": table.fixed_ms},
+        "calibration": {**result.as_dict(), "seed": seed, "runs": runs,
+                        "noise_pct": noise_pct(*passes[:2]), "load": monitor.report.to_dict(),
+                        "genotypes": [list(g.ops) for g in fit], "measured_ms": measured}})
+    if use_cache:
+        calibrated.save(path)
+    return calibrated
 
 
 # --------------------------------------------------------------------------- validation
@@ -325,42 +376,57 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
 
 @dataclass
 class PredictorReport:
-    """Predicted vs measured latency of random architectures."""
+    """Predicted vs measured latency of random architectures not used for fitting."""
 
     predicted_ms: list[float]
     measured_ms: list[float]
     genotypes: list[list[str]]
     spearman: float
     mape: float  # mean absolute percentage error, in percent
+    noise_pct: float = float("nan")  # the measurements' own repeat noise, in percent
     meta: dict = field(default_factory=dict)
 
     def to_text(self) -> str:
-        return (f"{len(self.predicted_ms)} random architectures: Spearman rho = {self.spearman:.3f}, "
-                f"MAPE = {self.mape:.1f}% (predicted mean {statistics.fmean(self.predicted_ms):.2f} ms"
-                f", measured mean {statistics.fmean(self.measured_ms):.2f} ms)")
+        return (f"{len(self.predicted_ms)} held-out random architectures: Spearman rho = "
+                f"{self.spearman:.3f}, MAPE = {self.mape:.1f}%, repeat noise {self.noise_pct:.1f}% "
+                f"(predicted mean {statistics.fmean(self.predicted_ms):.2f} ms, measured mean "
+                f"{statistics.fmean(self.measured_ms):.2f} ms)")
+
+    def as_dict(self) -> dict:
+        return {"spearman": self.spearman, "mape": self.mape, "n": len(self.measured_ms),
+                "noise_pct": self.noise_pct, **self.meta, "predicted_ms": self.predicted_ms,
+                "measured_ms": self.measured_ms, "genotypes": self.genotypes}
 
 
 def validate(table: LatencyTable, space: SearchSpace, *, num_genotypes: int = 30, seed: int = 0,
              image_size: Sequence[int] | None = None, backend: str | None = None,
-             threads: int | None = None, runs: int = 10,
-             macro_config: MacroConfig | dict | None = None,
+             precision: str | None = None, threads: int | None = None, runs: int = 10,
+             repeats: int = 2, macro_config: MacroConfig | dict | None = None,
              quiet: bool = False) -> PredictorReport:
-    """Compare ``table.predict`` with end-to-end measurements on ``num_genotypes`` random genotypes."""
-    import random
-    macro_config = MacroConfig.coerce(macro_config)
+    """Compare ``table.predict`` with end-to-end measurements of ``num_genotypes`` random genotypes
+    that the calibration did not see; each is timed ``repeats`` times in interleaved passes (the
+    lowest counts; the first two passes give the repeat noise). Backend, precision, threads and size
+    default to the table's own."""
     meta = table.meta
     image_size = tuple(image_size or meta.get("image_size", (128, 128)))
     backend = backend or meta.get("backend", "torch")
+    precision = precision or meta.get("precision", "f32")
     threads = threads or meta.get("threads", 2)
-    rng = random.Random(seed)
-    genotypes = [space.random_genotype(rng) for _ in range(num_genotypes)]
-    predicted, measured = [], []
-    for g in progress(genotypes, quiet=quiet, desc="validate predictor"):
-        predicted.append(table.predict(g))
-        measured.append(measure_genotype(g, space=space, image_size=image_size, backend=backend,
-                                         threads=threads, runs=runs, macro_config=macro_config))
-    mape = 100 * statistics.fmean(abs(p - m) / m for p, m in zip(predicted, measured))
+    fitted = [Genotype(space.name, tuple(ops))
+              for ops in meta.get("calibration", {}).get("genotypes", [])]
+    genotypes = random_genotypes(space, num_genotypes, seed=seed, stream=VALIDATE_STREAM,
+                                 exclude=fitted)
+    with LoadMonitor(what="validation") as monitor:
+        passes = measure_genotypes(genotypes, space=space, image_size=image_size, backend=backend,
+                                   precision=precision, threads=threads, runs=runs,
+                                   repeats=repeats, macro_config=macro_config, quiet=quiet,
+                                   desc="validate")
+    measured = [min(values) for values in zip(*passes)]
+    predicted = [table.predict(g) for g in genotypes]
+    noise = noise_pct(passes[0], passes[1]) if repeats >= 2 else float("nan")
     return PredictorReport(predicted, measured, [list(g.ops) for g in genotypes],
-                           spearman(predicted, measured), mape,
-                           meta={"backend": backend, "threads": threads,
-                                 "image_size": list(image_size)})
+                           spearman(predicted, measured), mape(predicted, measured), noise,
+                           meta={"backend": backend, "precision": precision, "threads": threads,
+                                 "image_size": list(image_size),
+                                 "calibrated": bool(meta.get("calibrated")),
+                                 "load": monitor.report.to_dict()})

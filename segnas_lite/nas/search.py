@@ -22,6 +22,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -36,10 +37,12 @@ from ..runio import (RunDirectoryError, atomic_torch_save, atomic_write_text, gu
                      load_checkpoint, progress, rng_state, seed_everything, set_rng_state,
                      torch_generator)
 from .constraint import RejectionBias, default_budget, rejection_bias, sample_under_budget
-from .derive import InfeasibleBudgetError, derive_argmax, derive_under_budget
+from .derive import InfeasibleBudgetError, derive_argmax, derive_measured, derive_under_budget
 from .gates import expected_latency, latency_loss
 from .history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
-from .latency import LatencyTable, MeasuredLatency, build_table, measure_genotype
+from .latency import (BACKENDS, LatencyTable, MeasuredLatency, build_predictor, build_table,
+                      measure_genotype)
+from ..timing import PRECISIONS
 from .space import Genotype, SearchSpace, get_space
 from .supernet import SegSuperNet
 
@@ -51,8 +54,8 @@ __all__ = [  # the records live in history.py, the constraint in constraint.py: 
 ]
 
 CHECKPOINT = "search_checkpoint.pt"
-OUTPUTS = ("genotype.json", "genotype_argmax.json", "history.json", "latency_table.json",
-           "summary.json")
+OUTPUTS = ("genotype.json", "genotype_over_budget.json", "genotype_argmax.json", "history.json",
+           "latency_table.json", "summary.json")
 
 SearchExistsError = RunDirectoryError
 """The output folder already holds a search and neither resume nor overwrite was asked for (the
@@ -98,8 +101,12 @@ class SearchConfig:
     max_resample: int = 100
     arch_fraction: float = 0.5           # share of the training data held out for alpha steps
     alpha_bn: str = "train"              # BatchNorm mode in alpha steps: "train" (reference) or "eval"
+    backend: str = "openvino"            # where latency is measured: the deployment target
+    precision: str = "f32"               # OpenVINO inference precision ("f32", "bf16", "default")
+    latency_size: int | None = None      # image side the latency is for (None: image_size)
     threads: int = 2                     # for measured latencies
-    measure_child: bool = True           # measure the derived child end to end at the end
+    measure_child: bool = True           # derive in a closed loop on measured latency (derive.py)
+    max_derive_tries: int = 5            # how often the closed loop may tighten the target
     ignore_index: int = IGNORE_INDEX
     seed: int = 0
     quiet: bool = False
@@ -108,7 +115,7 @@ class SearchConfig:
         self.arch_betas = tuple(self.arch_betas)
         choices = {"latency_form": ("mul_log", "additive"), "estimator": ("full_v2", "two"),
                    "schedule": ("decoupled", "interleaved"), "constraint": ("predicted", "measured"),
-                   "alpha_bn": ("train", "eval")}
+                   "alpha_bn": ("train", "eval"), "backend": BACKENDS, "precision": PRECISIONS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SearchConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -116,8 +123,16 @@ class SearchConfig:
             raise SearchConfigError("epochs must be >= 0 and batch_size >= 1")
         if not 0.0 < self.arch_fraction < 1.0:
             raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
-        if self.max_resample < 1 or self.arch_every < 1:
-            raise SearchConfigError("max_resample and arch_every must be at least 1")
+        if self.max_resample < 1 or self.arch_every < 1 or self.max_derive_tries < 1:
+            raise SearchConfigError("max_resample, arch_every and max_derive_tries must be >= 1")
+        if self.backend == "torch" and self.precision not in ("f32", "default"):
+            raise SearchConfigError(f"the torch backend runs f32, not {self.precision!r}")
+
+    @property
+    def latency_shape(self) -> tuple[int, int]:
+        """(H, W) that latencies are predicted and measured for (the deployment size)."""
+        side = self.latency_size or self.image_size
+        return side, side
 
     @property
     def total_epochs(self) -> int:
@@ -175,9 +190,7 @@ class ProxylessSearch:
         self.budget_ms = config.budget_ms if config.budget_ms is not None else default_budget(table)
         self.macro_config = supernet.macro_config
         if latency_fn is None and config.constraint == "measured":
-            latency_fn = MeasuredLatency(self.space, image_size=(config.image_size,) * 2,
-                                         threads=config.threads, macro_config=self.macro_config,
-                                         num_classes=num_classes)
+            latency_fn = self._measured(runs=5, rounds=1)
         self.latency_fn = latency_fn or table.predict
 
         self.weight_idx, self.arch_idx = split_for_search(
@@ -202,6 +215,14 @@ class ProxylessSearch:
         self.history = self._new_history()
 
     # ---- setup helpers
+    def _measured(self, *, runs: int, rounds: int) -> MeasuredLatency:
+        """End-to-end latency on the configured backend, precision and deployment size."""
+        cfg = self.config
+        return MeasuredLatency(self.space, image_size=cfg.latency_shape, backend=cfg.backend,
+                               precision=cfg.precision, threads=cfg.threads, runs=runs,
+                               rounds=rounds, macro_config=self.macro_config,
+                               num_classes=self.num_classes)
+
     def _steps(self, n: int, what: str) -> int:
         batches = n // self.config.batch_size
         if batches < 1:
@@ -423,25 +444,45 @@ class ProxylessSearch:
         return self.derive()
 
     def derive(self) -> SearchResult:
-        """Argmax and budget-constrained genotypes; measure the latter; write the outputs."""
+        """Argmax and budget-constrained genotypes; the latter measured within budget (closed loop,
+        ``derive.derive_measured``); write the outputs. ``genotype.json`` is written only when the
+        measured latency fits; otherwise ``genotype_over_budget.json`` and a warning."""
+        cfg = self.config
         probs = [p.detach() for p in self.net.probabilities()]
         argmax = derive_argmax(probs, self.space)
-        budget = derive_under_budget(probs, self.lat_tensor, self.table.fixed_ms, self.budget_ms,
-                                     space=self.space)
-        measured = None
-        if self.config.measure_child:
-            measured = measure_genotype(budget, space=self.space, image_size=(self.config.image_size,) * 2,
-                                        threads=self.config.threads, num_classes=self.num_classes,
-                                        macro_config=self.macro_config)
+        loop = None
+        if cfg.measure_child:
+            measure = (self.latency_fn if isinstance(self.latency_fn, MeasuredLatency)
+                       else self._measured(runs=20, rounds=2))
+            loop = derive_measured(probs, self.lat_tensor, self.table.fixed_ms, self.budget_ms,
+                                   space=self.space, measure=measure, max_tries=cfg.max_derive_tries)
+            budget = loop.genotype
+        else:
+            budget = derive_under_budget(probs, self.lat_tensor, self.table.fixed_ms,
+                                         self.budget_ms, space=self.space)
         result = SearchResult(argmax, budget, self.budget_ms, self.table.predict(argmax),
-                              self.table.predict(budget), measured, self.history,
-                              str(self.out_dir) if self.out_dir else None)
+                              self.table.predict(budget), loop.measured_ms if loop else None,
+                              self.history, str(self.out_dir) if self.out_dir else None,
+                              latency={"backend": cfg.backend, "precision": cfg.precision,
+                                       "latency_size": cfg.latency_shape[0],
+                                       "calibrated": bool(self.table.meta.get("calibrated")),
+                                       "derive_attempts": loop.attempts if loop else []})
+        if loop is not None and not loop.within_budget:
+            warnings.warn(f"no derived architecture measured within the budget of "
+                          f"{self.budget_ms:.2f} ms:\n{loop.to_text()}\nRaise the budget or "
+                          "re-run on a quiet machine; the result is in genotype_over_budget.json",
+                          BudgetNotMetWarning, stacklevel=2)
         if self.out_dir is not None:
-            budget.save(self.out_dir / "genotype.json")
+            within = loop is None or loop.within_budget
+            budget.save(self.out_dir / ("genotype.json" if within else "genotype_over_budget.json"))
             argmax.save(self.out_dir / "genotype_argmax.json")
             self.history.save(self.out_dir / "history.json")
             atomic_write_text(self.out_dir / "summary.json", json.dumps(result.summary(), indent=2))
         return result
+
+
+class BudgetNotMetWarning(UserWarning):
+    """The closed-loop derivation found no architecture whose measured latency fits the budget."""
 
 
 # --------------------------------------------------------------------------- one call for the CLI
@@ -454,21 +495,26 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
                data: str = "synthetic", image_size: int | None = None,
                out_dir: str | os.PathLike, quick: bool = False, constraint: str = "predicted",
                resume: bool = False, overwrite: bool = False, seed: int = 0, quiet: bool = False,
-               backend: str = "torch", threads: int = 2, length: int | None = None,
-               **overrides) -> SearchResult:
+               backend: str = "openvino", precision: str = "f32", latency_size: int | None = None,
+               calibrate: bool = True, num_fit: int | None = None, threads: int = 2,
+               length: int | None = None, **overrides) -> SearchResult:
     """Build everything and search: ``segnas search`` calls this.
 
     ``space``: a name in ``SPACES`` or a ``SearchSpace``; ``data``: "synthetic" or a folder (see
-    ``data.open_dataset``); ``image_size``: default 128 with ``quick`` else 256; ``overrides``: any
-    ``SearchConfig`` field. The latency table is built (or read from the disk cache) for the same
-    image size with ``threads`` threads; on resume the table saved in ``out_dir`` is reused.
+    ``data.open_dataset``); ``image_size``: the training side, default 128 with ``quick`` else 256;
+    ``latency_size``: the deployment side that latency is predicted and measured for (default: the
+    training side); ``backend``/``precision``: where it is deployed. With ``calibrate`` the table is
+    fitted to ``num_fit`` end-to-end measurements of random subnets (default 16 quick, else 60;
+    ``latency.build_predictor``); both are cached on disk. ``overrides``: any ``SearchConfig``
+    field. On resume the table saved in ``out_dir`` is reused.
     """
     from ..data import open_dataset
     space = get_space(space) if isinstance(space, str) else space
     image_size = image_size or (128 if quick else 256)
     settings = {**(QUICK if quick else {}), **overrides}
     config = SearchConfig(image_size=image_size, budget_ms=budget_ms, constraint=constraint,
-                          seed=seed, quiet=quiet, threads=threads, **settings)
+                          seed=seed, quiet=quiet, threads=threads, backend=backend,
+                          precision=precision, latency_size=latency_size, **settings)
     if quick and length is None:
         per_split = config.batch_size * (config.steps_per_epoch or 10)
         length = math.ceil(per_split / min(config.arch_fraction, 1 - config.arch_fraction)) + 8
@@ -480,12 +526,26 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
     if resume and saved.exists():
         table = LatencyTable.load(saved)
     else:
-        table = build_table(space, image_size=(image_size, image_size), backend=backend,
-                            threads=threads, num_classes=num_classes,
-                            macro_config=supernet.macro_config, quiet=quiet)
+        table = latency_predictor(space, config, num_classes=num_classes, calibrate=calibrate,
+                                  num_fit=num_fit or (16 if quick else 60),
+                                  macro_config=supernet.macro_config, quiet=quiet)
+    seed_everything(seed)  # building the predictor drew random numbers
     search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,
                              out_dir=out_dir)
     if not quiet:
-        print(f"search on {space.name!r} at {image_size}px, budget {search.budget_ms:.2f} ms "
-              f"(fastest {search.fastest_ms:.2f}, slowest {table.slowest()[1]:.2f} ms predicted)")
+        print(f"search on {space.name!r} at {image_size}px, latency for {config.latency_shape[0]}px "
+              f"on {backend} {precision}: budget {search.budget_ms:.2f} ms (fastest "
+              f"{search.fastest_ms:.2f}, slowest {table.slowest()[1]:.2f} ms predicted)")
     return search.run(resume=resume, overwrite=overwrite)
+
+
+def latency_predictor(space: SearchSpace, config: SearchConfig, *, num_classes: int,
+                      calibrate: bool, num_fit: int, macro_config, quiet: bool) -> LatencyTable:
+    """The latency table for ``config``'s backend, precision and deployment size, calibrated on
+    end-to-end measurements unless ``calibrate`` is False (then the plain in-place table)."""
+    common = dict(image_size=config.latency_shape, backend=config.backend,
+                  precision=config.precision, threads=config.threads, num_classes=num_classes,
+                  macro_config=macro_config, quiet=quiet)
+    if calibrate:
+        return build_predictor(space, num_fit=num_fit, seed=config.seed, **common)
+    return build_table(space, **common)
