@@ -8,8 +8,9 @@ from pathlib import Path
 
 import torch
 
-from segnas_lite.engine import atomic_write_text
-from segnas_lite.nas.latency import cpu_model
+from segnas_lite.flags import cpu_name
+from segnas_lite.runio import atomic_write_text
+from segnas_lite.timing import load_average
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -17,8 +18,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def environment() -> dict:
     """What the numbers were measured on."""
     import openvino
-    return {"cpu": cpu_model(), "torch": torch.__version__, "openvino": openvino.__version__,
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d")}
+    return {"cpu": cpu_name(), "torch": torch.__version__, "openvino": openvino.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+            "load_average": load_average()}
 
 
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:

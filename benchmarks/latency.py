@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,20 +46,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import PairedAugment, open_dataset  # noqa: E402
-from segnas_lite.engine import TrainConfig, load_checkpoint, train  # noqa: E402
+from segnas_lite.engine import TrainConfig, train  # noqa: E402
 from segnas_lite.export import (OpenVINOPredictor, benchmark_openvino, benchmark_torch,  # noqa: E402
                                 compile_ir, quantize_int8, sample_images, save_ir, to_openvino)
 from segnas_lite.metrics import ConfusionMeter  # noqa: E402
 from segnas_lite.models import build_model  # noqa: E402
+from segnas_lite.runio import load_checkpoint  # noqa: E402
+from segnas_lite.timing import BenchmarkAppError, benchmark_app  # noqa: E402
 
 MODELS = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small", "mbv3_baseline",
           "searched")
 VARIANTS = ("torch", "ov_f32", "ov_default", "ov_int8")
 NUM_CLASSES = 2
-
-
-class BenchmarkAppError(RuntimeError):
-    """benchmark_app failed or printed no latency we can read."""
 
 
 # --------------------------------------------------------------------------- models
@@ -112,38 +108,6 @@ def evaluate_variants(predictors: dict, dataset) -> dict:
     return result
 
 
-# --------------------------------------------------------------------------- benchmark_app
-def find_benchmark_app() -> str | None:
-    """``benchmark_app`` on PATH, or next to this Python (a virtual environment's bin/)."""
-    beside = Path(sys.executable).parent / "benchmark_app"
-    return shutil.which("benchmark_app") or (str(beside) if beside.exists() else None)
-
-
-def run_benchmark_app(xml_path: Path, *, threads: int, seconds: int) -> dict:
-    """Time ``xml_path`` with benchmark_app: CPU, LATENCY hint, ``threads`` threads, f32, sync API.
-
-    benchmark_app only accepts ``-nthreads`` with ``-hint none``; the same settings as
-    ``compile_ir`` (LATENCY hint + thread count + f32) are passed as a config file instead.
-    """
-    tool = find_benchmark_app()
-    if tool is None:
-        raise BenchmarkAppError("benchmark_app not found (it comes with the openvino package)")
-    config = xml_path.with_name("benchmark_app_config.json")
-    config.write_text('{"CPU": {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": "%d", '
-                      '"INFERENCE_PRECISION_HINT": "f32"}}' % threads)
-    command = [tool, "-m", str(xml_path), "-d", "CPU", "-hint", "latency", "-api", "sync",
-               "-load_config", str(config), "-t", str(seconds)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
-    figures = {key.lower(): float(value) for key, value in
-               re.findall(r"(Median|Average|Min|Max):\s+([\d.]+) ms", done.stdout)}
-    if done.returncode != 0 or "median" not in figures:
-        raise BenchmarkAppError(f"benchmark_app failed (exit {done.returncode}): "
-                                f"{(done.stdout + done.stderr)[-800:]}")
-    count = re.search(r"Count:\s+(\d+)", done.stdout)
-    return {"command": " ".join(command), **{f"{k}_ms": v for k, v in figures.items()},
-            "iterations": int(count.group(1)) if count else None}
-
-
 # --------------------------------------------------------------------------- one row
 def benchmark_row(name: str, model, size: int, args, calib_images: torch.Tensor) -> dict:
     """Latency of the four variants and their accuracy for ``model`` at ``size`` x ``size``."""
@@ -182,7 +146,7 @@ def crosscheck(ov_model, args, *, ours: float) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         xml = save_ir(ov_model, Path(folder) / "model.xml", compress_to_fp16=False)
         try:
-            result = run_benchmark_app(xml, threads=args.threads, seconds=args.app_seconds)
+            result = benchmark_app(xml, threads=args.threads, seconds=args.app_seconds)
         except (BenchmarkAppError, subprocess.TimeoutExpired) as error:
             print(f"  note: cross-check skipped: {error}", flush=True)
             return {"error": str(error)}

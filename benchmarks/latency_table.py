@@ -1,160 +1,130 @@
-"""How well does an additive latency table predict a whole network? Torch vs OpenVINO, side by side.
+"""Can the search trust its latency? The in-place table and the calibrated predictor, per target.
 
-    python benchmarks/latency_table.py                  # seed space at 128 px, 30 genotypes (~5-10 min)
-    python benchmarks/latency_table.py --sizes 128 256  # more image sizes
-    python benchmarks/latency_table.py --quick          # tiny space, 8 genotypes (smoke run, < 1 min)
+    python benchmarks/latency_table.py                       # seed space, 128 + 256 px, torch /
+                                                             # OpenVINO f32 / OpenVINO bf16 (~30 min)
+    python benchmarks/latency_table.py --sizes 256 --targets openvino-f32
+    python benchmarks/latency_table.py --quick               # tiny space, 32 px (smoke run, ~1 min)
 
-ProxylessNAS (Cai et al., ICLR 2019, Sec. 3.3) predicts latency as ``fixed + sum_l LAT(l, op_l)``.
-For each backend (PyTorch eager and OpenVINO f32, ``--threads`` threads, LATENCY hint) this script
-builds the table of ``segnas_lite.nas.latency`` (every (layer, op) block timed in place), draws
-``--genotypes`` random architectures, and compares the predicted with the measured end-to-end
-latency: Spearman rank correlation (does the table order architectures correctly? that is what the
-search needs) and MAPE (are the milliseconds right?). It also fits ``measured = slope * predicted +
-intercept`` to show whether the error is an offset or a scale.
+For every (image size, target) this runs what ``segnas latency`` runs: the ProxylessNAS table
+(Cai et al., ICLR 2019, Sec. 3.3: every (layer, op) timed in place, ``fixed + sum_l LAT(l, op_l)``),
+its calibration on ``--num-fit`` random subnets measured end to end (``nas/calibrate.py``), and a
+check on ``--validate`` other random subnets: Spearman rank correlation (does it order networks?
+that is what the search needs) and MAPE (are the milliseconds right?), for the plain sum ("before")
+and the calibrated predictor ("after"), next to the measurements' own repeat noise.
 
-Per-call overhead correction (OpenVINO). Every block of the table is timed as its own compiled
-model, so each entry also pays one synchronous ``infer`` call: Python -> runtime dispatch, copying
-the input in and the output out (about 0.05-0.1 ms here). A whole network pays that once, and the
-fixed-parts entry already contains it. So the sum over L blocks counts L extra calls. The
-correction measures the call overhead directly, as the latency of an *empty* model (an identity,
-which OpenVINO compiles to a bare input -> output copy) at each layer's input shape, and subtracts
-it from every op of that layer:
+A last row cross-checks the timer itself: one random subnet exported as an f32 IR, timed by
+``segnas_lite.timing`` and by OpenVINO's ``benchmark_app`` with the same settings.
 
-    LAT_corrected(l, op) = LAT(l, op) - LAT(identity at layer l's input shape)
-
-No fitting on the validation genotypes is involved, so the corrected figures are a fair
-prediction. PyTorch eager needs no such correction: the whole network calls each block from Python
-exactly as the table does. What neither table can capture is fusion and memory reuse *across*
-layers (the compiled whole network may fuse a block's last 1x1 conv with the next block's first
-one, keep tensors in cache, ...); that residual error is what the corrected MAPE shows.
-
-The machine is shared: absolute numbers are noisy; compare rows measured in the same run.
+Run it on a quiet machine: the JSON records the load and marks a busy run (``busy: true``), whose
+figures must not be quoted.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
-
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
-from segnas_lite.nas import Genotype, get_space  # noqa: E402
-from segnas_lite.nas.latency import (LatencyTable, PredictorReport, build_table, measure,  # noqa: E402
-                                     spearman, validate)
+from segnas_lite.export import save_ir, to_openvino  # noqa: E402
+from segnas_lite.nas import get_space  # noqa: E402
+from segnas_lite.nas.latency import _child, random_genotypes  # noqa: E402
+from segnas_lite.nas.latency_report import latency_report  # noqa: E402
+from segnas_lite.timing import (BenchmarkAppError, LoadMonitor, benchmark_app,  # noqa: E402
+                                compile_openvino, time_openvino)
 
-BACKENDS = ("torch", "openvino")
-
-
-def call_overhead_ms(table: LatencyTable, space, *, image_size: int, threads: int,
-                     runs: int) -> list[float]:
-    """Latency (ms) of an empty OpenVINO model (identity) at each layer's input shape."""
-    shapes = space.layer_input_shapes(image_size, image_size)
-    return [measure(nn.Identity(), (1, *shape), backend="openvino", threads=threads, warmup=5,
-                    runs=runs) for shape in shapes]
+TARGETS = {"torch": ("torch", "f32"), "openvino-f32": ("openvino", "f32"),
+           "openvino-bf16": ("openvino", "bf16")}
 
 
-def corrected_table(table: LatencyTable, overhead_ms: list[float]) -> LatencyTable:
-    """The table with each layer's call overhead subtracted from every op (never below zero)."""
-    ms = [[max(0.0, t - o) for t in row] for row, o in zip(table.ms, overhead_ms)]
-    meta = {**table.meta, "corrected": "minus per-layer identity-model call overhead"}
-    return LatencyTable(table.space, table.ops, ms, table.fixed_ms, meta)
+def target_row(space, size: int, target: str, args, out: Path) -> dict:
+    backend, precision = TARGETS[target]
+    started = time.perf_counter()
+    report = latency_report(space, out_dir=out / f"{target}_{size}", backend=backend,
+                            precision=precision, image_size=size, threads=args.threads,
+                            num_fit=args.num_fit, num_validate=args.validate, seed=args.seed,
+                            refresh=not args.use_cache, overwrite=True, quiet=True)
+    row = {"target": target, "ran": report["ran_precision"], "size": size,
+           "before_spearman": report["in_place"]["spearman"],
+           "before_mape": report["in_place"]["mape"],
+           "after_spearman": report["spearman"], "after_mape": report["mape"],
+           "noise_pct": report["noise_pct"], "n": report["n"],
+           "busy": report["load"]["busy"], "seconds": round(time.perf_counter() - started, 1)}
+    print(f"  {target} @ {size}: before {row['before_spearman']:.3f} / {row['before_mape']:.1f}%, "
+          f"after {row['after_spearman']:.3f} / {row['after_mape']:.1f}%, noise "
+          f"{row['noise_pct']:.1f}% [{row['seconds']:.0f} s]", flush=True)
+    return {"row": row, "report": report}
 
 
-def linear_fit(predicted: list[float], measured: list[float]) -> dict:
-    """Least squares ``measured = slope * predicted + intercept`` (a diagnostic, not a correction)."""
-    mp, mm = statistics.fmean(predicted), statistics.fmean(measured)
-    var = sum((p - mp) ** 2 for p in predicted)
-    slope = sum((p - mp) * (m - mm) for p, m in zip(predicted, measured)) / var if var else float("nan")
-    return {"slope": slope, "intercept": mm - slope * mp}
-
-
-def summary(name: str, size: int, predicted: list[float], measured: list[float],
-            table: LatencyTable, seconds: float) -> dict:
-    """One row of the side-by-side table."""
-    mape = 100 * statistics.fmean(abs(p - m) / m for p, m in zip(predicted, measured))
-    fastest, slowest = table.fastest()[1], table.slowest()[1]
-    return {"backend": name, "size": size, "spearman": spearman(predicted, measured), "mape": mape,
-            "predicted_mean_ms": statistics.fmean(predicted),
-            "measured_mean_ms": statistics.fmean(measured),
-            "table_fastest_ms": fastest, "table_slowest_ms": slowest, "fixed_ms": table.fixed_ms,
-            **linear_fit(predicted, measured), "seconds": round(seconds, 1)}
+def crosscheck(space, size: int, args) -> dict:
+    """Our timer against benchmark_app on one random subnet's f32 IR."""
+    genotype = random_genotypes(space, 1, seed=args.seed, stream=9)[0]
+    ov_model = to_openvino(_child(genotype, space, 2, None), input_size=(size, size))
+    with tempfile.TemporaryDirectory() as folder:
+        xml = save_ir(ov_model, Path(folder) / "model.xml", compress_to_fp16=False)
+        ours = time_openvino(compile_openvino(xml, precision="f32", threads=args.threads),
+                             (1, 3, size, size), runs=max(200, args.runs), warmup=20)
+        try:
+            theirs = benchmark_app(xml, threads=args.threads, precision="f32",
+                                   seconds=args.app_seconds)
+        except BenchmarkAppError as error:
+            return {"error": str(error)}
+    ratio = ours.median_ms / theirs["median_ms"]
+    print(f"  cross-check @ {size}: segnas_lite.timing median {ours.median_ms:.3f} ms, "
+          f"benchmark_app median {theirs['median_ms']:.3f} ms (ratio {ratio:.3f})", flush=True)
+    return {"size": size, "ops": list(genotype.ops), "ours_median_ms": ours.median_ms,
+            "ours_p90_ms": ours.p90_ms, **{f"app_{k}": v for k, v in theirs.items()},
+            "ratio": ratio}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="seed")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[128])
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS), choices=BACKENDS)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), choices=TARGETS)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--genotypes", type=int, default=30)
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per table entry and network")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random genotypes")
+    parser.add_argument("--num-fit", type=int, default=60)
+    parser.add_argument("--validate", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=200, help="timed runs of the cross-check")
+    parser.add_argument("--app-seconds", type=int, default=10, help="benchmark_app -t")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--use-cache", action="store_true",
-                        help="reuse cached tables (default: measure fresh, in the same conditions "
-                             "as the end-to-end runs)")
-    parser.add_argument("--quick", action="store_true", help="tiny space, 8 genotypes, 5 runs")
+                        help="reuse cached tables and calibrations (default: measure afresh)")
+    parser.add_argument("--quick", action="store_true", help="tiny space at 32 px, few subnets")
     parser.add_argument("--out", default=str(RESULTS / "latency_table.json"))
     args = parser.parse_args()
     if args.quick:
-        args.space, args.genotypes, args.runs = "tiny", 8, 5
+        args.space, args.sizes, args.num_fit, args.validate = "tiny", [32], 10, 6
+        args.runs, args.app_seconds = 50, 2
     space = get_space(args.space)
+    figures = Path(args.out).with_suffix("")  # benchmarks/results/latency_table/<target>_<size>/
 
-    load_before = os.getloadavg()
-    rows, details = [], []
-    for size in args.sizes:
-        for backend in args.backends:
-            started = time.perf_counter()
-            table = build_table(space, image_size=(size, size), backend=backend,
-                                threads=args.threads, runs=args.runs, use_cache=args.use_cache,
-                                quiet=True)
-            report: PredictorReport = validate(table, space, num_genotypes=args.genotypes,
-                                               seed=args.seed, image_size=(size, size),
-                                               backend=backend, threads=args.threads,
-                                               runs=args.runs, quiet=True)
-            seconds = time.perf_counter() - started
-            rows.append(summary(backend, size, report.predicted_ms, report.measured_ms, table,
-                                seconds))
-            detail = {"backend": backend, "size": size, "table": table.to_json(),
-                      "genotypes": report.genotypes, "predicted_ms": report.predicted_ms,
-                      "measured_ms": report.measured_ms}
-            print(f"  {backend} @ {size}: {report.to_text()} [{seconds:.0f} s]", flush=True)
-            if backend == "openvino":
-                overhead = call_overhead_ms(table, space, image_size=size, threads=args.threads,
-                                            runs=max(args.runs, 20))
-                fixed = corrected_table(table, overhead)
-                corrected = [fixed.predict(Genotype(space.name, tuple(ops))) for ops in report.genotypes]
-                rows.append(summary("openvino-corrected", size, corrected, report.measured_ms,
-                                    fixed, seconds))
-                detail.update({"call_overhead_ms": overhead, "corrected_predicted_ms": corrected})
-                print(f"  openvino-corrected @ {size}: call overhead "
-                      f"{statistics.fmean(overhead):.3f} ms/layer x {len(overhead)} layers; "
-                      f"MAPE {rows[-1]['mape']:.1f}%, Spearman {rows[-1]['spearman']:.3f}",
-                      flush=True)
-            details.append(detail)
+    rows, reports = [], []
+    with LoadMonitor(what="the latency-table benchmark") as monitor:
+        for size in args.sizes:
+            for target in args.targets:
+                result = target_row(space, size, target, args, figures)
+                rows.append(result["row"])
+                reports.append(result["report"])
+        check = crosscheck(space, max(args.sizes), args)
     print()
-    text = print_table(rows, [("backend", "backend", "s"), ("size", "px", "d"),
-                              ("spearman", "Spearman", ".3f"), ("mape", "MAPE %", ".1f"),
-                              ("predicted_mean_ms", "pred ms", ".2f"),
-                              ("measured_mean_ms", "meas ms", ".2f"),
-                              ("slope", "fit slope", ".2f"), ("intercept", "fit icpt ms", ".2f"),
-                              ("table_fastest_ms", "fastest ms", ".2f"),
-                              ("table_slowest_ms", "slowest ms", ".2f")])
-    load = {"before": load_before, "after": os.getloadavg(), "cpus": os.cpu_count()}
-    print(f"\n{args.genotypes} random genotypes of space {args.space!r}, {args.threads} threads, "
-          f"median of {args.runs} runs. Load average {load['before'][0]:.1f} -> "
-          f"{load['after'][0]:.1f} on {load['cpus']} CPUs.")
-    if max(load["before"][0], load["after"][0]) > load["cpus"]:
-        print("WARNING: the machine was busier than its CPU count: timings (PyTorch's threads "
-              "above all) have large outliers; rerun on a quiet machine before trusting them.")
-    write_json(args.out, {"environment": {**environment(), "load_average": load},
-                          "settings": vars(args), "rows": rows, "details": details,
-                          "table": text})
+    text = print_table(rows, [("target", "target", "s"), ("ran", "ran", "s"), ("size", "px", "d"),
+                              ("before_spearman", "Spearman before", ".3f"),
+                              ("before_mape", "MAPE % before", ".1f"),
+                              ("after_spearman", "Spearman after", ".3f"),
+                              ("after_mape", "MAPE % after", ".1f"),
+                              ("noise_pct", "noise %", ".1f"), ("busy", "busy", "")])
+    load = monitor.report.to_dict()
+    print(f"\n{args.validate} held-out random subnets of {args.space!r} per row, calibration on "
+          f"{args.num_fit} others, {args.threads} threads. Load: {load}")
+    if load["busy"] or any(r["busy"] for r in rows):
+        print("WARNING: the machine was busy during this run: do not quote these figures.")
+    write_json(args.out, {"environment": environment(), "settings": vars(args), "load": load,
+                          "busy": load["busy"] or any(r["busy"] for r in rows), "rows": rows,
+                          "crosscheck": check, "reports": reports, "table": text})
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ from .data import DatasetError
 from .models import UnknownModelError, available_models
 from .nas import GenotypeError, InfeasibleBudgetError
 from .nas.search import SearchConfigError
-from .nas.space import SPACES
+from .nas.latency import LatencyError
+from .timing import TimingError
 from .runio import (CheckpointError, RunDirectoryError, atomic_write_text, load_checkpoint,
                     progress)
 
@@ -30,8 +31,8 @@ class CLIError(Exception):
 
 # The errors ``main`` prints as one line (exit status 2) instead of a traceback.
 PACKAGE_ERRORS = (CLIError, CheckpointError, RunDirectoryError, DatasetError, UnknownModelError,
-                  GenotypeError, InfeasibleBudgetError, SearchConfigError, FileNotFoundError,
-                  FileExistsError)
+                  GenotypeError, InfeasibleBudgetError, SearchConfigError, LatencyError,
+                  TimingError, FileNotFoundError, FileExistsError)
 
 
 # --------------------------------------------------------------------------- shared option groups
@@ -276,40 +277,6 @@ def cmd_demo(args) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------- search
-def add_search_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_options(p, image_size=128)
-    add_seed_option(p, what="the super-net's weights, the sampled paths and the data")
-    add_quiet_option(p, what="no progress bars or epoch lines")
-    p.add_argument("--space", choices=list(SPACES), default="seed",
-                   help="search space (segnas_lite.nas.SPACES); default %(default)s")
-    p.add_argument("--budget-ms", type=float, default=None,
-                   help="latency budget (ms); default: the median predicted latency of random "
-                   "architectures of the space, so about half of them fit")
-    p.add_argument("--constraint", choices=("predicted", "measured"), default="predicted",
-                   help="check sampled subnets with the latency table or by measuring them; "
-                   "default %(default)s")
-    p.add_argument("--quick", action="store_true",
-                   help="quick settings: 2 warm-up + 2 search epochs of 10 batches (minutes)")
-    p.add_argument("--out", required=True,
-                   help="run folder for genotype.json, genotype_argmax.json, history.json, "
-                   "latency_table.json, summary.json and the search checkpoint")
-    p.add_argument("--resume", action="store_true", help="continue the search in --out")
-    add_overwrite_option(p, what="the search in --out")
-
-
-def cmd_search(args) -> int:
-    """ProxylessNAS search with the seed's two changes; writes genotype.json, history.json."""
-    from .nas.search import run_search
-    result = run_search(space=args.space, budget_ms=args.budget_ms, data=args.data,
-                        image_size=args.image_size, out_dir=args.out, quick=args.quick,
-                        constraint=args.constraint, resume=args.resume, overwrite=args.overwrite,
-                        seed=args.seed, quiet=args.quiet)
-    print(result.to_text())
-    print(f"retrain the child: segnas train --genotype {Path(args.out) / 'genotype.json'} --out ...")
-    return 0
-
-
 # --------------------------------------------------------------------------- export
 def add_export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
@@ -446,8 +413,11 @@ def build_parser() -> argparse.ArgumentParser:
                  add_predict_arguments, cmd_predict)
     _add_command(sub, "demo", "the quick end-to-end job on synthetic data",
                  add_demo_arguments, cmd_demo)
+    from .cli_nas import add_latency_arguments, add_search_arguments, cmd_latency, cmd_search
     _add_command(sub, "search", "ProxylessNAS search under a latency budget",
                  add_search_arguments, cmd_search)
+    _add_command(sub, "latency", "build and validate the latency predictor for a deployment target",
+                 add_latency_arguments, cmd_latency)
     _add_command(sub, "export", "OpenVINO IR export with a parity check",
                  add_export_arguments, cmd_export)
     _add_command(sub, "notebooks", "execute the notebook sequence (workshop dry run)",

@@ -19,7 +19,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -28,8 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .data import IGNORE_INDEX
 from .metrics import ConfusionMeter, SegmentationMetrics
-from .runio import (CheckpointError, RunDirectoryError, atomic_torch_save, atomic_write_text,
-                    guard_run_dir, load_checkpoint, progress, rng_state, seed_everything,
+from .runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint, progress, rng_state, seed_everything,
                     set_rng_state, torch_generator)
 
 CHECKPOINT = "checkpoint.pt"

@@ -38,7 +38,7 @@ from torch import nn
 
 from .data import SyntheticPortraits, synthetic_video  # notebook 08 imports synthetic_video from here
 from .runio import stream_seed
-from .timing import (PRECISIONS, Timing, TimingError, compile_openvino, ov_core, time_openvino,
+from .timing import (Timing, TimingError, compile_openvino, ov_core, time_openvino,
                      time_torch)
 
 

@@ -383,24 +383,38 @@ def latency_histogram(latencies: Sequence[float], accepted_flags: Sequence[bool]
 
 def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float], *,
                           spearman: float | None = None, mape: float | None = None,
+                          before: Sequence[float] | None = None,
                           title: str = "latency table vs end-to-end measurement") -> Figure:
-    """Scatter of table-predicted against measured latency with the y = x line.
+    """Scatter of predicted against measured latency with the y = x line.
 
-    ``spearman`` (rank correlation: does the table order subnets correctly?) and ``mape`` (mean
+    ``spearman`` (rank correlation: does the predictor order subnets correctly?) and ``mape`` (mean
     absolute percentage error, in percent, as ``PredictorReport.mape``) go into the legend.
+    ``before``: the same subnets as predicted by the plain in-place table, drawn in grey, so the
+    figure shows what calibration changed.
     """
+    from .nas.calibrate import mape as mape_of
+    from .nas.latency import spearman as spearman_of
     pred = np.asarray(predicted, dtype=float)
     meas = np.asarray(measured, dtype=float)
     fig = Figure(figsize=(4.6, 4.2), layout="constrained")
     ax = fig.subplots()
+    points = [pred]
+    if before is not None:
+        old = np.asarray(before, dtype=float)
+        points.append(old)
+        ax.scatter(old, meas, s=16, alpha=0.6, color="grey", marker="x",
+                   label=f"in-place sum: Spearman {spearman_of(old, meas):.2f}, "
+                         f"MAPE {mape_of(old, meas):.1f}%")
     label = []
     if spearman is not None:
         label.append(f"Spearman {spearman:.2f}")
     if mape is not None:
         label.append(f"MAPE {mape:.1f}%")
-    ax.scatter(pred, meas, s=18, alpha=0.8, label=", ".join(label) or None)
+    prefix = "calibrated: " if before is not None else ""
+    ax.scatter(pred, meas, s=18, alpha=0.8, label=(prefix + ", ".join(label)) if label else None)
     if pred.size:
-        low, high = min(pred.min(), meas.min()), max(pred.max(), meas.max())
+        low = min(min(p.min() for p in points), meas.min())
+        high = max(max(p.max() for p in points), meas.max())
         ax.plot([low, high], [low, high], color="grey", linestyle="--", linewidth=1, label="y = x")
     ax.set(xlabel="predicted (ms)", ylabel="measured (ms)", title=title)
     ax.legend(fontsize=8)

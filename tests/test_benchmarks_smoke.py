@@ -68,24 +68,17 @@ def test_latency_skips_searched_row_without_genotype(tmp_path):
 
 
 @pytest.mark.slow
-def test_latency_table_quick_reports_both_backends(tmp_path):
+def test_latency_table_quick_reports_before_and_after_for_every_target(tmp_path):
     out = tmp_path / "latency_table.json"
     run_script("latency_table.py", "--quick", "--out", str(out), cache=tmp_path / "cache")
     result = json.loads(out.read_text())
-
-    assert [r["backend"] for r in result["rows"]] == ["torch", "openvino", "openvino-corrected"]
+    assert [r["target"] for r in result["rows"]] == ["torch", "openvino-f32", "openvino-bf16"]
     for row in result["rows"]:
-        assert row["size"] == 128
-        assert -1.0 <= row["spearman"] <= 1.0
-        for key in ("mape", "predicted_mean_ms", "measured_mean_ms", "table_fastest_ms",
-                    "table_slowest_ms", "fixed_ms"):
-            assert positive(row[key]), key
-        assert row["table_fastest_ms"] <= row["table_slowest_ms"]
-    assert [d["backend"] for d in result["details"]] == ["torch", "openvino"]
-    for detail in result["details"]:
-        assert len(detail["genotypes"]) == len(detail["predicted_ms"]) == len(detail["measured_ms"]) == 8
-        assert all(positive(v) for v in detail["predicted_ms"] + detail["measured_ms"])
-    openvino = result["details"][1]
-    assert len(openvino["call_overhead_ms"]) == len(json.loads(openvino["table"])["ops"])
-    # the correction only removes time: every corrected prediction is at most the raw one
-    assert all(c <= p for c, p in zip(openvino["corrected_predicted_ms"], openvino["predicted_ms"]))
+        assert row["size"] == 32 and row["n"] == 6
+        for key in ("before_spearman", "after_spearman"):
+            assert -1.0 <= row[key] <= 1.0, key
+        assert positive(row["before_mape"]) and positive(row["after_mape"])
+    assert "busy" in result["load"] and isinstance(result["busy"], bool)
+    check = result["crosscheck"]
+    assert "error" in check or positive(check["ratio"])
+    assert (tmp_path / "latency_table" / "torch_32" / "latency_report.json").is_file()

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from segnas_lite.engine import (CheckpointError, RunDirectoryError, TrainConfig, evaluate,
+from segnas_lite.runio import CheckpointError, RunDirectoryError
+from segnas_lite.engine import (TrainConfig, evaluate,
                                 load_checkpoint, lr_factor, train)
 
 
@@ -124,7 +125,7 @@ def test_bad_config_and_tiny_dataset_raise():
 
 def test_atomic_files_get_the_usual_permissions(tmp_path):
     import os
-    from segnas_lite.engine import atomic_write_text
+    from segnas_lite.runio import atomic_write_text
     atomic_write_text(tmp_path / "a.json", "{}")
     mask = os.umask(0)
     os.umask(mask)

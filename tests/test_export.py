@@ -8,7 +8,6 @@ and the tests check the PyTorch mask really contains both classes.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np

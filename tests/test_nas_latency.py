@@ -43,12 +43,13 @@ def test_prediction_is_fixed_plus_sum_and_matches_expected_latency(table):
 
 def test_table_is_cached_on_disk_and_reloaded_without_measuring(table, monkeypatch, tmp_path):
     files = list((tmp_path / "latency").glob("*.json"))
-    assert len(files) == 1 and "tiny" in files[0].name and "torch_t1_48x48" in files[0].name
+    assert len(files) == 1 and "tiny" in files[0].name and "torch-f32_t1_48x48" in files[0].name
 
     def no_measuring(*args, **kwargs):
         raise AssertionError("a cached table must not be re-measured")
 
-    monkeypatch.setattr(L, "measure", no_measuring)
+    monkeypatch.setattr(L, "prepare", no_measuring)
+    monkeypatch.setattr(L, "time_runner", no_measuring)
     again = L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3,
                           quiet=True)
     assert again.ms == table.ms and again.fixed_ms == table.fixed_ms
@@ -99,8 +100,8 @@ def test_openvino_backend_times_a_block():
 
 def test_refresh_remeasures_and_replaces_the_cached_table(table, monkeypatch):
     calls = []
-    real = L.measure
-    monkeypatch.setattr(L, "measure", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = L.time_runner
+    monkeypatch.setattr(L, "time_runner", lambda *a, **k: calls.append(1) or real(*a, **k))
     L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3, quiet=True,
                   refresh=True)
     rounds = table.meta["rounds"]
@@ -127,3 +128,49 @@ def test_fastest_and_slowest_pick_the_extreme_op_of_every_layer():
     assert fastest_ms == 10.0 + len(space)
     assert slowest_ms == 10.0 + sum(max(row) for row in ms)
     assert table.tensor().shape == (len(space), max(len(s.ops) for s in space.layers))
+
+
+# --------------------------------------------------------------------------- precision and calibration
+def test_cache_key_follows_backend_and_precision():
+    key = lambda **kw: L.table_key(tiny_space(), threads=1, image_size=(48, 48), **kw)  # noqa: E731
+    keys = {key(backend="torch"), key(backend="openvino", precision="f32"),
+            key(backend="openvino", precision="bf16"), key(backend="openvino", precision="default")}
+    assert len(keys) == 4
+    with pytest.raises(L.LatencyError, match="precision"):
+        L.build_table(tiny_space(), backend="torch", precision="bf16")
+
+
+def test_predictor_is_calibrated_cached_and_validated_on_other_subnets(monkeypatch):
+    space = tiny_space()
+    settings = dict(image_size=(32, 32), backend="torch", threads=1, num_fit=10, runs=3,
+                    quiet=True)
+    predictor = L.build_predictor(space, **settings)
+    cal = predictor.meta["calibration"]
+    assert predictor.meta["calibrated"] and cal["num_fit"] == 10 and len(cal["genotypes"]) == 10
+    assert predictor.meta["in_place"]["fixed_ms"] > 0 and predictor.ops == L.build_table(
+        space, image_size=(32, 32), threads=1, quiet=True).ops
+    assert all(v >= 0 for row in predictor.ms for v in row)
+    # a second call reads the cache: nothing is measured
+    with monkeypatch.context() as patched:
+        patched.setattr(L, "measure_genotypes", lambda *a, **k: pytest.fail("measured again"))
+        assert L.build_predictor(space, **settings).ms == predictor.ms
+    report = L.validate(predictor, space, num_genotypes=6, runs=3, quiet=True)
+    fitted = {tuple(ops) for ops in cal["genotypes"]}
+    assert report.meta["calibrated"] and len(report.genotypes) == 6
+    assert not fitted & {tuple(ops) for ops in report.genotypes}  # held out
+    assert report.noise_pct >= 0 and -1 <= report.spearman <= 1 and report.mape >= 0
+
+
+def test_latency_command_writes_its_report_and_refuses_to_overwrite(tmp_path):
+    from segnas_lite.cli import main
+    out = tmp_path / "lat"
+    args = ["latency", "--space", "tiny", "--backend", "torch", "--image-size", "32",
+            "--num-fit", "10", "--validate", "6", "--threads", "1", "--quiet", "--out", str(out)]
+    assert main(args) == 0
+    report = __import__("json").loads((out / "latency_report.json").read_text())
+    for key in ("spearman", "mape", "n", "backend", "precision", "image_size", "noise_pct"):
+        assert key in report, key
+    assert report["n"] == 6 and report["backend"] == "torch" and report["image_size"] == 32
+    assert (out / "predicted_vs_measured.png").stat().st_size > 1000
+    assert main(args) == 2  # an existing report is not replaced without --overwrite
+    assert main(args + ["--overwrite"]) == 0

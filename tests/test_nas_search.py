@@ -3,6 +3,7 @@
 Latencies come from a hand-made table (op i of a layer costs 1 + 2 i ms, fixed parts 10 ms) so the
 tests never time anything; the tiny space runs at 48x48 px.
 """
+import json
 import math
 
 import pytest
@@ -24,7 +25,8 @@ def fake_table(space):
     return LatencyTable(space.name, [list(s.ops) for s in space.layers], ms, 10.0, {"fake": True})
 
 
-def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None, **overrides):
+def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None,
+                child_latency_fn=None, **overrides):
     settings = dict(image_size=SIZE, batch_size=4, warmup_epochs=1, search_epochs=1,
                     steps_per_epoch=3, budget_ms=100.0, measure_child=False, quiet=True,
                     threads=1)
@@ -35,7 +37,8 @@ def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None
     net = SegSuperNet(space, num_classes=2, estimator=config.estimator)
     data = SyntheticPortraits(length=32, image_size=SIZE, seed=0)
     return ProxylessSearch(net, fake_table(space), data, config=config, num_classes=2,
-                           out_dir=tmp_path, on_epoch_end=on_epoch_end, latency_fn=latency_fn)
+                           out_dir=tmp_path, on_epoch_end=on_epoch_end, latency_fn=latency_fn,
+                           child_latency_fn=child_latency_fn)
 
 
 def weights_of(search):
@@ -253,10 +256,42 @@ def test_measured_constraint_uses_cached_end_to_end_latencies():
 
 def test_run_search_end_to_end_on_the_tiny_space(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
+    # the default target (OpenVINO, calibrated); a budget far above any tiny net, so the closed
+    # loop's measurement fits even on a loaded machine
     result = run_search(space="tiny", image_size=SIZE, out_dir=tmp_path / "run", quick=True,
-                        quiet=True, steps_per_epoch=2, batch_size=4, threads=1)
+                        quiet=True, steps_per_epoch=2, batch_size=4, threads=1, budget_ms=1000.0)
     assert result.predicted_budget_ms <= result.budget_ms
     assert (tmp_path / "run" / "genotype.json").is_file()
     again = run_search(space="tiny", image_size=SIZE, out_dir=tmp_path / "run", quick=True,
-                       quiet=True, steps_per_epoch=2, batch_size=4, threads=1, resume=True)
+                       quiet=True, steps_per_epoch=2, batch_size=4, threads=1, resume=True,
+                       budget_ms=1000.0)
     assert again.genotype_budget == result.genotype_budget
+
+
+def test_derived_child_is_measured_within_budget_and_summarised(tmp_path):
+    table = fake_table(tiny_space())
+    budget = (table.fastest()[1] + table.slowest()[1]) / 2
+    slower = lambda g: 1.2 * table.predict(g)  # noqa: E731  the "machine" is 20% slower than the table
+    result = make_search(tmp_path, budget_ms=budget, measure_child=True,
+                         child_latency_fn=slower).run()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("budget_ms", "predicted_ms", "measured_ms", "backend", "precision",
+                "latency_size", "rejection_rate"):
+        assert key in summary, key
+    assert summary["measured_ms"] <= summary["budget_ms"] == pytest.approx(budget)
+    assert summary["within_budget"] and result.within_budget
+    assert summary["backend"] == "openvino" and summary["latency_size"] == SIZE
+    assert len(summary["derive_attempts"]) >= 1
+    assert Genotype.load(tmp_path / "genotype.json") == result.genotype_budget
+
+
+def test_a_budget_no_derived_child_meets_is_reported_not_hidden(tmp_path):
+    table = fake_table(tiny_space())
+    budget = (table.fastest()[1] + table.slowest()[1]) / 2
+    with pytest.warns(UserWarning, match="no derived architecture measured within"):
+        result = make_search(tmp_path, budget_ms=budget, measure_child=True,
+                             child_latency_fn=lambda g: 10 * budget).run()
+    assert result.within_budget is False
+    assert not (tmp_path / "genotype.json").exists()
+    assert (tmp_path / "genotype_over_budget.json").is_file()
+    assert json.loads((tmp_path / "summary.json").read_text())["within_budget"] is False

@@ -86,3 +86,23 @@ def test_load_monitor_does_not_count_our_own_work():
     machine_cores = (T._cpu_seconds()[0] - busy_before) / (time.perf_counter() - started)
     assert monitor.report.other_cores is not None
     assert monitor.report.other_cores <= machine_cores - 0.7  # our own share was subtracted
+
+
+@pytest.mark.slow
+def test_our_timer_agrees_with_benchmark_app(tmp_path):
+    """The independent check: OpenVINO's own tool, same IR and settings, within 10% (quiet machine)."""
+    from segnas_lite.export import save_ir, to_openvino
+    from segnas_lite.nas import Genotype, build_child, seed_space
+    space = seed_space()
+    child = build_child(Genotype.uniform(space, "mbv3_3x3"), num_classes=2).eval()
+    xml = save_ir(to_openvino(child, input_size=(256, 256)), tmp_path / "model.xml",
+                  compress_to_fp16=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", T.BusyMachineWarning)
+        with T.LoadMonitor() as monitor:
+            ours = T.time_openvino(T.compile_openvino(xml, precision="f32", threads=2),
+                                   (1, 3, 256, 256), warmup=20, runs=200)
+            theirs = T.benchmark_app(xml, threads=2, precision="f32", seconds=5)
+    if monitor.report.busy:
+        pytest.skip(f"machine busy while timing ({monitor.report.to_dict()}): not comparable")
+    assert ours.median_ms == pytest.approx(theirs["median_ms"], rel=0.10)

@@ -253,14 +253,14 @@ def measure_genotype(genotype: Genotype, *, space: SearchSpace, image_size: Sequ
 
 def measure_genotypes(genotypes: Sequence[Genotype], *, space: SearchSpace,
                       image_size: Sequence[int], backend: str = "torch", precision: str = "f32",
-                      threads: int = 2, warmup: int = 3, runs: int = 10, repeats: int = 2,
+                      threads: int = 2, warmup: int = 3, runs: int = 10, repeats: int = 5,
                       num_classes: int = 2, macro_config: MacroConfig | dict | None = None,
                       quiet: bool = False, desc: str = "measure subnets") -> list[list[float]]:
     """End-to-end latency of many subnets, in ``repeats`` interleaved passes -> ``[pass][net]`` ms.
 
     Every net is prepared (built, converted, compiled) once; then each pass times all of them in
-    turn, so a slow minute on the machine hits every net alike, and comparing two passes gives the
-    repeat noise (``timing.noise_pct``)."""
+    turn, so a slow second on the machine hits one pass, not one net. ``best_of`` and
+    ``repeat_noise`` turn the passes into estimates and their noise."""
     _check(backend, precision)
     runners = [prepare(_child(g, space, num_classes, macro_config), (1, 3, *image_size),
                        backend=backend, precision=precision, threads=threads)
@@ -270,6 +270,19 @@ def measure_genotypes(genotypes: Sequence[Genotype], *, space: SearchSpace,
     for r, i in progress(jobs, quiet=quiet, desc=f"{desc}: time"):
         passes[r][i] = time_runner(runners[i], warmup=warmup, runs=runs).median_ms
     return passes
+
+
+def best_of(passes: Sequence[Sequence[float]]) -> list[float]:
+    """Per net, the fastest of its passes: the time undisturbed by bursts of load elsewhere."""
+    return [min(values) for values in zip(*passes)]
+
+
+def repeat_noise(passes: Sequence[Sequence[float]]) -> float:
+    """How reproducible ``best_of`` is: ``timing.noise_pct`` between the best of the even passes and
+    the best of the odd ones (two independent estimates of the same nets). NaN with one pass."""
+    if len(passes) < 2:
+        return float("nan")
+    return noise_pct(best_of(passes[0::2]), best_of(passes[1::2]))
 
 
 class MeasuredLatency:
@@ -339,13 +352,13 @@ def build_predictor(space: SearchSpace, *, image_size: Sequence[int] = (256, 256
                                    precision=precision, threads=threads, runs=runs,
                                    num_classes=num_classes, macro_config=macro_config,
                                    quiet=quiet, desc="calibrate")
-    measured = [min(values) for values in zip(*passes)]
+    measured = best_of(passes)
     result: Calibration = calibrate(table.ops, table.ms, table.fixed_ms, fit, measured, seed=seed)
     calibrated = LatencyTable(table.space, table.ops, result.ms, result.fixed_ms, meta={
         **table.meta, "key": key, "calibrated": True,
         "in_place": {"ms": table.ms, "fixed_ms": table.fixed_ms},
         "calibration": {**result.as_dict(), "seed": seed, "runs": runs,
-                        "noise_pct": noise_pct(*passes[:2]), "load": monitor.report.to_dict(),
+                        "noise_pct": repeat_noise(passes), "load": monitor.report.to_dict(),
                         "genotypes": [list(g.ops) for g in fit], "measured_ms": measured}})
     if use_cache:
         calibrated.save(path)
@@ -401,11 +414,11 @@ class PredictorReport:
 def validate(table: LatencyTable, space: SearchSpace, *, num_genotypes: int = 30, seed: int = 0,
              image_size: Sequence[int] | None = None, backend: str | None = None,
              precision: str | None = None, threads: int | None = None, runs: int = 10,
-             repeats: int = 2, macro_config: MacroConfig | dict | None = None,
+             repeats: int = 5, macro_config: MacroConfig | dict | None = None,
              quiet: bool = False) -> PredictorReport:
     """Compare ``table.predict`` with end-to-end measurements of ``num_genotypes`` random genotypes
-    that the calibration did not see; each is timed ``repeats`` times in interleaved passes (the
-    lowest counts; the first two passes give the repeat noise). Backend, precision, threads and size
+    that the calibration did not see; each is timed in ``repeats`` interleaved passes (the fastest
+    counts, ``best_of``; ``repeat_noise`` says how reproducible that is). Backend, precision, threads and size
     default to the table's own."""
     meta = table.meta
     image_size = tuple(image_size or meta.get("image_size", (128, 128)))
@@ -421,9 +434,9 @@ def validate(table: LatencyTable, space: SearchSpace, *, num_genotypes: int = 30
                                    precision=precision, threads=threads, runs=runs,
                                    repeats=repeats, macro_config=macro_config, quiet=quiet,
                                    desc="validate")
-    measured = [min(values) for values in zip(*passes)]
+    measured = best_of(passes)
     predicted = [table.predict(g) for g in genotypes]
-    noise = noise_pct(passes[0], passes[1]) if repeats >= 2 else float("nan")
+    noise = repeat_noise(passes)
     return PredictorReport(predicted, measured, [list(g.ops) for g in genotypes],
                            spearman(predicted, measured), mape(predicted, measured), noise,
                            meta={"backend": backend, "precision": precision, "threads": threads,

@@ -40,8 +40,7 @@ from .constraint import RejectionBias, default_budget, rejection_bias, sample_un
 from .derive import InfeasibleBudgetError, derive_argmax, derive_measured, derive_under_budget
 from .gates import expected_latency, latency_loss
 from .history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
-from .latency import (BACKENDS, LatencyTable, MeasuredLatency, build_predictor, build_table,
-                      measure_genotype)
+from .latency import BACKENDS, LatencyTable, MeasuredLatency, build_predictor, build_table
 from ..timing import PRECISIONS
 from .space import Genotype, SearchSpace, get_space
 from .supernet import SegSuperNet
@@ -168,13 +167,15 @@ class ProxylessSearch:
     """Run a ProxylessNAS search on ``supernet`` under the latency ``table`` (see module docstring).
 
     ``latency_fn`` (genotype -> ms) replaces the constraint's latency source (default: the table, or
-    ``MeasuredLatency`` for ``constraint="measured"``). ``on_epoch_end(search, summary)`` is called
+    ``MeasuredLatency`` for ``constraint="measured"``); ``child_latency_fn`` how the derived child
+    is measured in the closed loop (default: end to end on ``config.backend``). ``on_epoch_end(search, summary)`` is called
     after each epoch's checkpoint is written (a notebook can plot; a test can interrupt).
     """
 
     def __init__(self, supernet: SegSuperNet, table: LatencyTable, train_set: Dataset, *,
                  config: SearchConfig, num_classes: int, out_dir: str | os.PathLike | None = None,
                  latency_fn: Callable[[Genotype], float] | None = None,
+                 child_latency_fn: Callable[[Genotype], float] | None = None,
                  on_epoch_end: Callable[["ProxylessSearch", EpochSummary], None] | None = None):
         self.net, self.table, self.config = supernet, table, config
         self.space: SearchSpace = supernet.space
@@ -192,6 +193,7 @@ class ProxylessSearch:
         if latency_fn is None and config.constraint == "measured":
             latency_fn = self._measured(runs=5, rounds=1)
         self.latency_fn = latency_fn or table.predict
+        self.child_latency_fn = child_latency_fn
 
         self.weight_idx, self.arch_idx = split_for_search(
             len(train_set), arch_fraction=config.arch_fraction, seed=config.seed)
@@ -307,8 +309,12 @@ class ProxylessSearch:
         with frozen(self.weights):
             ce = F.cross_entropy(net(images), masks, ignore_index=cfg.ignore_index)
             elat = self.expected_latency()
-            loss = latency_loss(ce, elat, budget=self.budget_ms, form=cfg.latency_form,
-                                a=cfg.latency_a, b=cfg.latency_b, lam=cfg.latency_lam)
+            # mul_log takes logarithms, so both latencies must be > 1 in their unit: below a
+            # millisecond (small images on OpenVINO) they go in microseconds instead
+            unit = 1.0 if self.fastest_ms > 1.0 else 1000.0  # E[LAT] >= the fastest net
+            loss = latency_loss(ce, elat * unit, budget=self.budget_ms * unit,
+                                form=cfg.latency_form, a=cfg.latency_a, b=cfg.latency_b,
+                                lam=cfg.latency_lam)
             self.arch_opt.zero_grad(set_to_none=True)
             loss.backward()
         self._mask_alpha_grads()
@@ -452,8 +458,9 @@ class ProxylessSearch:
         argmax = derive_argmax(probs, self.space)
         loop = None
         if cfg.measure_child:
-            measure = (self.latency_fn if isinstance(self.latency_fn, MeasuredLatency)
-                       else self._measured(runs=20, rounds=2))
+            measure = self.child_latency_fn or (
+                self.latency_fn if isinstance(self.latency_fn, MeasuredLatency)
+                else self._measured(runs=20, rounds=2))
             loop = derive_measured(probs, self.lat_tensor, self.table.fixed_ms, self.budget_ms,
                                    space=self.space, measure=measure, max_tries=cfg.max_derive_tries)
             budget = loop.genotype
@@ -492,7 +499,8 @@ reference alpha lr (1e-3) would barely move p, so quick mode uses 2e-2 to make t
 
 
 def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = None,
-               data: str = "synthetic", image_size: int | None = None,
+               budget_frac: float | None = None, data: str = "synthetic",
+               image_size: int | None = None,
                out_dir: str | os.PathLike, quick: bool = False, constraint: str = "predicted",
                resume: bool = False, overwrite: bool = False, seed: int = 0, quiet: bool = False,
                backend: str = "openvino", precision: str = "f32", latency_size: int | None = None,
@@ -503,12 +511,18 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
     ``space``: a name in ``SPACES`` or a ``SearchSpace``; ``data``: "synthetic" or a folder (see
     ``data.open_dataset``); ``image_size``: the training side, default 128 with ``quick`` else 256;
     ``latency_size``: the deployment side that latency is predicted and measured for (default: the
-    training side); ``backend``/``precision``: where it is deployed. With ``calibrate`` the table is
+    training side); ``backend``/``precision``: where it is deployed. The budget is ``budget_ms``, or
+    ``budget_frac`` of the way from the fastest to the slowest predicted architecture (0.25 = a
+    quarter), or by default the median of random architectures (``constraint.default_budget``). With ``calibrate`` the table is
     fitted to ``num_fit`` end-to-end measurements of random subnets (default 16 quick, else 60;
     ``latency.build_predictor``); both are cached on disk. ``overrides``: any ``SearchConfig``
     field. On resume the table saved in ``out_dir`` is reused.
     """
     from ..data import open_dataset
+    if budget_ms is not None and budget_frac is not None:
+        raise SearchConfigError("give budget_ms or budget_frac, not both")
+    if budget_frac is not None and not 0.0 <= budget_frac <= 1.0:
+        raise SearchConfigError(f"budget_frac must be in [0, 1], got {budget_frac}")
     space = get_space(space) if isinstance(space, str) else space
     image_size = image_size or (128 if quick else 256)
     settings = {**(QUICK if quick else {}), **overrides}
@@ -529,6 +543,9 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
         table = latency_predictor(space, config, num_classes=num_classes, calibrate=calibrate,
                                   num_fit=num_fit or (16 if quick else 60),
                                   macro_config=supernet.macro_config, quiet=quiet)
+    if budget_frac is not None:
+        fastest, slowest = table.fastest()[1], table.slowest()[1]
+        config.budget_ms = fastest + budget_frac * (slowest - fastest)
     seed_everything(seed)  # building the predictor drew random numbers
     search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,
                              out_dir=out_dir)

@@ -1,0 +1,108 @@
+"""The ``segnas search`` and ``segnas latency`` commands: each command's options beside its code.
+
+``cli.py`` wires them into the ``segnas`` parser; the shared option groups live there.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli import add_data_options, add_overwrite_option, add_quiet_option, add_seed_option
+from .nas.latency import BACKENDS
+from .nas.space import SPACES, get_space
+from .timing import PRECISIONS
+
+
+# --------------------------------------------------------------------------- search
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    add_data_options(p, image_size=128)
+    add_seed_option(p, what="the super-net's weights, the sampled paths and the data")
+    add_quiet_option(p, what="no progress bars or epoch lines")
+    p.add_argument("--space", choices=list(SPACES), default="seed",
+                   help="search space (segnas_lite.nas.SPACES); default %(default)s")
+    p.add_argument("--budget-ms", type=float, default=None,
+                   help="latency budget (ms); default: the median predicted latency of random "
+                   "architectures of the space, so about half of them fit")
+    p.add_argument("--budget-frac", type=float, default=None,
+                   help="budget as a fraction of the way from the fastest (0) to the slowest (1) "
+                   "predicted architecture; instead of --budget-ms")
+    p.add_argument("--constraint", choices=("predicted", "measured"), default="predicted",
+                   help="check sampled subnets with the latency table or by measuring them; "
+                   "default %(default)s")
+    add_latency_target_options(p, size_help="deployment image side that latency is predicted and "
+                               "measured for; default: --image-size")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="use the plain in-place table (no end-to-end calibration)")
+    p.add_argument("--quick", action="store_true",
+                   help="quick settings: 2 warm-up + 2 search epochs of 10 batches (minutes)")
+    p.add_argument("--out", required=True,
+                   help="run folder for genotype.json, genotype_argmax.json, history.json, "
+                   "latency_table.json, summary.json and the search checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue the search in --out")
+    add_overwrite_option(p, what="the search in --out")
+
+
+def cmd_search(args) -> int:
+    """ProxylessNAS search with the seed's two changes; writes genotype.json, history.json."""
+    from .nas.search import run_search
+    result = run_search(space=args.space, budget_ms=args.budget_ms, budget_frac=args.budget_frac,
+                        data=args.data,
+                        image_size=args.image_size, out_dir=args.out, quick=args.quick,
+                        constraint=args.constraint, resume=args.resume, overwrite=args.overwrite,
+                        seed=args.seed, quiet=args.quiet, backend=args.backend,
+                        precision=args.precision, latency_size=args.latency_size,
+                        calibrate=not args.no_calibrate)
+    print(result.to_text())
+    if result.within_budget is False:
+        print(f"no derived net measured within the budget: see {Path(args.out) / 'summary.json'}",
+              file=sys.stderr)
+        return 1
+    print(f"retrain the child: segnas train --genotype {Path(args.out) / 'genotype.json'} --out ...")
+    return 0
+
+
+# --------------------------------------------------------------------------- latency
+def add_latency_target_options(p: argparse.ArgumentParser, *, size_help: str,
+                               size_flag: str = "--latency-size", size_default=None) -> None:
+    """Where the network will run: backend, precision and image side."""
+    p.add_argument("--backend", choices=BACKENDS, default="openvino",
+                   help="where latency is measured: the deployment target; default %(default)s")
+    p.add_argument("--precision", choices=PRECISIONS, default="f32",
+                   help="OpenVINO inference precision (torch runs f32); 'default' lets the CPU "
+                   "plugin choose (bf16 where the CPU supports it); default %(default)s")
+    p.add_argument(size_flag, type=int, default=size_default, help=size_help)
+
+
+def add_latency_arguments(p: argparse.ArgumentParser) -> None:
+    add_seed_option(p, what="which random subnets are fitted and validated")
+    add_quiet_option(p)
+    p.add_argument("--space", choices=list(SPACES), default="seed",
+                   help="search space (segnas_lite.nas.SPACES); default %(default)s")
+    add_latency_target_options(p, size_flag="--image-size", size_default=256,
+                               size_help="deployment image side; default %(default)s")
+    p.add_argument("--threads", type=int, default=2, help="inference threads; default %(default)s")
+    p.add_argument("--num-fit", type=int, default=60,
+                   help="random subnets measured end to end to calibrate the table; default "
+                   "%(default)s")
+    p.add_argument("--validate", type=int, default=30,
+                   help="held-out random subnets to check the predictor on; default %(default)s")
+    p.add_argument("--refresh", action="store_true",
+                   help="measure again instead of reading the cached table and calibration")
+    p.add_argument("--out", required=True,
+                   help="folder for latency_report.json and predicted_vs_measured.png")
+    add_overwrite_option(p, what="the report in --out")
+
+
+def cmd_latency(args) -> int:
+    """Build or load the latency predictor for a deployment target and validate it."""
+    from .nas.latency_report import latency_report, report_text
+    report = latency_report(get_space(args.space), out_dir=args.out, backend=args.backend,
+                            precision=args.precision, image_size=args.image_size,
+                            threads=args.threads, num_fit=args.num_fit,
+                            num_validate=args.validate, seed=args.seed, refresh=args.refresh,
+                            overwrite=args.overwrite, quiet=args.quiet)
+    print(report_text(report))
+    print(f"written: {Path(args.out) / 'latency_report.json'}, "
+          f"{Path(args.out) / 'predicted_vs_measured.png'}")
+    return 0

@@ -1,0 +1,83 @@
+"""``segnas latency``: build (or load) the latency predictor for a deployment target and check it.
+
+One call answers the question a user of the search must ask first: *can I trust the latency the
+search optimises?* It builds the in-place table and its calibration for a backend, a precision and
+an image size (``latency.build_predictor``, cached), measures ``n`` random subnets that the fit did
+not see, and reports how well both the plain sum and the calibrated predictor rank and estimate them,
+with the measurements' own repeat noise as the floor no predictor can beat.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..runio import atomic_open, atomic_write_text, guard_run_dir
+from .calibrate import mape
+from .latency import LatencyTable, build_predictor, spearman, validate
+from .space import Genotype, SearchSpace
+
+REPORT = "latency_report.json"
+FIGURE = "predicted_vs_measured.png"
+
+
+def in_place_prediction(table: LatencyTable, genotype: Genotype) -> float:
+    """What the uncalibrated in-place table predicts for ``genotype`` (kept in ``meta``)."""
+    raw = table.meta.get("in_place", {"ms": table.ms, "fixed_ms": table.fixed_ms})
+    return raw["fixed_ms"] + sum(row[names.index(op)]
+                                 for row, names, op in zip(raw["ms"], table.ops, genotype.ops))
+
+
+def latency_report(space: SearchSpace, *, out_dir: str | os.PathLike, backend: str = "openvino",
+                   precision: str = "f32", image_size: int = 256, threads: int = 2,
+                   num_fit: int = 60, num_validate: int = 30, seed: int = 0, refresh: bool = False,
+                   overwrite: bool = False, quiet: bool = False) -> dict:
+    """Build/load the predictor, validate it on held-out random subnets, write the report and the
+    figure into ``out_dir``; returns the report (what ``latency_report.json`` holds)."""
+    from ..viz import predicted_vs_measured
+    out = Path(out_dir)
+    guard_run_dir(out, [REPORT, FIGURE], resume=False, overwrite=overwrite, what="latency report")
+    table = build_predictor(space, image_size=(image_size, image_size), backend=backend,
+                            precision=precision, threads=threads, num_fit=num_fit, seed=seed,
+                            refresh=refresh, quiet=quiet)
+    check = validate(table, space, num_genotypes=num_validate, seed=seed, quiet=quiet)
+    genotypes = [Genotype(space.name, tuple(ops)) for ops in check.genotypes]
+    before = [in_place_prediction(table, g) for g in genotypes]
+    calibration = {k: v for k, v in table.meta["calibration"].items()
+                   if k not in ("genotypes", "measured_ms")}
+    report = {"spearman": check.spearman, "mape": check.mape, "n": len(genotypes),
+              "backend": backend, "precision": precision,
+              "ran_precision": table.meta.get("ran_precision"), "image_size": image_size,
+              "threads": threads, "noise_pct": check.noise_pct,
+              "in_place": {"spearman": spearman(before, check.measured_ms),
+                           "mape": mape(before, check.measured_ms)},
+              "calibration": calibration, "load": check.meta["load"],
+              "cpu": table.meta.get("cpu"), "table_key": table.meta.get("key"),
+              "predicted_ms": check.predicted_ms, "in_place_ms": before,
+              "measured_ms": check.measured_ms, "genotypes": check.genotypes}
+    out.mkdir(parents=True, exist_ok=True)
+    figure = predicted_vs_measured(check.predicted_ms, check.measured_ms, spearman=check.spearman,
+                                   mape=check.mape, before=before,
+                                   title=f"{space.name} space, {backend} {precision}, "
+                                         f"{image_size} px")
+    with atomic_open(out / FIGURE, "wb") as fh:
+        figure.savefig(fh, format="png", dpi=120)
+    atomic_write_text(out / REPORT, json.dumps(report, indent=1))
+    return report
+
+
+def report_text(report: dict) -> str:
+    """The report as a few lines for the terminal."""
+    busy = report["load"].get("busy")
+    lines = [
+        f"{report['n']} held-out random subnets, {report['backend']} {report['precision']} "
+        f"(ran {report['ran_precision']}), {report['image_size']} px, {report['threads']} threads",
+        f"in-place sum : Spearman {report['in_place']['spearman']:.3f}, "
+        f"MAPE {report['in_place']['mape']:.1f}%",
+        f"calibrated   : Spearman {report['spearman']:.3f}, MAPE {report['mape']:.1f}% "
+        f"(fitted on {report['calibration']['num_fit']} other subnets)",
+        f"repeat noise : {report['noise_pct']:.1f}% (two independent timings of the same subnets)",
+    ]
+    if busy:
+        lines.append("WARNING: the machine was busy while measuring; do not quote these numbers")
+    return "\n".join(lines)
