@@ -327,6 +327,9 @@ def add_notebooks_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="every notebook in its quick mode (sets SEGNAS_QUICK=1)")
     p.add_argument("--notebooks", help="folder of numbered notebooks (default: the repository's)")
+    p.add_argument("--cell-timeout", type=int, default=600,
+                   help="seconds one cell may run before the run stops and names it (a stalled "
+                   "kernel fails instead of waiting forever); default %(default)s")
     add_overwrite_option(p, what="executed copies that exist in OUTDIR")
     add_quiet_option(p)
 
@@ -351,9 +354,12 @@ def cmd_notebooks(args) -> int:
         started = time.perf_counter()
         try:
             papermill.execute_notebook(str(path), str(out / path.name), kernel_name="python3",
-                                       cwd=str(source), progress_bar=False)
+                                       cwd=str(source), progress_bar=False,
+                                       execution_timeout=args.cell_timeout)
         except papermill.PapermillExecutionError as exc:
-            failed = (path.name, exc)
+            failed = (path.name, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
+        except TimeoutError as exc:  # nbclient's CellTimeoutError: a stalled or too slow cell
+            failed = (path.name, f"a cell ran over {args.cell_timeout} s: {exc}")
         times.append((path.name, time.perf_counter() - started))
         if failed:
             break
@@ -362,8 +368,8 @@ def cmd_notebooks(args) -> int:
         print(f"{name:<34}{seconds:>9.1f}")
     print(f"{'total':<34}{sum(t for _, t in times):>9.1f}   (executed copies in {out})")
     if failed:
-        name, exc = failed
-        print(f"\n{name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}", file=sys.stderr)
+        name, what = failed
+        print(f"\n{name} failed, {what}", file=sys.stderr)
         return 1
     return 0
 

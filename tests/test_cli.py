@@ -181,3 +181,13 @@ def test_notebooks_runs_the_sequence_and_reports_a_failing_cell(tmp_path, capsys
     assert code == 1 and "01_bad.ipynb failed" in captured.err and "ZeroDivisionError" in captured.err
     assert "00_ok.ipynb" in captured.out and not (tmp_path / "out" / "02_never.ipynb").exists()
     assert main(["notebooks", str(tmp_path / "out"), "--notebooks", str(src)]) == 2  # no overwrite
+
+
+def test_a_stalled_notebook_cell_fails_fast_and_is_named(tmp_path, capsys):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _notebook(src / "00_slow.ipynb", "import time; time.sleep(60)")
+    code = main(["notebooks", str(tmp_path / "out"), "--notebooks", str(src), "--quiet",
+                 "--cell-timeout", "3"])
+    err = capsys.readouterr().err
+    assert code == 1 and "00_slow.ipynb failed" in err and "over 3 s" in err
