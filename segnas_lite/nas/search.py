@@ -10,7 +10,7 @@
    training data (``arch_fraction``), weight steps the rest.
 3. **Derivation** (``derive.py``): the argmax genotype, and the most probable one within the budget.
 
-Every sampled subnet passes the seed's hard latency constraint (``constraint.py``) and every try is
+Settings live in ``config.py``. Every sampled subnet passes the seed's hard latency constraint (``constraint.py``) and every try is
 recorded in the ``History`` (``history.py``). One alpha step is Eq. 4 plus the latency loss of
 Sec. 3.3: sample under the budget -> mode ``"single"`` -> CE on a held-out batch -> ``E[LAT]`` ->
 ``latency_loss`` -> backward -> Adam on the alphas only.
@@ -23,7 +23,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -32,7 +32,7 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..data import IGNORE_INDEX, split_indices
+from ..data import split_indices
 from ..runio import (RunDirectoryError, atomic_torch_save, atomic_write_text, guard_run_dir,
                      load_checkpoint, progress, rng_state, seed_everything, set_rng_state,
                      torch_generator)
@@ -40,12 +40,12 @@ from .constraint import RejectionBias, default_budget, rejection_bias, sample_un
 from .derive import InfeasibleBudgetError, derive_argmax, derive_measured, derive_under_budget
 from .gates import expected_latency, latency_loss
 from .history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
-from .latency import BACKENDS, LatencyTable, MeasuredLatency, build_predictor, build_table
-from ..timing import PRECISIONS
+from .config import QUICK, SearchConfig, SearchConfigError
+from .latency import LatencyTable, MeasuredLatency, build_predictor, build_table
 from .space import Genotype, SearchSpace, get_space
 from .supernet import SegSuperNet
 
-__all__ = [  # the records live in history.py, the constraint in constraint.py: re-exported
+__all__ = [  # settings in config.py, records in history.py, the constraint in constraint.py: re-exported
     "AlphaStep", "EpochSummary", "History", "ProxylessSearch", "QUICK", "RejectionBias", "Sample",
     "SearchConfig", "SearchConfigError", "SearchExistsError", "SearchResult", "WeightStep",
     "default_budget", "frozen", "rejection_bias", "run_search", "sample_under_budget",
@@ -59,83 +59,6 @@ OUTPUTS = ("genotype.json", "genotype_over_budget.json", "genotype_argmax.json",
 SearchExistsError = RunDirectoryError
 """The output folder already holds a search and neither resume nor overwrite was asked for (the
 same error as a training run's, so ``except RunDirectoryError`` catches both)."""
-
-
-class SearchConfigError(ValueError):
-    """A search setting that cannot work (unknown option, too little data, table of another space)."""
-
-
-# --------------------------------------------------------------------------- configuration
-@dataclass
-class SearchConfig:
-    """Everything that decides a search (saved in ``History.config``).
-
-    Reference defaults (``mit-han-lab/proxylessnas``, ``search/imagenet_arch_search.py``): weights SGD
-    momentum 0.9 Nesterov, cosine schedule, weight decay 4e-5; alpha Adam lr 1e-3, betas (0, 0.999),
-    eps 1e-8, no weight decay; ``mul#log`` latency loss with a = 0.2, b = 0.3; an alpha step every 5
-    weight batches. ``weight_lr`` is higher than the reference's 0.025 (batch 256 on ImageNet) because
-    our searches are a few hundred steps long.
-    """
-
-    image_size: int = 128
-    batch_size: int = 8
-    warmup_epochs: int = 2
-    search_epochs: int = 2
-    steps_per_epoch: int | None = 20     # cap on batches per epoch; None = the whole split
-    weight_lr: float = 0.05
-    weight_momentum: float = 0.9
-    weight_decay: float = 4e-5
-    arch_lr: float = 1e-3
-    arch_betas: tuple[float, float] = (0.0, 0.999)
-    arch_eps: float = 1e-8
-    budget_ms: float | None = None       # None: median prediction of random architectures
-    latency_form: str = "mul_log"        # "mul_log" (a, b) or "additive" (lam)
-    latency_a: float = 0.2
-    latency_b: float = 0.3
-    latency_lam: float = 0.1
-    estimator: str = "full_v2"           # "full_v2" or "two"
-    schedule: str = "decoupled"          # "decoupled" (seed) or "interleaved" (ProxylessNAS)
-    arch_every: int = 5                  # interleaved: one alpha step every this many weight steps
-    constraint: str = "predicted"        # "predicted" (table) or "measured" (end to end, cached)
-    max_resample: int = 100
-    arch_fraction: float = 0.5           # share of the training data held out for alpha steps
-    alpha_bn: str = "train"              # BatchNorm mode in alpha steps: "train" (reference) or "eval"
-    backend: str = "openvino"            # where latency is measured: the deployment target
-    precision: str = "f32"               # OpenVINO inference precision ("f32", "bf16", "default")
-    latency_size: int | None = None      # image side the latency is for (None: image_size)
-    threads: int = 2                     # for measured latencies
-    measure_child: bool = True           # derive in a closed loop on measured latency (derive.py)
-    max_derive_tries: int = 5            # how often the closed loop may tighten the target
-    ignore_index: int = IGNORE_INDEX
-    seed: int = 0
-    quiet: bool = False
-
-    def __post_init__(self) -> None:
-        self.arch_betas = tuple(self.arch_betas)
-        choices = {"latency_form": ("mul_log", "additive"), "estimator": ("full_v2", "two"),
-                   "schedule": ("decoupled", "interleaved"), "constraint": ("predicted", "measured"),
-                   "alpha_bn": ("train", "eval"), "backend": BACKENDS, "precision": PRECISIONS}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise SearchConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if self.warmup_epochs < 0 or self.search_epochs < 0 or self.batch_size < 1:
-            raise SearchConfigError("epochs must be >= 0 and batch_size >= 1")
-        if not 0.0 < self.arch_fraction < 1.0:
-            raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
-        if self.max_resample < 1 or self.arch_every < 1 or self.max_derive_tries < 1:
-            raise SearchConfigError("max_resample, arch_every and max_derive_tries must be >= 1")
-        if self.backend == "torch" and self.precision not in ("f32", "default"):
-            raise SearchConfigError(f"the torch backend runs f32, not {self.precision!r}")
-
-    @property
-    def latency_shape(self) -> tuple[int, int]:
-        """(H, W) that latencies are predicted and measured for (the deployment size)."""
-        side = self.latency_size or self.image_size
-        return side, side
-
-    @property
-    def total_epochs(self) -> int:
-        return self.warmup_epochs + self.search_epochs
 
 
 def _plain(value):
@@ -493,11 +416,6 @@ class BudgetNotMetWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- one call for the CLI
-QUICK = dict(batch_size=8, warmup_epochs=2, search_epochs=2, steps_per_epoch=10, arch_lr=2e-2)
-"""``--quick``: about 40 batches in all on 128x128 SyntheticPortraits. With so few alpha steps the
-reference alpha lr (1e-3) would barely move p, so quick mode uses 2e-2 to make the trend visible."""
-
-
 def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = None,
                budget_frac: float | None = None, data: str = "synthetic",
                image_size: int | None = None,
