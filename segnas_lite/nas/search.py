@@ -10,10 +10,10 @@
    training data (``arch_fraction``), weight steps the rest.
 3. **Derivation** (``derive.py``): the argmax genotype, and the most probable one within the budget.
 
-Settings live in ``config.py``. Every sampled subnet passes the seed's hard latency constraint (``constraint.py``) and every try is
-recorded in the ``History`` (``history.py``). One alpha step is Eq. 4 plus the latency loss of
-Sec. 3.3: sample under the budget -> mode ``"single"`` -> CE on a held-out batch -> ``E[LAT]`` ->
-``latency_loss`` -> backward -> Adam on the alphas only.
+Settings live in ``config.py``. Every sampled subnet passes the seed's hard latency constraint
+(``constraint.py``) and every try is recorded in the ``History`` (``history.py``). One alpha step is
+Eq. 4 plus the latency loss of Sec. 3.3: sample under the budget -> mode ``"single"`` -> CE on a
+held-out batch -> ``E[LAT]`` -> ``latency_loss`` -> backward -> Adam on the alphas only.
 """
 from __future__ import annotations
 
