@@ -33,8 +33,7 @@ from segnas_lite.export import save_ir, to_openvino  # noqa: E402
 from segnas_lite.nas import get_space  # noqa: E402
 from segnas_lite.nas.latency import _child, random_genotypes  # noqa: E402
 from segnas_lite.nas.latency_report import latency_report  # noqa: E402
-from segnas_lite.timing import (BenchmarkAppError, LoadMonitor, benchmark_app,  # noqa: E402
-                                compile_openvino, time_openvino)
+from segnas_lite.timing import BenchmarkAppError, LoadMonitor, crosscheck  # noqa: E402
 
 TARGETS = {"torch": ("torch", "f32"), "openvino-f32": ("openvino", "f32"),
            "openvino-bf16": ("openvino", "bf16")}
@@ -52,6 +51,7 @@ def target_row(space, size: int, target: str, args, out: Path) -> dict:
            "before_mape": report["in_place"]["mape"],
            "after_spearman": report["spearman"], "after_mape": report["mape"],
            "noise_pct": report["noise_pct"], "n": report["n"],
+           "speed_vs_calibration_pct": report["speed_vs_calibration_pct"],
            "busy": report["load"]["busy"], "seconds": round(time.perf_counter() - started, 1)}
     print(f"  {target} @ {size}: before {row['before_spearman']:.3f} / {row['before_mape']:.1f}%, "
           f"after {row['after_spearman']:.3f} / {row['after_mape']:.1f}%, noise "
@@ -59,25 +59,22 @@ def target_row(space, size: int, target: str, args, out: Path) -> dict:
     return {"row": row, "report": report}
 
 
-def crosscheck(space, size: int, args) -> dict:
-    """Our timer against benchmark_app on one random subnet's f32 IR."""
+def crosscheck_row(space, size: int, args) -> dict:
+    """Our timer against benchmark_app on one random subnet's f32 IR (alternating rounds)."""
     genotype = random_genotypes(space, 1, seed=args.seed, stream=9)[0]
     ov_model = to_openvino(_child(genotype, space, 2, None), input_size=(size, size))
     with tempfile.TemporaryDirectory() as folder:
         xml = save_ir(ov_model, Path(folder) / "model.xml", compress_to_fp16=False)
-        ours = time_openvino(compile_openvino(xml, precision="f32", threads=args.threads),
-                             (1, 3, size, size), runs=max(200, args.runs), warmup=20)
         try:
-            theirs = benchmark_app(xml, threads=args.threads, precision="f32",
-                                   seconds=args.app_seconds)
+            result = crosscheck(xml, (1, 3, size, size), threads=args.threads,
+                                seconds=args.app_seconds)
         except BenchmarkAppError as error:
             return {"error": str(error)}
-    ratio = ours.median_ms / theirs["median_ms"]
-    print(f"  cross-check @ {size}: segnas_lite.timing median {ours.median_ms:.3f} ms, "
-          f"benchmark_app median {theirs['median_ms']:.3f} ms (ratio {ratio:.3f})", flush=True)
-    return {"size": size, "ops": list(genotype.ops), "ours_median_ms": ours.median_ms,
-            "ours_p90_ms": ours.p90_ms, **{f"app_{k}": v for k, v in theirs.items()},
-            "ratio": ratio}
+    print(f"  cross-check @ {size}: segnas_lite.timing best median {result['ours_best_ms']:.3f} ms, "
+          f"benchmark_app best median {result['benchmark_app_best_ms']:.3f} ms (ratio "
+          f"{result['ratio']:.3f}; rounds {result['ours_ms']} / {result['benchmark_app_ms']})",
+          flush=True)
+    return {"size": size, "ops": list(genotype.ops), **result}
 
 
 def main() -> None:
@@ -88,8 +85,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--num-fit", type=int, default=60)
     parser.add_argument("--validate", type=int, default=30)
-    parser.add_argument("--runs", type=int, default=200, help="timed runs of the cross-check")
-    parser.add_argument("--app-seconds", type=int, default=10, help="benchmark_app -t")
+    parser.add_argument("--app-seconds", type=int, default=3, help="benchmark_app -t per round")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--use-cache", action="store_true",
                         help="reuse cached tables and calibrations (default: measure afresh)")
@@ -98,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.space, args.sizes, args.num_fit, args.validate = "tiny", [32], 10, 6
-        args.runs, args.app_seconds = 50, 2
+        args.app_seconds = 1
     space = get_space(args.space)
     figures = Path(args.out).with_suffix("")  # benchmarks/results/latency_table/<target>_<size>/
 
@@ -109,14 +105,16 @@ def main() -> None:
                 result = target_row(space, size, target, args, figures)
                 rows.append(result["row"])
                 reports.append(result["report"])
-        check = crosscheck(space, max(args.sizes), args)
+        check = crosscheck_row(space, max(args.sizes), args)
     print()
     text = print_table(rows, [("target", "target", "s"), ("ran", "ran", "s"), ("size", "px", "d"),
                               ("before_spearman", "Spearman before", ".3f"),
                               ("before_mape", "MAPE % before", ".1f"),
                               ("after_spearman", "Spearman after", ".3f"),
                               ("after_mape", "MAPE % after", ".1f"),
-                              ("noise_pct", "noise %", ".1f"), ("busy", "busy", "")])
+                              ("noise_pct", "noise %", ".1f"),
+                              ("speed_vs_calibration_pct", "speed drift %", ".1f"),
+                              ("busy", "busy", "")])
     load = monitor.report.to_dict()
     print(f"\n{args.validate} held-out random subnets of {args.space!r} per row, calibration on "
           f"{args.num_fit} others, {args.threads} threads. Load: {load}")

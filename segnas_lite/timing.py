@@ -39,6 +39,7 @@ PRECISIONS = ("f32", "bf16", "default")  # OpenVINO's INFERENCE_PRECISION_HINT; 
 HINTS = ("LATENCY", "THROUGHPUT")
 BUSY_CORES = 0.25  # other processes using more than a quarter of a core make a run "busy"
 STEAL_CORES = 0.1  # so does a VM host taking a tenth of a core from us
+SPEED_CHANGE_PCT = 15.0  # so does the machine itself running a fixed probe that much slower/faster
 
 
 class TimingError(ValueError):
@@ -68,6 +69,22 @@ def _cpu_seconds() -> tuple[float, float] | None:
     return (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / hz, ticks[7] / hz
 
 
+def speed_probe_ms() -> float:
+    """Median time (ms) of a fixed single-threaded workload (a 192 x 192 matrix product).
+
+    Taken before and after a measurement, it shows when the machine itself got slower or faster
+    (a virtual CPU's host throttling, frequency scaling) even though no process and no steal time
+    says so: seen here as 40% between two minutes."""
+    a = torch.randn(192, 192, generator=torch.Generator().manual_seed(0))
+    with _TorchThreads(1):
+        times = []
+        for _ in range(40):
+            start = time.perf_counter()
+            torch.mm(a, a)
+            times.append((time.perf_counter() - start) * 1e3)
+    return round(statistics.median(times), 4)
+
+
 def _own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
@@ -82,14 +99,24 @@ class LoadReport:
     other_cores: float | None  # mean cores used by OTHER processes (None where unknown)
     seconds: float
     steal_cores: float | None = None  # mean cores the VM host took away (None where unknown)
+    probe_before_ms: float | None = None  # ``speed_probe_ms`` before and after
+    probe_after_ms: float | None = None
+
+    @property
+    def speed_change_pct(self) -> float | None:
+        if not self.probe_before_ms or self.probe_after_ms is None:
+            return None
+        return round(100.0 * (self.probe_after_ms / self.probe_before_ms - 1.0), 1)
 
     @property
     def busy(self) -> bool:
+        change = self.speed_change_pct
         return ((self.other_cores is not None and self.other_cores > BUSY_CORES)
-                or (self.steal_cores is not None and self.steal_cores > STEAL_CORES))
+                or (self.steal_cores is not None and self.steal_cores > STEAL_CORES)
+                or (change is not None and abs(change) > SPEED_CHANGE_PCT))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "busy": self.busy}
+        return {**asdict(self), "speed_change_pct": self.speed_change_pct, "busy": self.busy}
 
 
 class LoadMonitor:
@@ -106,7 +133,7 @@ class LoadMonitor:
         self.report: LoadReport | None = None
 
     def __enter__(self) -> "LoadMonitor":
-        self._load = load_average()
+        self._load, self._probe = load_average(), speed_probe_ms()
         self._cpu, self._own, self._wall = _cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
         return self
 
@@ -117,10 +144,12 @@ class LoadMonitor:
         if cpu is not None and self._cpu is not None and wall > 0:
             other = max(0.0, (cpu[0] - self._cpu[0]) - (_own_cpu_seconds() - self._own)) / wall
             other, steal = round(other, 3), round((cpu[1] - self._cpu[1]) / wall, 3)
-        self.report = LoadReport(self._load, load_average(), other, round(wall, 3), steal)
+        self.report = LoadReport(self._load, load_average(), other, round(wall, 3), steal,
+                                 self._probe, speed_probe_ms())
         if self.warn and self.report.busy:
             warnings.warn(f"the machine was busy during {self.what}: other processes used "
-                          f"{other:.2f} cores and the VM host took {steal:.2f} (load average "
+                          f"{other} cores, the VM host took {steal}, a fixed probe changed speed "
+                          f"by {self.report.speed_change_pct}% (load average "
                           f"{self.report.load_after}); these latencies are disturbed: do not "
                           "quote them, re-run on a quiet machine", BusyMachineWarning, stacklevel=2)
 
@@ -387,3 +416,23 @@ def benchmark_app(xml_path: str | os.PathLike, *, threads: int = 2, precision: s
     count = re.search(r"Count:\s+(\d+)", done.stdout)
     return {**{f"{k}_ms": v for k, v in figures.items()},
             "iterations": int(count.group(1)) if count else None}
+
+
+def crosscheck(xml_path: str | os.PathLike, input_shape: Sequence[int], *, threads: int = 2,
+               precision: str = "f32", rounds: int = 3, seconds: int = 3) -> dict:
+    """This timer against ``benchmark_app`` on one IR, alternating ``rounds`` times (ours, theirs,
+    ours, ...), so that a slow minute of the machine hits both; compares the best median of each.
+
+    On a shared virtual machine the speed of the same inference drifts by tens of percent within a
+    minute; one reading of each side is not a comparison, alternating rounds are."""
+    compiled = compile_openvino(xml_path, precision=precision, threads=threads)
+    ours, theirs = [], []
+    for _ in range(rounds):
+        ours.append(time_openvino(compiled, input_shape, warmup=20, runs=300,
+                                  threads=threads).median_ms)
+        theirs.append(benchmark_app(xml_path, threads=threads, precision=precision,
+                                    seconds=seconds)["median_ms"])
+    ours.append(time_openvino(compiled, input_shape, warmup=20, runs=300,
+                              threads=threads).median_ms)
+    return {"ours_ms": ours, "benchmark_app_ms": theirs, "ours_best_ms": min(ours),
+            "benchmark_app_best_ms": min(theirs), "ratio": min(ours) / min(theirs)}

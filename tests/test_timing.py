@@ -100,9 +100,15 @@ def test_our_timer_agrees_with_benchmark_app(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", T.BusyMachineWarning)
         with T.LoadMonitor() as monitor:
-            ours = T.time_openvino(T.compile_openvino(xml, precision="f32", threads=2),
-                                   (1, 3, 256, 256), warmup=20, runs=200)
-            theirs = T.benchmark_app(xml, threads=2, precision="f32", seconds=5)
+            result = T.crosscheck(xml, (1, 3, 256, 256), threads=2, rounds=3, seconds=3)
     if monitor.report.busy:
         pytest.skip(f"machine busy while timing ({monitor.report.to_dict()}): not comparable")
-    assert ours.median_ms == pytest.approx(theirs["median_ms"], rel=0.10)
+    assert result["ratio"] == pytest.approx(1.0, abs=0.10)
+
+
+def test_a_change_of_machine_speed_marks_the_run_busy():
+    steady = T.LoadReport(0.5, 0.5, 0.0, 10.0, 0.0, probe_before_ms=0.20, probe_after_ms=0.21)
+    slowed = T.LoadReport(0.5, 0.5, 0.0, 10.0, 0.0, probe_before_ms=0.20, probe_after_ms=0.28)
+    assert steady.speed_change_pct == 5.0 and not steady.busy
+    assert slowed.speed_change_pct == 40.0 and slowed.busy
+    assert T.speed_probe_ms() > 0

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ..runio import atomic_open, atomic_write_text, guard_run_dir
+from ..timing import SPEED_CHANGE_PCT
 from .calibrate import mape
 from .latency import LatencyTable, build_predictor, spearman, validate
 from .space import Genotype, SearchSpace
@@ -55,6 +56,11 @@ def latency_report(space: SearchSpace, *, out_dir: str | os.PathLike, backend: s
               "cpu": table.meta.get("cpu"), "table_key": table.meta.get("key"),
               "predicted_ms": check.predicted_ms, "in_place_ms": before,
               "measured_ms": check.measured_ms, "genotypes": check.genotypes}
+    fitted_probe = calibration.get("load", {}).get("probe_before_ms")
+    checked_probe = check.meta["load"].get("probe_before_ms")
+    report["speed_vs_calibration_pct"] = (
+        round(100.0 * (checked_probe / fitted_probe - 1.0), 1)
+        if fitted_probe and checked_probe else None)
     out.mkdir(parents=True, exist_ok=True)
     figure = predicted_vs_measured(check.predicted_ms, check.measured_ms, spearman=check.spearman,
                                    mape=check.mape, before=before,
@@ -78,6 +84,11 @@ def report_text(report: dict) -> str:
         f"(fitted on {report['calibration']['num_fit']} other subnets)",
         f"repeat noise : {report['noise_pct']:.1f}% (two independent timings of the same subnets)",
     ]
+    drift = report.get("speed_vs_calibration_pct")
+    if drift is not None and abs(drift) > SPEED_CHANGE_PCT:
+        lines.append(f"WARNING: the machine ran a fixed probe {drift:+.0f}% differently than when "
+                     "the predictor was calibrated: its milliseconds are off by about as much "
+                     "(refresh it: --refresh)")
     if busy:
         lines.append("WARNING: the machine was busy while measuring; do not quote these numbers")
     return "\n".join(lines)
