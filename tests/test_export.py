@@ -134,9 +134,13 @@ def test_fp16_ir_passes_parity_with_looser_tolerance(tiny, tiny_static, tmp_path
     assert fp16_xml.with_suffix(".bin").stat().st_size < 0.6 * fp32_xml.with_suffix(".bin").stat().st_size
     exact = E.check_parity(tiny, fp32_xml, num_images=2)
     assert exact.passed, exact.to_text()
-    report = E.check_parity(tiny, fp16_xml, num_images=2, atol=FP16_ATOL, min_agreement=FP16_MIN_AGREEMENT)
+    assert exact.weights == "f32" and exact.atol == 1e-3
+    report = E.check_parity(tiny, fp16_xml, num_images=2)  # the tolerance follows the weights
+    assert report.weights == "f16" and report.atol == FP16_ATOL
+    assert report.min_agreement == FP16_MIN_AGREEMENT
     assert report.passed, report.to_text()
     assert report.max_abs_diff > 0.0  # the weights did change
+    assert "f16 weights" in report.to_text()
 
 
 def test_write_is_atomic_and_refuses_overwrite(tiny, tmp_path):
