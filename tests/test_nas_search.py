@@ -294,4 +294,5 @@ def test_a_budget_no_derived_child_meets_is_reported_not_hidden(tmp_path):
     assert result.within_budget is False
     assert not (tmp_path / "genotype.json").exists()
     assert (tmp_path / "genotype_over_budget.json").is_file()
+    assert "genotype_over_budget.json" in result.to_text()
     assert json.loads((tmp_path / "summary.json").read_text())["within_budget"] is False

@@ -200,8 +200,10 @@ class SearchResult:
             f"{'' if s['argmax_fits_budget'] else ', OVER BUDGET'}): {' '.join(self.genotype_argmax.ops)}",
             f"budget genotype  ({self.predicted_budget_ms:.2f} ms predicted, {measured}): "
             f"{' '.join(self.genotype_budget.ops)}",
-            *([f"written to {self.out_dir}: genotype.json, genotype_argmax.json, history.json, "
-               "latency_table.json, summary.json"] if self.out_dir else []),
+            *([f"written to {self.out_dir}: "
+               f"{'genotype_over_budget.json' if self.within_budget is False else 'genotype.json'}"
+               ", genotype_argmax.json, history.json, latency_table.json, summary.json"]
+              if self.out_dir else []),
         ])
 
     @property
