@@ -422,6 +422,34 @@ def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float],
     return fig
 
 
+def derive_attempts(attempts: Sequence[dict], budget_ms: float, *,
+                    title: str = "derivation, closed on measurement") -> Figure:
+    """The closed-loop derivation, one column per try (``SearchResult.latency["derive_attempts"]``).
+
+    Each try derives the most probable architecture under a *target* (a short bar), predicts its
+    latency (a hollow circle) and measures it end to end (a filled dot: green within the budget,
+    red over it). The dashed line is the budget; a red dot makes the next try lower its target.
+    """
+    fig = Figure(figsize=(max(3.6, 1.2 * len(attempts) + 2.0), 3.4), layout="constrained")
+    ax = fig.subplots()
+    tries = np.arange(1, len(attempts) + 1)
+    measured = np.array([a["measured_ms"] for a in attempts], dtype=float)
+    ax.axhline(budget_ms, color="black", linestyle="--", linewidth=1,
+               label=f"budget {budget_ms:.2f} ms")
+    ax.scatter(tries, [a["target_ms"] for a in attempts], marker="_", s=500, color="grey",
+               label="target of the try")
+    ax.scatter(tries, [a["predicted_ms"] for a in attempts], facecolors="none",
+               edgecolors="tab:blue", s=60, label="predicted")
+    ax.scatter(tries, measured, s=60, zorder=3, label="measured",
+               color=["tab:green" if m <= budget_ms else "tab:red" for m in measured])
+    ax.set_xticks(tries, [f"try {t}" for t in tries])
+    ax.set_xlim(0.4, len(attempts) + 0.6)
+    ax.set(ylabel="latency (ms)", title=title)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3, axis="y")
+    return fig
+
+
 def search_curves(expected_latency_ms: Sequence[float], rejection_rates: Sequence[float], *,
                   budget_ms: float | None = None) -> Figure:
     """E[LAT] and the rejection rate per alpha step: is the search pulled under the budget?"""

@@ -35,6 +35,23 @@ def test_torch_timing_is_sane_and_restores_threads():
     assert result.backend == "torch" and result.precision == "f32" and result.threads == 1
 
 
+def test_runtime_layers_show_the_reorders_an_op_pays_alone():
+    conv = nn.Sequential(nn.Conv2d(16, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU()).eval()
+    alone = T.prepare(conv, (1, 16, 16, 16), backend="openvino", threads=1)
+    layers = T.runtime_layers(alone)
+    assert layers.get("Convolution") == 1  # batch norm and ReLU were fused into it
+    assert "BatchNormalization" not in layers and "Const" not in layers
+    assert layers.get("Reorder", 0) >= 1  # plain NCHW in and out, blocked layout inside
+    with pytest.raises(T.TimingError, match="backend='openvino'"):
+        T.runtime_layers(T.prepare(conv, (1, 16, 16, 16), backend="torch", threads=1))
+
+
+def test_call_overhead_times_an_almost_empty_network():
+    result = T.call_overhead(backend="torch", threads=1, runs=20)
+    assert result.backend == "torch" and result.runs == 20
+    assert 0 < result.median_ms <= result.p90_ms
+
+
 def test_openvino_timing_records_the_precision_that_ran():
     result = T.time_module(tiny(), (1, 3, 32, 32), backend="openvino", precision="f32", threads=1,
                            warmup=1, runs=5)

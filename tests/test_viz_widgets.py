@@ -159,6 +159,19 @@ def test_predicted_vs_measured_and_search_curves():
     assert len(fig.axes) == 2
 
 
+def test_derive_attempts_colours_each_try_by_the_budget():
+    attempts = [{"target_ms": 1.0, "predicted_ms": 0.95, "measured_ms": 1.1, "ops": []},
+                {"target_ms": 0.9, "predicted_ms": 0.85, "measured_ms": 0.97, "ops": []}]
+    fig = viz.derive_attempts(attempts, 1.0)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["try 1", "try 2"]
+    measured = next(c for c in ax.collections if c.get_label() == "measured")
+    colours = [tuple(round(v, 3) for v in rgba[:3]) for rgba in measured.get_facecolors()]
+    from matplotlib.colors import to_rgb
+    assert colours == [tuple(round(v, 3) for v in to_rgb(name)) for name in ("tab:red", "tab:green")]
+    assert list(measured.get_offsets()[:, 1]) == [1.1, 0.97]
+
+
 def test_pareto_front_skips_dominated_models():
     rows = [{"name": "fast", "latency_ms": 1, "miou": 0.5},
             {"name": "slow_bad", "latency_ms": 3, "miou": 0.4},

@@ -163,7 +163,7 @@ def table_key(space: SearchSpace, *, backend: str, threads: int, image_size: Seq
     return f"{space.name}_{fingerprint}_{backend}-{precision}_t{threads}_{h}x{w}_{cpu}"
 
 
-def _table_blocks(space: SearchSpace, image_size: Sequence[int], *, num_classes: int,
+def table_blocks(space: SearchSpace, image_size: Sequence[int], *, num_classes: int,
                   macro_config: MacroConfig) -> dict:
     """What a table times: ``{(layer, op name): ChainLayer}`` for every op in place, and
     ``"fixed"``: the stem and head of the macro on stand-in features of the real shapes."""
@@ -206,7 +206,7 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
 
     torch.manual_seed(0)
     shapes = space.layer_input_shapes(h, w)
-    blocks = _table_blocks(space, (h, w), num_classes=num_classes, macro_config=macro_config)
+    blocks = table_blocks(space, (h, w), num_classes=num_classes, macro_config=macro_config)
     runners = {entry: prepare(block, (1, 3, h, w) if entry == "fixed" else (1, *shapes[entry[0]]),
                               backend=backend, precision=precision, threads=threads)
                for entry, block in progress(blocks.items(), quiet=quiet, total=len(blocks),
