@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .cli import add_data_options, add_overwrite_option, add_quiet_option, add_seed_option
+from .nas.gates import LATENCY_FORMS
 from .nas.latency import BACKENDS
 from .nas.space import SPACES, get_space
 from .timing import PRECISIONS
@@ -22,8 +23,8 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--space", choices=list(SPACES), default="seed",
                    help="search space (segnas_lite.nas.SPACES); default %(default)s")
     p.add_argument("--budget-ms", type=float, default=None,
-                   help="latency budget (ms); default: the median predicted latency of random "
-                   "architectures of the space, so about half of them fit")
+                   help="latency budget (ms); default: the 0.4 quantile of the predicted latency "
+                   "of random architectures of the space, so about 60%% of them are rejected")
     p.add_argument("--budget-frac", type=float, default=None,
                    help="budget as a fraction of the way from the fastest (0) to the slowest (1) "
                    "predicted architecture; instead of --budget-ms")
@@ -32,6 +33,17 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
                    "default %(default)s")
     add_latency_target_options(p, size_help="deployment image side that latency is predicted and "
                                "measured for; default: --image-size")
+    p.add_argument("--latency-form", choices=LATENCY_FORMS, default=None,
+                   help="how E[LAT] enters the alpha loss: hinge (default: flat inside the budget), "
+                   "target (pulled to the budget), mul_log / additive (ProxylessNAS: pull ever "
+                   "lower), none (the hard constraint alone)")
+    p.add_argument("--warmup-sampling", choices=("fair", "constrained"), default=None,
+                   help="warm-up paths: fair (default: uniform, every op trained equally) or "
+                   "constrained (uniform under the budget, as the seed)")
+    p.add_argument("--teacher", default=None, metavar="CHECKPOINT",
+                   help="a `segnas train` checkpoint distilled into the super-net during warm-up")
+    p.add_argument("--distill-weight", type=float, default=None,
+                   help="weight of the distillation term (default 0.5 with --teacher)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="use the plain in-place table (no end-to-end calibration)")
     p.add_argument("--quick", action="store_true",
@@ -52,7 +64,11 @@ def cmd_search(args) -> int:
                         constraint=args.constraint, resume=args.resume, overwrite=args.overwrite,
                         seed=args.seed, quiet=args.quiet, backend=args.backend,
                         precision=args.precision, latency_size=args.latency_size,
-                        calibrate=not args.no_calibrate)
+                        calibrate=not args.no_calibrate, teacher=args.teacher,
+                        **{key: value for key, value in (
+                            ("latency_form", args.latency_form),
+                            ("warmup_sampling", args.warmup_sampling),
+                            ("distill_weight", args.distill_weight)) if value is not None})
     print(result.to_text())
     if result.within_budget is False:
         print(f"no derived net measured within the budget: see {Path(args.out) / 'summary.json'}",

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from .data import IGNORE_INDEX
+from .distill import distillation_loss, main_logits
 from .metrics import ConfusionMeter, SegmentationMetrics
 from .runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint, progress, rng_state, seed_everything,
                     set_rng_state, torch_generator)
@@ -56,6 +57,8 @@ class TrainConfig:
     eval_every: int = 1
     quiet: bool = False             # no progress bars (papermill / CI)
     num_workers: int = 0
+    distill_weight: float = 0.0     # weight w of the distillation term (distill.py); 0 = off
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adamw"):
@@ -178,8 +181,9 @@ def _start_run(out: Path | None, *, model: nn.Module, optimizer, scheduler, conf
 
 
 def _train_epoch(model: nn.Module, train_set: Dataset, *, optimizer, scheduler, config: TrainConfig,
-                 epoch: int, steps: int) -> float:
-    """One epoch of SGD/AdamW steps -> mean training loss."""
+                 epoch: int, steps: int, teacher: nn.Module | None = None) -> float:
+    """One epoch of SGD/AdamW steps -> mean training loss (with the distillation term when a
+    ``teacher`` is given and ``config.distill_weight`` > 0)."""
     model.train()
     batches = iter(_epoch_loader(train_set, config, epoch))
     running = 0.0
@@ -187,8 +191,15 @@ def _train_epoch(model: nn.Module, train_set: Dataset, *, optimizer, scheduler, 
                    leave=False)
     for seen, _ in enumerate(bar, start=1):
         images, masks = next(batches)
-        loss = segmentation_loss(model(images), masks, ignore_index=config.ignore_index,
+        output = model(images)
+        loss = segmentation_loss(output, masks, ignore_index=config.ignore_index,
                                  aux_weight=config.aux_weight)
+        if teacher is not None and config.distill_weight > 0:
+            with torch.no_grad():
+                soft = main_logits(teacher(images))
+            loss = loss + config.distill_weight * distillation_loss(
+                main_logits(output), soft, temperature=config.distill_temperature, target=masks,
+                ignore_index=config.ignore_index)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower "
                                      "the learning rate (--lr)")
@@ -217,14 +228,18 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
           config: TrainConfig, num_classes: int, out_dir: str | os.PathLike | None = None,
           resume: bool = False, overwrite: bool = False, model_info: dict | None = None,
           class_names: tuple[str, ...] | None = None,
-          on_epoch_end: Callable[[dict], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[dict], None] | None = None,
+          teacher: nn.Module | None = None) -> TrainResult:
     """Train ``model`` for ``config.epochs`` epochs, checkpointing into ``out_dir`` after each.
 
     ``model_info`` (e.g. ``{"name": "fast_scnn", "kwargs": {...}}``) is stored in the checkpoint so
     that ``segnas evaluate`` and ``segnas predict`` can rebuild the model. With ``resume=True`` the run
     continues from ``out_dir/checkpoint.pt``; an existing run is never overwritten unless
-    ``overwrite=True``.
+    ``overwrite=True``. ``teacher``: a trained model whose soft masks are distilled into ``model``
+    with weight ``config.distill_weight`` (``distill.py``; Hinton et al., 2015).
     """
+    if teacher is not None:
+        teacher.eval()
     out = Path(out_dir) if out_dir is not None else None
     run_info = {"model": model_info or {}, "num_classes": num_classes}
     steps = _steps_per_epoch(train_set, config)
@@ -238,7 +253,7 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         loss = _train_epoch(model, train_set, optimizer=optimizer, scheduler=scheduler,
-                            config=config, epoch=epoch, steps=steps)
+                            config=config, epoch=epoch, steps=steps, teacher=teacher)
         record = {"epoch": epoch + 1, "train_loss": loss, "lr": optimizer.param_groups[0]["lr"]}
         last = epoch + 1 == config.epochs
         if val_set is not None and ((epoch + 1) % config.eval_every == 0 or last):

@@ -422,6 +422,28 @@ def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float],
     return fig
 
 
+def alpha_stability(entropy: Sequence[float], agreement: Sequence[float], *,
+                    title: str = "has the search decided?") -> Figure:
+    """Two curves over the alpha steps (step 0 = before the first): the mean normalized entropy of
+    p (1 = uniform, 0 = one op per layer certain; ``History.entropy_curve``) and the share of
+    layers whose most probable op is already the final one (``History.argmax_agreement_curve``).
+
+    A search that learns drives the entropy down and the agreement up early; an entropy stuck near
+    1 means p barely moved, and an agreement that only reaches 1 at the last step means the argmax
+    was still changing when the search stopped."""
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax_h, ax_a = fig.subplots(1, 2)
+    ax_h.plot(entropy, color="tab:purple")
+    ax_h.set(xlabel="alpha step", ylabel="entropy / log K", ylim=(0, 1.05), title="entropy of p")
+    ax_a.plot(agreement, color="tab:green")
+    ax_a.set(xlabel="alpha step", ylabel="share of layers", ylim=(0, 1.05),
+             title="argmax already final")
+    for ax in (ax_h, ax_a):
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return fig
+
+
 def derive_attempts(attempts: Sequence[dict], budget_ms: float, *,
                     title: str = "derivation, closed on measurement") -> Figure:
     """The closed-loop derivation, one column per try (``SearchResult.latency["derive_attempts"]``).
@@ -524,4 +546,54 @@ def latency_heatmap(table_ms, op_names, *, relative: bool = False, genotype=None
     _label_layer_op_grid(ax, columns, layers, genotype, colour="red")
     ax.set_title(title or ("latency per (layer, op), relative to the layer's slowest op"
                            if relative else "latency per (layer, op) in ms"), fontsize=10)
+    return fig
+
+
+# --------------------------------------------------------------------------- budgeted comparison
+BUDGET_PARETO_MARKERS = {"searched": "*", "random": "o", "mbv3": "s", "mbv3_scaled": "D",
+                         "uniform": "^", "reference": "P"}
+"""Marker per kind of network in ``budget_pareto`` (any other kind: a small circle)."""
+
+
+def budget_pareto(rows: Sequence[dict], budgets: dict[str, float], *, metric: str = "miou",
+                  latency_key: str = "latency_ms", title: str | None = None) -> Figure:
+    """Accuracy versus measured latency at several latency budgets (``benchmarks/search.py``, the
+    seed's Table 2 question asked per budget).
+
+    ``rows``: dicts with ``kind`` (its marker: ``BUDGET_PARETO_MARKERS``), ``label``, ``budget`` (a
+    key of ``budgets``, drawn in that budget's colour; ``None`` for a network shared by every
+    budget, drawn in black), the ``metric`` and the latency. ``budgets``: name -> ms, each drawn as
+    a dashed vertical line in its colour. Rows without a metric or latency are left out; random
+    subnets are not labelled (there are many).
+    """
+    fig = Figure(figsize=(7.5, 4.6), layout="constrained")
+    ax = fig.subplots()
+    colours = {name: f"C{i % 10}" for i, name in enumerate(budgets)}
+    for name, ms in budgets.items():
+        ax.axvline(ms, color=colours[name], linestyle="--", linewidth=1,
+                   label=f"budget {name}: {ms:.2f} ms")
+    kinds = []
+    for row in rows:
+        x, y = row.get(latency_key), row.get(metric)
+        if x is None or y is None:
+            continue
+        kind = row.get("kind", "")
+        kinds += [kind] if kind not in kinds else []
+        budget = row.get("budget")
+        colour = "black" if budget is None else colours.get(budget, "grey")
+        star = kind == "searched"
+        ax.scatter(float(x), float(y), marker=BUDGET_PARETO_MARKERS.get(kind, "."), s=140 if star
+                   else 40, color=colour, alpha=0.6 if kind == "random" else 0.9, zorder=3,
+                   edgecolors="white", linewidths=0.5)
+        if kind != "random":
+            ax.annotate(str(row.get("label", "")), (float(x), float(y)), fontsize=7,
+                        xytext=(4, 3), textcoords="offset points", color=colour)
+    for kind in kinds:  # marker legend, in grey
+        ax.scatter([], [], marker=BUDGET_PARETO_MARKERS.get(kind, "."), color="grey", label=kind)
+    if any(row.get("budget") is None for row in rows):
+        ax.scatter([], [], marker="o", color="black", label="black: any budget")
+    ax.legend(fontsize=7, loc="best")
+    ax.set(xlabel="measured latency (ms)", ylabel=metric,
+           title=title or f"{metric} vs latency per budget")
+    ax.grid(alpha=0.3)
     return fig

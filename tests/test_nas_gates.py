@@ -214,3 +214,28 @@ def test_latency_loss_forms_and_errors():
         latency_loss(ce, torch.tensor(0.5), budget=0.8)
     with pytest.raises(LatencyLossError, match="form"):
         latency_loss(ce, e, budget=30.0, form="quadratic")
+
+
+def latency_grad(form, elat_value, budget=30.0, lam=0.1):
+    elat = torch.tensor(elat_value, requires_grad=True)
+    latency_loss(torch.tensor(1.0), elat, budget=budget, form=form, lam=lam).backward()
+    return elat.grad.item()
+
+
+def test_hinge_is_flat_inside_the_budget_and_pulls_above_it():
+    assert latency_loss(torch.tensor(2.0), torch.tensor(20.0), budget=30.0, form="hinge").item() == 2.0
+    assert latency_loss(torch.tensor(2.0), torch.tensor(45.0), budget=30.0, form="hinge",
+                        lam=0.2).item() == pytest.approx(2.0 + 0.2 * 0.5)
+    assert latency_grad("hinge", 20.0) == 0.0          # inside: only the hard constraint acts
+    assert latency_grad("hinge", 40.0) == pytest.approx(0.1 / 30.0)
+    # mul_log and additive keep pulling far below the budget: the road to collapse
+    assert latency_grad("mul_log", 20.0) > 0 and latency_grad("additive", 20.0) > 0
+
+
+def test_target_pulls_towards_the_budget_from_both_sides_and_none_not_at_all():
+    assert latency_grad("target", 20.0) == pytest.approx(-0.1 / 30.0)  # too fast: pushed up
+    assert latency_grad("target", 40.0) == pytest.approx(0.1 / 30.0)
+    assert latency_loss(torch.tensor(2.0), torch.tensor(24.0), budget=30.0, form="target",
+                        lam=0.3).item() == pytest.approx(2.0 + 0.3 * 0.2)
+    assert latency_loss(torch.tensor(2.0), torch.tensor(99.0), budget=30.0, form="none").item() == 2.0
+    assert latency_grad("none", 99.0) == 0.0

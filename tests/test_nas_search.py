@@ -26,7 +26,7 @@ def fake_table(space):
 
 
 def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None,
-                child_latency_fn=None, **overrides):
+                child_latency_fn=None, teacher=None, **overrides):
     settings = dict(image_size=SIZE, batch_size=4, warmup_epochs=1, search_epochs=1,
                     steps_per_epoch=3, budget_ms=100.0, measure_child=False, quiet=True,
                     threads=1)
@@ -38,7 +38,7 @@ def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None
     data = SyntheticPortraits(length=32, image_size=SIZE, seed=0)
     return ProxylessSearch(net, fake_table(space), data, config=config, num_classes=2,
                            out_dir=tmp_path, on_epoch_end=on_epoch_end, latency_fn=latency_fn,
-                           child_latency_fn=child_latency_fn)
+                           child_latency_fn=child_latency_fn, teacher=teacher)
 
 
 def weights_of(search):
@@ -57,7 +57,7 @@ def same(xs, ys):
 def test_hard_constraint_rejects_over_budget_samples_and_records_every_try():
     table = fake_table(tiny_space())
     budget = 0.5 * (table.fastest()[1] + table.slowest()[1])  # 27 ms: about half the samples fail
-    search = make_search(budget_ms=budget)
+    search = make_search(budget_ms=budget, warmup_sampling="constrained")
     search.run()
     tries = search.history.samples()
     assert {s.phase for s in tries} == {"warmup", "alpha"}
@@ -73,6 +73,62 @@ def test_hard_constraint_rejects_over_budget_samples_and_records_every_try():
     assert len(rates) == 3 and all(0 <= r < 1 for r in rates)
     summary = search.history.epochs[0]
     assert summary.rejected == sum(not s.accepted for s in search.history.samples("warmup"))
+
+
+def test_fair_warmup_trains_paths_over_budget_and_alpha_steps_still_reject():
+    table = fake_table(tiny_space())
+    budget = table.fastest()[1] + 0.2 * (table.slowest()[1] - table.fastest()[1])
+    search = make_search(budget_ms=budget, warmup_sampling="fair", steps_per_epoch=8)
+    search.run()
+    warmup = search.history.samples("warmup")
+    assert len(warmup) == len(search.history.weight_steps)  # one draw per step: nothing resampled
+    assert all(s.accepted for s in warmup)
+    assert any(s.latency_ms > budget for s in warmup)  # slow paths get trained too
+    alpha = search.history.samples("alpha")
+    assert any(not s.accepted for s in alpha) and all(s.latency_ms <= budget
+                                                        for s in alpha if s.accepted)
+    assert search.history.epochs[0].rejected == 0
+
+
+def test_default_budget_is_a_quantile_that_rejects_its_share_of_uniform_samples():
+    table = fake_table(tiny_space())
+    search = make_search(budget_ms=None, budget_quantile=0.3)
+    assert search.budget_ms == pytest.approx(default_budget(table, quantile=0.3))
+    bias = rejection_bias([[1 / len(r)] * len(r) for r in table.ms], table, search.budget_ms,
+                          num_samples=4000, seed=1)
+    assert 0.2 <= bias.acceptance_rate <= 0.4  # about 30% fit, 70% are rejected
+    assert default_budget(table, quantile=0.3) < default_budget(table, quantile=0.6)
+    with pytest.raises(ValueError, match="quantile"):
+        default_budget(table, quantile=1.0)
+
+
+def test_alpha_entropy_and_argmax_stability_are_recorded_per_epoch():
+    search = make_search(arch_lr=0.2, search_epochs=2, steps_per_epoch=4)
+    search.run()
+    warmup, first, second = search.history.epochs
+    assert warmup.alpha_entropy == pytest.approx(1.0) and warmup.argmax_changes == 0
+    assert first.alpha_entropy < 1.0 and 0 < first.max_prob <= 1
+    assert second.argmax_changes is not None
+    curve = search.history.entropy_curve()
+    assert len(curve) == len(search.history.alpha_steps) + 1 and curve[0] == pytest.approx(1.0)
+    agreement = search.history.argmax_agreement_curve()
+    assert agreement[-1] == 1.0 and all(0.0 <= a <= 1.0 for a in agreement)
+    again = History.from_json(search.history.to_json())
+    assert again.epochs[1].alpha_entropy == first.alpha_entropy
+
+
+def test_distillation_needs_a_teacher_and_changes_the_warmup_loss():
+    with pytest.raises(Exception, match="needs a teacher"):
+        make_search(distill_weight=0.5)
+    torch.manual_seed(0)
+    teacher = SegSuperNet(tiny_space(), num_classes=2)
+    teacher.set_mode("fixed")
+    plain = make_search(warmup_epochs=1, search_epochs=0)
+    plain.run()
+    taught = make_search(warmup_epochs=1, search_epochs=0, distill_weight=1.0, teacher=teacher)
+    taught.run()
+    losses = [w.loss for w in plain.history.weight_steps], [w.loss for w in taught.history.weight_steps]
+    assert losses[0][0] < losses[1][0]  # the same first batch and path, plus a KL term >= 0
 
 
 def test_infeasible_budget_is_refused_up_front_naming_the_fastest_latency():
@@ -156,7 +212,7 @@ def test_two_path_estimator_keeps_unsampled_probabilities_through_the_loop():
 
 # --------------------------------------------------------------------------- history, resume, outputs
 def test_history_json_round_trip_and_helpers(tmp_path):
-    search = make_search(estimator="two", budget_ms=27.0)
+    search = make_search(estimator="two", budget_ms=27.0, warmup_sampling="constrained")
     search.run()
     h = search.history
     assert History.from_json(h.to_json()) == h
@@ -247,7 +303,7 @@ def test_rejection_bias_is_zero_without_rejections_and_positive_with_them():
 
 def test_measured_constraint_uses_cached_end_to_end_latencies():
     search = make_search(constraint="measured", warmup_epochs=1, search_epochs=0,
-                         steps_per_epoch=2, budget_ms=1e6)
+                         steps_per_epoch=2, budget_ms=1e6, warmup_sampling="constrained")
     search.run()
     cache = search.latency_fn.cache
     tries = search.history.samples()

@@ -172,6 +172,13 @@ def test_derive_attempts_colours_each_try_by_the_budget():
     assert list(measured.get_offsets()[:, 1]) == [1.1, 0.97]
 
 
+def test_alpha_stability_draws_both_curves():
+    fig = viz.alpha_stability([1.0, 0.9, 0.7], [0.2, 0.6, 1.0])
+    left, right = fig.axes
+    assert list(left.lines[0].get_ydata()) == [1.0, 0.9, 0.7]
+    assert list(right.lines[0].get_ydata()) == [0.2, 0.6, 1.0]
+
+
 def test_pareto_front_skips_dominated_models():
     rows = [{"name": "fast", "latency_ms": 1, "miou": 0.5},
             {"name": "slow_bad", "latency_ms": 3, "miou": 0.4},

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..data import IGNORE_INDEX
 from ..timing import PRECISIONS
+from .gates import LATENCY_FORMS
 from .latency import BACKENDS
 
 
@@ -24,7 +25,10 @@ class SearchConfig:
     Reference defaults (``mit-han-lab/proxylessnas``, ``search/imagenet_arch_search.py``): weights SGD
     momentum 0.9 Nesterov, cosine schedule, weight decay 4e-5; alpha Adam lr 1e-3, betas (0, 0.999),
     eps 1e-8, no weight decay; ``mul#log`` latency loss with a = 0.2, b = 0.3; an alpha step every 5
-    weight batches. ``weight_lr`` is higher than the reference's 0.025 (batch 256 on ImageNet) because
+    weight batches. Two defaults differ from the reference, against the collapse onto the cheapest
+    op seen with it: ``latency_form="hinge"`` (no pull once E[LAT] is inside the budget; the hard
+    constraint keeps every sample there) and ``warmup_sampling="fair"`` (the warm-up trains every
+    op equally, slow ones included, instead of only those that fit). ``weight_lr`` is higher than the reference's 0.025 (batch 256 on ImageNet) because
     our searches are a few hundred steps long.
     """
 
@@ -40,13 +44,18 @@ class SearchConfig:
     arch_betas: tuple[float, float] = (0.0, 0.999)
     arch_eps: float = 1e-8
     budget_ms: float | None = None       # None: median prediction of random architectures
-    latency_form: str = "mul_log"        # "mul_log" (a, b) or "additive" (lam)
+    budget_quantile: float = 0.4         # no budget given: this quantile of random subnets' latency
+    latency_form: str = "hinge"          # "hinge", "target", "additive" (lam), "mul_log" (a, b), "none"
     latency_a: float = 0.2
     latency_b: float = 0.3
     latency_lam: float = 0.1
     estimator: str = "full_v2"           # "full_v2" or "two"
     schedule: str = "decoupled"          # "decoupled" (seed) or "interleaved" (ProxylessNAS)
     arch_every: int = 5                  # interleaved: one alpha step every this many weight steps
+    warmup_sampling: str = "fair"        # "fair": uniform paths, no budget check (every op trains
+                                         # equally); "constrained": uniform under the budget (seed)
+    distill_weight: float = 0.0          # weight of the distillation term in weight steps (0 = off)
+    distill_temperature: float = 2.0     # softening temperature T of the teacher (Hinton et al.)
     constraint: str = "predicted"        # "predicted" (table) or "measured" (end to end, cached)
     max_resample: int = 100
     arch_fraction: float = 0.5           # share of the training data held out for alpha steps
@@ -63,7 +72,8 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         self.arch_betas = tuple(self.arch_betas)
-        choices = {"latency_form": ("mul_log", "additive"), "estimator": ("full_v2", "two"),
+        choices = {"latency_form": LATENCY_FORMS, "estimator": ("full_v2", "two"),
+                   "warmup_sampling": ("fair", "constrained"),
                    "schedule": ("decoupled", "interleaved"), "constraint": ("predicted", "measured"),
                    "alpha_bn": ("train", "eval"), "backend": BACKENDS, "precision": PRECISIONS}
         for name, allowed in choices.items():
@@ -75,6 +85,10 @@ class SearchConfig:
             raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
         if self.max_resample < 1 or self.arch_every < 1 or self.max_derive_tries < 1:
             raise SearchConfigError("max_resample, arch_every and max_derive_tries must be >= 1")
+        if not 0.0 < self.budget_quantile < 1.0:
+            raise SearchConfigError(f"budget_quantile must be in (0, 1), got {self.budget_quantile}")
+        if self.distill_weight < 0 or self.distill_temperature <= 0:
+            raise SearchConfigError("distill_weight must be >= 0 and distill_temperature > 0")
         if self.backend == "torch" and self.precision not in ("f32", "default"):
             raise SearchConfigError(f"the torch backend runs f32, not {self.precision!r}")
 
@@ -89,6 +103,7 @@ class SearchConfig:
         return self.warmup_epochs + self.search_epochs
 
 
-QUICK = dict(batch_size=8, warmup_epochs=2, search_epochs=2, steps_per_epoch=10, arch_lr=2e-2)
+QUICK = dict(batch_size=8, warmup_epochs=2, search_epochs=2, steps_per_epoch=10, arch_lr=0.1)
 """``--quick``: about 40 batches in all on 128x128 SyntheticPortraits. With so few alpha steps the
-reference alpha lr (1e-3) would barely move p, so quick mode uses 2e-2 to make the trend visible."""
+reference alpha lr (1e-3) would barely move p, so quick mode uses 0.1 to make the trend visible
+(20 Adam steps of about 0.1 each move a logit by up to 2: p from 1/7 to about 0.5)."""

@@ -28,10 +28,16 @@ training mode updates its BatchNorm running statistics, as in the reference code
 
 Latency loss (Sec. 3.3, and the reference ``add_regularization_loss`` in ``search/nas_manager.py``)
 --------------------------------------------------------------------------------------------------
-``E[LAT] = fixed + sum_l sum_i p_{l,i} LAT(l, i)`` is differentiable in alpha. Two forms:
-``"mul_log"``: ``a * CE * (log E[LAT] / log T) ** b`` (reference ``mul#log``; search defaults
+``E[LAT] = fixed + sum_l sum_i p_{l,i} LAT(l, i)`` is differentiable in alpha. The reference's two
+forms: ``"mul_log"``: ``a * CE * (log E[LAT] / log T) ** b`` (reference ``mul#log``; search defaults
 a = 0.2, b = 0.3 from ``imagenet_arch_search.py``); ``"additive"``: ``CE + lam * (E[LAT] - T) / T``
 (reference ``add#linear``, lam = 0.1). T is the latency budget.
+
+Both keep pulling E[LAT] down even far below the budget, so a search under a hard constraint tends to
+collapse onto the cheapest op. Three forms that do not, for comparison:
+``"hinge"``: ``CE + lam * max(0, E[LAT] / T - 1)``, flat inside the budget (the hard constraint does
+the rest); ``"target"``: ``CE + lam * |E[LAT] / T - 1|``, pulled towards the budget from both sides
+(a target rather than a ceiling, as TF-NAS does); ``"none"``: CE alone, only the hard constraint.
 """
 from __future__ import annotations
 
@@ -41,6 +47,8 @@ from typing import Callable, Sequence
 import torch
 
 from .space import pad_rows
+
+LATENCY_FORMS = ("mul_log", "additive", "hinge", "target", "none")
 
 class LatencyTableError(ValueError):
     """The latency table does not match the probabilities (shape, or a missing entry)."""
@@ -131,6 +139,9 @@ def latency_loss(ce: torch.Tensor, expected_lat: torch.Tensor, *, budget: float,
 
     ``"mul_log"``: ``a * CE * (log E[LAT] / log T) ** b``; needs T > 1 and E[LAT] > 1 (use ms).
     ``"additive"``: ``CE + lam * (E[LAT] - T) / T``.
+    ``"hinge"``: ``CE + lam * max(0, E[LAT] / T - 1)`` (no pull inside the budget).
+    ``"target"``: ``CE + lam * |E[LAT] / T - 1|`` (pulled towards the budget).
+    ``"none"``: ``CE`` (the hard constraint alone decides latency).
     """
     if budget <= 0:
         raise LatencyLossError(f"the latency budget must be positive, got {budget}")
@@ -143,4 +154,10 @@ def latency_loss(ce: torch.Tensor, expected_lat: torch.Tensor, *, budget: float,
         return a * ce * (torch.log(expected_lat) / math.log(budget)) ** b
     if form == "additive":
         return ce + lam * (expected_lat - budget) / budget
-    raise LatencyLossError(f"unknown form {form!r}; choose 'mul_log' or 'additive'")
+    if form == "hinge":
+        return ce + lam * torch.relu(expected_lat / budget - 1.0)
+    if form == "target":
+        return ce + lam * torch.abs(expected_lat / budget - 1.0)
+    if form == "none":
+        return ce + 0.0 * expected_lat  # keeps E[LAT] in the graph, contributes no gradient
+    raise LatencyLossError(f"unknown form {form!r}; choose one of {LATENCY_FORMS}")

@@ -21,7 +21,10 @@ from .space import Genotype, pad_rows
 
 @dataclass
 class Sample:
-    """One sampled subnet: where it was drawn, its latency (ms) and whether it fit the budget."""
+    """One sampled subnet: where it was drawn, its latency (ms) and whether it was accepted.
+
+    Under the hard constraint, accepted means it fit the budget. The fair warm-up does not check
+    the budget: its samples are all accepted, with the table's predicted latency recorded."""
 
     phase: str        # "warmup", "weights" (interleaved weight step) or "alpha"
     step: int         # index of the step within its kind (weight steps or alpha steps)
@@ -64,6 +67,24 @@ class AlphaStep:
     pairs: list[list[str]] | None = None
 
 
+def normalized_entropy(probs) -> list[float]:
+    """Per layer, the entropy of p divided by its maximum log K: 1 = uniform, 0 = one op certain.
+
+    A search that learns something lowers it; one that stays near 1 has not decided anything."""
+    out = []
+    for p in probs:
+        p = np.asarray(p, dtype=np.float64)
+        k = len(p)
+        nz = p[p > 0]
+        out.append(float(-(nz * np.log(nz)).sum() / np.log(k)) if k > 1 else 0.0)
+    return out
+
+
+def argmax_changes(before, after) -> int:
+    """How many layers have a different most probable op in ``after`` than in ``before``."""
+    return sum(int(np.argmax(a)) != int(np.argmax(b)) for a, b in zip(after, before))
+
+
 @dataclass
 class EpochSummary:
     epoch: int                 # 1-based
@@ -77,21 +98,31 @@ class EpochSummary:
     rejection_rate: float
     expected_latency_ms: float
     seconds: float
+    alpha_entropy: float | None = None  # mean normalized entropy of p at the epoch's end (1 = uniform)
+    argmax_changes: int | None = None   # layers whose most probable op changed during the epoch
+    max_prob: float | None = None       # mean over layers of the largest p at the epoch's end
 
     @classmethod
     def of(cls, epoch: int, phase: str, weight_steps: list[WeightStep],
            alpha_steps: list[AlphaStep], expected_latency_ms: float,
-           seconds: float) -> "EpochSummary":
-        """Sum up the steps of epoch ``epoch`` (0-based): mean losses, tries and rejections."""
+           seconds: float, probs_before=None, probs_after=None) -> "EpochSummary":
+        """Sum up the steps of epoch ``epoch`` (0-based): mean losses, tries and rejections; with
+        the probabilities at the epoch's start and end, how decided and how stable alpha is."""
         tries = [s for record in (*weight_steps, *alpha_steps) for s in record.samples]
         rejected = sum(not s.accepted for s in tries)
 
         def mean_loss(records: list) -> float | None:
             return float(np.mean([r.loss for r in records])) if records else None
 
+        stats = {}
+        if probs_after is not None:
+            stats = {"alpha_entropy": float(np.mean(normalized_entropy(probs_after))),
+                     "max_prob": float(np.mean([np.max(p) for p in probs_after]))}
+            if probs_before is not None:
+                stats["argmax_changes"] = argmax_changes(probs_before, probs_after)
         return cls(epoch + 1, phase, len(weight_steps), len(alpha_steps), mean_loss(weight_steps),
                    mean_loss(alpha_steps), len(tries), rejected, rejected / max(len(tries), 1),
-                   expected_latency_ms, round(seconds, 3))
+                   expected_latency_ms, round(seconds, 3), **stats)
 
 
 @dataclass
@@ -172,6 +203,22 @@ class History:
     def expected_latency_curve(self) -> list[float]:
         """``E[LAT]`` (ms) at each alpha step."""
         return [a.expected_latency_ms for a in self.alpha_steps]
+
+    def _probs_over_steps(self) -> list[list[list[float]]]:
+        initial = [torch.softmax(torch.tensor(a), 0).tolist() for a in self.alpha_init]
+        return [initial] + [a.probs for a in self.alpha_steps]
+
+    def entropy_curve(self) -> list[float]:
+        """Mean normalized entropy of p (1 = uniform, 0 = decided) before the first alpha step
+        and after each one."""
+        return [float(np.mean(normalized_entropy(p))) for p in self._probs_over_steps()]
+
+    def argmax_agreement_curve(self) -> list[float]:
+        """Share of layers whose most probable op already equals the final one, before the first
+        alpha step and after each: a curve that reaches 1 early means a stable decision."""
+        steps = self._probs_over_steps()
+        final = steps[-1]
+        return [1.0 - argmax_changes(p, final) / len(final) for p in steps]
 
 
 @dataclass

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data import split_indices
+from ..distill import distillation_loss, load_teacher
 from ..runio import (RunDirectoryError, atomic_torch_save, atomic_write_text, guard_run_dir,
                      load_checkpoint, progress, rng_state, seed_everything, set_rng_state,
                      torch_generator)
@@ -91,7 +92,9 @@ class ProxylessSearch:
 
     ``latency_fn`` (genotype -> ms) replaces the constraint's latency source (default: the table, or
     ``MeasuredLatency`` for ``constraint="measured"``); ``child_latency_fn`` how the derived child
-    is measured in the closed loop (default: end to end on ``config.backend``). ``on_epoch_end(search, summary)`` is called
+    is measured in the closed loop (default: end to end on ``config.backend``). ``teacher``: a
+    trained model distilled into every weight step with ``config.distill_weight`` (``distill.py``).
+    ``on_epoch_end(search, summary)`` is called
     after each epoch's checkpoint is written (a notebook can plot; a test can interrupt).
     """
 
@@ -99,6 +102,7 @@ class ProxylessSearch:
                  config: SearchConfig, num_classes: int, out_dir: str | os.PathLike | None = None,
                  latency_fn: Callable[[Genotype], float] | None = None,
                  child_latency_fn: Callable[[Genotype], float] | None = None,
+                 teacher: nn.Module | None = None,
                  on_epoch_end: Callable[["ProxylessSearch", EpochSummary], None] | None = None):
         self.net, self.table, self.config = supernet, table, config
         self.space: SearchSpace = supernet.space
@@ -111,7 +115,12 @@ class ProxylessSearch:
                                     f"{self.space.name!r}: build the table for this space")
         self.lat_tensor = table.tensor()  # (L, K_max) ms, NaN beyond a layer's ops
         self.fastest_ms = table.fastest()[1]
-        self.budget_ms = config.budget_ms if config.budget_ms is not None else default_budget(table)
+        self.budget_ms = (config.budget_ms if config.budget_ms is not None
+                          else default_budget(table, quantile=config.budget_quantile))
+        self.teacher = teacher.eval() if teacher is not None else None
+        if config.distill_weight > 0 and teacher is None:
+            raise SearchConfigError("distill_weight > 0 needs a teacher: pass a trained model "
+                                    "(segnas search --teacher CHECKPOINT)")
         self.macro_config = supernet.macro_config
         if latency_fn is None and config.constraint == "measured":
             latency_fn = self._measured(runs=5, rounds=1)
@@ -179,8 +188,16 @@ class ProxylessSearch:
         return expected_latency(self.net.probabilities(), self.lat_tensor, self.table.fixed_ms)
 
     # ---- sampling under the hard constraint
-    def sample(self, phase: str, step: int, epoch: int, *, uniform: bool) -> list[Sample]:
-        """Draw a subnet (uniformly, or from p) under the budget; leaves the super-net on it."""
+    def sample(self, phase: str, step: int, epoch: int, *, uniform: bool,
+               constrained: bool = True) -> list[Sample]:
+        """Draw a subnet (uniformly, or from p) under the budget; leaves the super-net on it.
+
+        ``constrained=False`` (the fair warm-up) draws once and keeps it whatever its latency; the
+        sample is recorded with its latency and ``accepted=True`` (nothing was rejected)."""
+        if not constrained:
+            genotype = self.net.sample_genotype(self.generator, uniform=uniform)
+            return [Sample(phase, step, epoch, list(genotype.ops),
+                           float(self.table.predict(genotype)), True)]
         tries = sample_under_budget(
             lambda: self.net.sample_genotype(self.generator, uniform=uniform), self.latency_fn,
             self.budget_ms, max_resample=self.config.max_resample, fastest_ms=self.fastest_ms)
@@ -201,10 +218,18 @@ class ProxylessSearch:
                     epoch: int) -> WeightStep:
         """One SGD step on the op weights of one sampled path (uniform in warm-up, from p after)."""
         step = len(self.history.weight_steps)
-        samples = self.sample(phase, step, epoch, uniform=(phase == "warmup"))
+        warmup = phase == "warmup"
+        samples = self.sample(phase, step, epoch, uniform=warmup,
+                              constrained=not (warmup and self.config.warmup_sampling == "fair"))
         self.net.set_mode("fixed")
         self.net.train()
-        loss = F.cross_entropy(self.net(images), masks, ignore_index=self.config.ignore_index)
+        logits = self.net(images)
+        loss = F.cross_entropy(logits, masks, ignore_index=self.config.ignore_index)
+        if self.teacher is not None and self.config.distill_weight > 0:
+            with torch.no_grad():
+                teacher_logits = self.teacher(images)
+            loss = loss + self.config.distill_weight * distillation_loss(
+                logits, teacher_logits, temperature=self.config.distill_temperature)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"weight loss became {loss.item()} at epoch {epoch + 1}; "
                                      "lower weight_lr")
@@ -276,6 +301,7 @@ class ProxylessSearch:
         started = time.perf_counter()
         phase = "warmup" if epoch < cfg.warmup_epochs else "search"
         w_start, a_start = len(self.history.weight_steps), len(self.history.alpha_steps)
+        probs_before = [p.detach().tolist() for p in self.net.probabilities()]
         weights = self._loader(self.weight_set, epoch, 0)
         arch = self._loader(self.arch_set, epoch, 1)
         if phase == "warmup" or cfg.schedule == "interleaved":
@@ -299,7 +325,8 @@ class ProxylessSearch:
             elat = float(self.expected_latency())
         summary = EpochSummary.of(epoch, phase, self.history.weight_steps[w_start:],
                                   self.history.alpha_steps[a_start:], elat,
-                                  time.perf_counter() - started)
+                                  time.perf_counter() - started, probs_before,
+                                  [p.detach().tolist() for p in self.net.probabilities()])
         self.history.epochs.append(summary)
         return summary
 
@@ -423,7 +450,8 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
                resume: bool = False, overwrite: bool = False, seed: int = 0, quiet: bool = False,
                backend: str = "openvino", precision: str = "f32", latency_size: int | None = None,
                calibrate: bool = True, num_fit: int | None = None, threads: int = 2,
-               length: int | None = None, **overrides) -> SearchResult:
+               length: int | None = None, teacher: str | os.PathLike | nn.Module | None = None,
+               **overrides) -> SearchResult:
     """Build everything and search: ``segnas search`` calls this.
 
     ``space``: a name in ``SPACES`` or a ``SearchSpace``; ``data``: "synthetic" or a folder (see
@@ -431,10 +459,13 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
     ``latency_size``: the deployment side that latency is predicted and measured for (default: the
     training side); ``backend``/``precision``: where it is deployed. The budget is ``budget_ms``, or
     ``budget_frac`` of the way from the fastest to the slowest predicted architecture (0.25 = a
-    quarter), or by default the median of random architectures (``constraint.default_budget``). With ``calibrate`` the table is
+    quarter), or by default the ``budget_quantile`` (0.4) of random architectures
+    (``constraint.default_budget``). With ``calibrate`` the table is
     fitted to ``num_fit`` end-to-end measurements of random subnets (default 16 quick, else 60;
     ``latency.build_predictor``); both are cached on disk. ``overrides``: any ``SearchConfig``
-    field. On resume the table saved in ``out_dir`` is reused.
+    field. On resume the table saved in ``out_dir`` is reused. ``teacher``: a trained model or a
+    ``segnas train`` checkpoint to distill from in the warm-up (with ``distill_weight``, default 0.5
+    when a teacher is given).
     """
     from ..data import open_dataset
     if budget_ms is not None and budget_frac is not None:
@@ -465,8 +496,12 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
         fastest, slowest = table.fastest()[1], table.slowest()[1]
         config.budget_ms = fastest + budget_frac * (slowest - fastest)
     seed_everything(seed)  # building the predictor drew random numbers
+    if teacher is not None and not isinstance(teacher, nn.Module):
+        teacher = load_teacher(teacher)
+    if teacher is not None and "distill_weight" not in overrides:
+        config.distill_weight = 0.5
     search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,
-                             out_dir=out_dir)
+                             out_dir=out_dir, teacher=teacher)
     if not quiet:
         print(f"search on {space.name!r} at {image_size}px, latency for {config.latency_shape[0]}px "
               f"on {backend} {precision}: budget {search.budget_ms:.2f} ms (fastest "
