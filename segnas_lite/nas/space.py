@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -289,8 +290,42 @@ SPACES: dict[str, Callable[[], SearchSpace]] = {
 """Space name -> factory, so a saved Genotype can rebuild its space."""
 
 
+def scaled_space(space: SearchSpace, width: float) -> SearchSpace:
+    """``space`` with every channel count (stem and each layer) multiplied by ``width``.
+
+    The width multiplier of MobileNets (Howard et al., 2017, Sec. 3.3): a thinner or wider copy of
+    the same chain, with the same strides and candidate ops. Each count is rounded with the
+    MobileNetV2/V3 rule (``layers.make_divisible``: nearest multiple of 8, at least 8, never below
+    90% of the exact value); the ops derive their inner widths from these. ``width`` is rounded to 4
+    decimals and written into the name, ``"seed-w0.75"``, which ``get_space`` parses back, so
+    genotypes of a scaled space save, load and build like any other. The macro's ASPP and decoder
+    widths (``MacroConfig``) are not part of the space and stay as they are.
+    """
+    from ..layers import make_divisible  # here: the rest of this module needs no torch layers
+    width = round(float(width), 4)
+    if not math.isfinite(width) or width <= 0:
+        raise SpaceError(f"width must be a positive number, got {width}")
+
+    def scale(channels: int) -> int:
+        return make_divisible(channels * width, 8)
+
+    layers = tuple(LayerSpec(scale(spec.in_ch), scale(spec.out_ch), spec.stride, spec.ops)
+                   for spec in space.layers)
+    return SearchSpace(f"{space.name}-w{width:g}", layers, scale(space.stem_channels),
+                       f"{space.description} (channels x{width:g})".strip())
+
+
+_SCALED_NAME = re.compile(r"^(?P<base>.+)-w(?P<width>[0-9]+(?:\.[0-9]+)?)$")
+
+
 def get_space(name: str) -> SearchSpace:
-    if name not in SPACES:
-        raise GenotypeError(f"unknown space {name!r}; known spaces: {sorted(SPACES)} "
-                            "(pass the SearchSpace object itself for a custom space)")
-    return SPACES[name]()
+    """The space called ``name``: one of ``SPACES``, or ``"<name>-w<width>"`` for a space made by
+    ``scaled_space`` (e.g. ``"seed-w0.75"``)."""
+    if name in SPACES:
+        return SPACES[name]()
+    scaled = _SCALED_NAME.match(name)
+    if scaled is not None:
+        return scaled_space(get_space(scaled["base"]), float(scaled["width"]))
+    raise GenotypeError(f"unknown space {name!r}; known spaces: {sorted(SPACES)}, or one of them "
+                        "width-scaled as '<name>-w<width>' (e.g. 'seed-w0.75', see scaled_space); "
+                        "for a custom space pass the SearchSpace object itself")
