@@ -338,6 +338,7 @@ def cmd_notebooks(args) -> int:
     """Execute every numbered notebook in order with papermill (an instructor's dry run)."""
     import os
     import papermill
+    from .notebook_runner import execute_notebook
     source = Path(args.notebooks) if args.notebooks else Path(__file__).resolve().parents[1] / "notebooks"
     paths = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
@@ -353,9 +354,7 @@ def cmd_notebooks(args) -> int:
     for path in progress(paths, quiet=args.quiet, desc="notebooks"):
         started = time.perf_counter()
         try:
-            papermill.execute_notebook(str(path), str(out / path.name), kernel_name="python3",
-                                       cwd=str(source), progress_bar=False,
-                                       execution_timeout=args.cell_timeout)
+            execute_notebook(path, out / path.name, cwd=source, cell_timeout=args.cell_timeout)
         except papermill.PapermillExecutionError as exc:
             failed = (path.name, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
         except TimeoutError as exc:  # nbclient's CellTimeoutError: a stalled or too slow cell

@@ -101,8 +101,8 @@ def test_runs_in_quick_mode(path: Path, tmp_path, shared_cache, monkeypatch):
     monkeypatch.setenv("SEGNAS_QUIET", "1")
     monkeypatch.setenv("SEGNAS_CACHE", str(shared_cache))
     started = time.perf_counter()
-    papermill.execute_notebook(str(path), str(tmp_path / path.name), kernel_name="python3",
-                               cwd=str(NOTEBOOK_DIR), progress_bar=False, execution_timeout=300)
+    from segnas_lite.notebook_runner import execute_notebook
+    execute_notebook(path, tmp_path / path.name, cwd=NOTEBOOK_DIR, cell_timeout=300)
     seconds = time.perf_counter() - started
     executed = _read(tmp_path / path.name)
     errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
