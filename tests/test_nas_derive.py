@@ -165,3 +165,28 @@ def test_closed_loop_reports_when_no_try_fits():
                              measure=lambda g: 10 * budget)  # nothing can fit on this "machine"
     assert not result.within_budget and "OVER" in result.to_text()
     assert 1 <= len(result.attempts) <= 3
+
+
+def test_closed_loop_scales_the_failed_prediction_so_the_next_try_changes():
+    """A net predicted far under its target but measured over budget must not be derived again:
+    the next target follows its own prediction scaled by budget / measured."""
+    from segnas_lite.nas.derive import derive_measured
+    space = SPACE
+    lat = [[1.0, 2.0][:len(spec.ops)] + [3.0] * (len(spec.ops) - 2) for spec in space.layers]
+    table = latency_rows_to_table(lat)
+    probs = [np.array([0.2, 0.8] + [0.0] * (len(spec.ops) - 2)) + 1e-9 for spec in space.layers]
+    probs = [p / p.sum() for p in probs]
+    fixed = 1.0
+    preferred = fixed + 2.0 * len(lat)  # op 1 everywhere: what the probabilities want
+    budget = preferred + 2.5  # the preferred net is predicted 2.5 ms under the budget...
+
+    def fake_timer(genotype):  # ...but this machine runs it 30% slower than predicted
+        return 1.3 * genotype_latency(genotype, space, table, fixed)
+
+    result = derive_measured(probs, table, fixed, budget, space=space, measure=fake_timer)
+    ops = [tuple(a["ops"]) for a in result.attempts]
+    assert len(set(ops)) == len(ops), "every try must derive a different network"
+    assert result.within_budget and result.measured_ms <= budget
+    first = result.attempts[0]
+    assert result.attempts[1]["target_ms"] == pytest.approx(
+        first["predicted_ms"] * budget / first["measured_ms"])

@@ -144,8 +144,11 @@ def derive_measured(probs: Sequence, lat_table, fixed_ms: float, budget_ms: floa
 
     A prediction can be off by a few percent, which is enough to break a tight budget. So: derive
     under a target (first the budget itself), measure the result end to end with ``measure``; if it
-    is over budget, lower the target by the measured overshoot (at least ``min_step``) and derive
-    again, at most ``max_tries`` times or until the target reaches the fastest architecture. The
+    is over budget, derive again under ``predicted * budget / measured`` (the failed net's own
+    prediction, scaled by how much the predictor underestimated it) or ``min_step`` below the
+    previous target, whichever is lower. Scaling the *prediction*, not the target, matters: a net
+    predicted well under its target would otherwise be derived again and again. At most
+    ``max_tries`` times, or until the target reaches the fastest architecture. The
     result says what happened; its ``within_budget`` is False when no try fitted (the last try is
     returned, for the caller to report, never to pass off as fitting).
     """
@@ -163,5 +166,5 @@ def derive_measured(probs: Sequence, lat_table, fixed_ms: float, budget_ms: floa
                          "predicted_ms": predicted, "measured_ms": measured})
         if measured <= budget_ms or target <= fastest:
             break
-        target = min(target * budget_ms / measured, target * (1.0 - min_step))
+        target = min(predicted * budget_ms / measured, target * (1.0 - min_step))
     return MeasuredDerivation(genotype, predicted, measured, float(budget_ms), attempts)
