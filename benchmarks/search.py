@@ -5,6 +5,9 @@ network more accurate than the other networks that fit the same budget?
     python benchmarks/search.py --budget-fracs 0.3 0.6 --seeds 0 1 --random 5   # the same, in full
     python benchmarks/search.py --smoke --out /tmp/search.json --results-dir /tmp/search  # minutes
     python benchmarks/search.py --fresh   # start over (discards the saved state and searches)
+    python benchmarks/search.py --latency-form mul_log --warmup-sampling constrained \
+        --results-dir benchmarks/results/search_reference --out benchmarks/results/search_reference.json
+                                          # the ablation: the reference's latency term and warm-up
 
 Data: ``../shared/data/people`` (230 photos, person masks), the fixed 80/20 split with seed 0 for
 every search seed. The searches see only the 184 train photos: a folder of links to them (in the
@@ -75,6 +78,7 @@ from segnas_lite.models import build_model  # noqa: E402
 from segnas_lite.nas import Genotype, MacroConfig, get_space  # noqa: E402
 from segnas_lite.nas.latency import (best_of, build_predictor, measure,  # noqa: E402
                                      measure_genotypes)
+from segnas_lite.nas.gates import LATENCY_FORMS  # noqa: E402
 from segnas_lite.nas.search import run_search  # noqa: E402
 from segnas_lite.nas.space import scaled_space  # noqa: E402
 from segnas_lite.runio import stream_seed  # noqa: E402
@@ -91,7 +95,8 @@ SMOKE = dict(budget_fracs=[0.8], seeds=[0], random=2, max_random_draws=16, laten
              train_steps=2, width_min=0.5, width_step=0.25)
 RECIPE = ("space", "people", "latency_size", "threads", "num_fit", "fit_runs", "fit_repeats",
           "runs", "rounds", "search_size", "search_warmup_epochs", "search_epochs", "search_steps",
-          "train_size", "train_steps", "train_seed", "lr", "random_seed")
+          "train_size", "train_steps", "train_seed", "lr", "random_seed", "latency_form",
+          "warmup_sampling")
 """The settings every saved piece depends on: a state saved with others is refused, not mixed."""
 
 
@@ -122,6 +127,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--search-warmup-epochs", type=int, default=50, help="weight-only epochs (about 9 batches)")
     add("--search-epochs", type=int, default=25, help="alpha epochs after the warm-up")
     add("--search-steps", type=int, default=20, help="cap on batches per search epoch")
+    add("--latency-form", default="hinge", choices=LATENCY_FORMS,
+        help="the search's latency term (the ablation against collapse: mul_log, the reference)")
+    add("--warmup-sampling", default="fair", choices=("fair", "constrained"),
+        help="the search's warm-up paths (constrained: under the budget, as the seed)")
     add("--train-size", type=int, default=160, help="retraining and evaluation side")
     add("--train-steps", type=int, default=1200, help="retraining SGD steps (batch 8)")
     add("--train-seed", type=int, default=0)
@@ -309,7 +318,8 @@ def search(state, args, space, data: Path, frac: float, budget_ms: float, seed: 
                         latency_size=args.latency_size, calibrate=True, num_fit=args.num_fit,
                         threads=args.threads, resume=resume, overwrite=not resume,
                         warmup_epochs=args.search_warmup_epochs, search_epochs=args.search_epochs,
-                        steps_per_epoch=args.search_steps)
+                        steps_per_epoch=args.search_steps, latency_form=args.latency_form,
+                        warmup_sampling=args.warmup_sampling)
     summary = result.summary()
     log(f"  derived: {' '.join(result.genotype_budget.ops)} ({fmt(summary['measured_ms'], '.2f')} "
         f"ms measured by the search, {time.perf_counter() - started:.0f} s)")
