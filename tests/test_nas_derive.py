@@ -190,3 +190,24 @@ def test_closed_loop_scales_the_failed_prediction_so_the_next_try_changes():
     first = result.attempts[0]
     assert result.attempts[1]["target_ms"] == pytest.approx(
         first["predicted_ms"] * budget / first["measured_ms"])
+
+
+def test_a_net_over_budget_is_measured_again_before_the_target_tightens():
+    from segnas_lite.nas.derive import derive_measured
+    space = SPACE
+    lat = [[1.0] * len(spec.ops) for spec in space.layers]
+    table = latency_rows_to_table(lat)
+    probs = [np.full(len(spec.ops), 1.0 / len(spec.ops)) for spec in space.layers]
+    budget = 1.0 + len(lat) + 0.5
+    slow_then_fast = iter([budget * 1.5])  # the first reading caught a slow moment
+
+    result = derive_measured(probs, table, 1.0, budget, space=space, pause_s=0.0,
+                             measure=lambda g: next(slow_then_fast),
+                             remeasure=lambda g: budget * 0.95)
+    assert result.within_budget and len(result.attempts) == 1
+    assert result.attempts[0]["measurements_ms"] == [budget * 1.5, budget * 0.95]
+    assert result.measured_ms == budget * 0.95
+    # without remeasure, the same first reading would have counted
+    again = derive_measured(probs, table, 1.0, budget, space=space, max_tries=1,
+                            measure=lambda g: budget * 1.5)
+    assert not again.within_budget and again.attempts[0]["measurements_ms"] == [budget * 1.5]

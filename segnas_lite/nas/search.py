@@ -412,7 +412,8 @@ class ProxylessSearch:
                 self.latency_fn if isinstance(self.latency_fn, MeasuredLatency)
                 else self._measured(runs=20, rounds=2))
             loop = derive_measured(probs, self.lat_tensor, self.table.fixed_ms, self.budget_ms,
-                                   space=self.space, measure=measure, max_tries=cfg.max_derive_tries)
+                                   space=self.space, measure=measure, max_tries=cfg.max_derive_tries,
+                                   remeasure=getattr(measure, "remeasure", None))
             budget = loop.genotype
         else:
             budget = derive_under_budget(probs, self.lat_tensor, self.table.fixed_ms,
