@@ -99,7 +99,7 @@ def main() -> None:
     figures = Path(args.out).with_suffix("")  # benchmarks/results/latency_table/<target>_<size>/
 
     rows, reports = [], []
-    with LoadMonitor(what="the latency-table benchmark") as monitor:
+    with LoadMonitor(what="the latency-table benchmark", ov_threads=args.threads) as monitor:
         for size in args.sizes:
             for target in args.targets:
                 result = target_row(space, size, target, args, figures)

@@ -200,7 +200,7 @@ def within_budget_ms(state, args, nets: list[tuple[str, Genotype]], what: str) -
             missing.setdefault(genotype.space, {})[key] = genotype
     for space_name, todo in missing.items():
         todo = list(todo.items())
-        with LoadMonitor(what=what, warn=False) as monitor:
+        with LoadMonitor(what=what, warn=False, ov_threads=args.threads) as monitor:
             passes = measure_genotypes([g for _, g in todo], space=get_space(space_name),
                                        image_size=(args.latency_size,) * 2, backend="openvino",
                                        precision="f32", threads=args.threads, runs=args.fit_runs,
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
         todo = [key for key in models if state.get("latency", key) is None]
         if todo:
             log(f"latency of {len(todo)} networks (OpenVINO f32, {args.latency_size} px)")
-            with LoadMonitor(what="row latencies", warn=False) as monitor:
+            with LoadMonitor(what="row latencies", warn=False, ov_threads=args.threads) as monitor:
                 for key in todo:
                     row_latency(state, args, key, models[key])
             state.add_load("row latencies", monitor.report.to_dict())

@@ -108,22 +108,33 @@ class LoadReport:
     steal_cores: float | None = None  # mean cores the VM host took away (None where unknown)
     probe_before_ms: float | None = None  # ``speed_probe_ms`` before and after
     probe_after_ms: float | None = None
+    ov_probe_before_ms: float | None = None  # ``openvino_probe_ms`` before and after (if asked)
+    ov_probe_after_ms: float | None = None
+
+    @staticmethod
+    def _change(before: float | None, after: float | None) -> float | None:
+        if not before or after is None:
+            return None
+        return round(100.0 * (after / before - 1.0), 1)
 
     @property
     def speed_change_pct(self) -> float | None:
-        if not self.probe_before_ms or self.probe_after_ms is None:
-            return None
-        return round(100.0 * (self.probe_after_ms / self.probe_before_ms - 1.0), 1)
+        return self._change(self.probe_before_ms, self.probe_after_ms)
+
+    @property
+    def ov_speed_change_pct(self) -> float | None:
+        return self._change(self.ov_probe_before_ms, self.ov_probe_after_ms)
 
     @property
     def busy(self) -> bool:
-        change = self.speed_change_pct
+        changes = [c for c in (self.speed_change_pct, self.ov_speed_change_pct) if c is not None]
         return ((self.other_cores is not None and self.other_cores > BUSY_CORES)
                 or (self.steal_cores is not None and self.steal_cores > STEAL_CORES)
-                or (change is not None and abs(change) > SPEED_CHANGE_PCT))
+                or any(abs(c) > SPEED_CHANGE_PCT for c in changes))
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "speed_change_pct": self.speed_change_pct, "busy": self.busy}
+        return {**asdict(self), "speed_change_pct": self.speed_change_pct,
+                "ov_speed_change_pct": self.ov_speed_change_pct, "busy": self.busy}
 
 
 class LoadMonitor:
@@ -135,11 +146,16 @@ class LoadMonitor:
     too. ``report`` is set on exit; ``warn=True`` warns when busy.
     """
 
-    def __init__(self, *, warn: bool = True, what: str = "timing") -> None:
-        self.warn, self.what = warn, what
+    def __init__(self, *, warn: bool = True, what: str = "timing",
+                 ov_threads: int | None = None) -> None:
+        self.warn, self.what, self.ov_threads = warn, what, ov_threads
         self.report: LoadReport | None = None
 
+    def _ov_probe(self) -> float | None:
+        return None if self.ov_threads is None else openvino_probe_ms(threads=self.ov_threads)
+
     def __enter__(self) -> "LoadMonitor":
+        self._ov = self._ov_probe()
         self._load, self._probe = load_average(), speed_probe_ms()
         self._cpu, self._own, self._wall = _cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
         return self
@@ -152,11 +168,12 @@ class LoadMonitor:
             other = max(0.0, (cpu[0] - self._cpu[0]) - (_own_cpu_seconds() - self._own)) / wall
             other, steal = round(other, 3), round((cpu[1] - self._cpu[1]) / wall, 3)
         self.report = LoadReport(self._load, load_average(), other, round(wall, 3), steal,
-                                 self._probe, speed_probe_ms())
+                                 self._probe, speed_probe_ms(), self._ov, self._ov_probe())
         if self.warn and self.report.busy:
             warnings.warn(f"the machine was busy during {self.what}: other processes used "
                           f"{other} cores, the VM host took {steal}, a fixed probe changed speed "
-                          f"by {self.report.speed_change_pct}% (load average "
+                          f"by {self.report.speed_change_pct}% (OpenVINO probe: "
+                          f"{self.report.ov_speed_change_pct}%; load average "
                           f"{self.report.load_after}); these latencies are disturbed: do not "
                           "quote them, re-run on a quiet machine", BusyMachineWarning, stacklevel=2)
 
@@ -377,6 +394,27 @@ def time_module(module: nn.Module, input_shape: Sequence[int], *, backend: str =
     """Prepare and time a PyTorch module on ``backend`` in one call."""
     runner = prepare(module, input_shape, backend=backend, precision=precision, threads=threads)
     return time_runner(runner, warmup=warmup, runs=runs, rounds=rounds)
+
+
+@functools.lru_cache(maxsize=4)
+def _openvino_probe_runner(threads: int) -> Runner:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                        nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.Conv2d(32, 32, 1), nn.ReLU(),
+                        nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.Conv2d(32, 16, 1))
+    return prepare(net, (1, 16, 64, 64), backend="openvino", threads=threads)
+
+
+def openvino_probe_ms(*, threads: int = 2) -> float:
+    """Best median of three short batches of a small fixed OpenVINO model on ``threads`` threads.
+
+    The matrix-product probe (``speed_probe_ms``) misses one kind of drift: on a virtual machine,
+    OpenVINO's multi-threaded inference (many short layers, a thread barrier after each) was seen
+    switching between latency regimes a minute apart, 2.0 vs 3.0 ms for one network, while the
+    matrix product stayed flat. This probe runs the same kind of work; ``LoadMonitor(ov_threads=)``
+    takes it before and after. Compiled once per process and thread count."""
+    runner = _openvino_probe_runner(int(threads))
+    return round(min(time_runner(runner, warmup=5, runs=30).median_ms for _ in range(3)), 4)
 
 
 def runtime_layers(runner: Runner) -> dict[str, int]:

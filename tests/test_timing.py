@@ -129,3 +129,16 @@ def test_a_change_of_machine_speed_marks_the_run_busy():
     assert steady.speed_change_pct == 5.0 and not steady.busy
     assert slowed.speed_change_pct == 40.0 and slowed.busy
     assert T.speed_probe_ms() > 0
+
+
+def test_the_openvino_probe_catches_a_drift_the_matrix_product_misses():
+    drifted = T.LoadReport(0.5, 0.5, 0.0, 10.0, 0.0, probe_before_ms=0.20, probe_after_ms=0.20,
+                           ov_probe_before_ms=0.30, ov_probe_after_ms=0.45)
+    assert drifted.speed_change_pct == 0.0 and drifted.ov_speed_change_pct == 50.0
+    assert drifted.busy and drifted.to_dict()["ov_speed_change_pct"] == 50.0
+    with T.LoadMonitor(warn=False, ov_threads=1) as monitor:
+        pass
+    report = monitor.report
+    assert report.ov_probe_before_ms > 0 and report.ov_probe_after_ms > 0
+    assert T.LoadMonitor(warn=False).__enter__()._ov is None  # only when asked
+    assert T.openvino_probe_ms(threads=1) > 0
