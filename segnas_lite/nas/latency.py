@@ -149,6 +149,11 @@ def cache_dir() -> Path:
     return flags.cache_dir() / "latency"
 
 
+def _monitor(what: str, *, backend: str, threads: int) -> LoadMonitor:
+    """The load monitor for timings on ``backend``: OpenVINO timings also get the OpenVINO probe."""
+    return LoadMonitor(what=what, ov_threads=threads if backend == "openvino" else None)
+
+
 def table_key(space: SearchSpace, *, backend: str, threads: int, image_size: Sequence[int],
               precision: str = "f32", macro_config: MacroConfig | dict | None = None,
               settings: dict | None = None) -> str:
@@ -215,8 +220,7 @@ def build_table(space: SearchSpace, *, image_size: Sequence[int] = (128, 128),
     # so a burst of load from another program inflates one pass, not the entry.
     best: dict = {}
     jobs = [(r, entry) for r in range(rounds) for entry in runners]
-    with LoadMonitor(what="the latency table",
-                     ov_threads=threads if backend == "openvino" else None) as monitor:
+    with _monitor("the latency table", backend=backend, threads=threads) as monitor:
         for _, entry in progress(jobs, quiet=quiet, desc=f"latency table ({backend} {precision})"):
             ms = time_runner(runners[entry], warmup=warmup, runs=runs).median_ms
             best[entry] = min(ms, best.get(entry, math.inf))
@@ -357,8 +361,7 @@ def build_predictor(space: SearchSpace, *, image_size: Sequence[int] = (256, 256
     if use_cache and not refresh and path.exists():
         return LatencyTable.load(path)
     fit = random_genotypes(space, num_fit, seed=seed, stream=FIT_STREAM)
-    with LoadMonitor(what="calibration",
-                     ov_threads=threads if backend == "openvino" else None) as monitor:
+    with _monitor("calibration", backend=backend, threads=threads) as monitor:
         passes = measure_genotypes(fit, space=space, image_size=image_size, backend=backend,
                                    precision=precision, threads=threads, runs=runs,
                                    num_classes=num_classes, macro_config=macro_config,
@@ -440,8 +443,7 @@ def validate(table: LatencyTable, space: SearchSpace, *, num_genotypes: int = 30
               for ops in meta.get("calibration", {}).get("genotypes", [])]
     genotypes = random_genotypes(space, num_genotypes, seed=seed, stream=VALIDATE_STREAM,
                                  exclude=fitted)
-    with LoadMonitor(what="validation",
-                     ov_threads=threads if backend == "openvino" else None) as monitor:
+    with _monitor("validation", backend=backend, threads=threads) as monitor:
         passes = measure_genotypes(genotypes, space=space, image_size=image_size, backend=backend,
                                    precision=precision, threads=threads, runs=runs,
                                    repeats=repeats, macro_config=macro_config, quiet=quiet,

@@ -229,7 +229,8 @@ class ProxylessSearch:
             with torch.no_grad():
                 teacher_logits = self.teacher(images)
             loss = loss + self.config.distill_weight * distillation_loss(
-                logits, teacher_logits, temperature=self.config.distill_temperature)
+                logits, teacher_logits, temperature=self.config.distill_temperature,
+                target=masks, ignore_index=self.config.ignore_index)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"weight loss became {loss.item()} at epoch {epoch + 1}; "
                                      "lower weight_lr")
