@@ -96,7 +96,7 @@ SMOKE = dict(budget_fracs=[0.8], seeds=[0], random=2, max_random_draws=16, laten
 RECIPE = ("space", "people", "latency_size", "threads", "num_fit", "fit_runs", "fit_repeats",
           "runs", "rounds", "search_size", "search_warmup_epochs", "search_epochs", "search_steps",
           "train_size", "train_steps", "train_seed", "lr", "random_seed", "latency_form",
-          "warmup_sampling")
+          "warmup_sampling", "arch_lr")
 """The settings every saved piece depends on: a state saved with others is refused, not mixed."""
 
 
@@ -127,6 +127,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--search-warmup-epochs", type=int, default=50, help="weight-only epochs (about 9 batches)")
     add("--search-epochs", type=int, default=25, help="alpha epochs after the warm-up")
     add("--search-steps", type=int, default=20, help="cap on batches per search epoch")
+    add("--arch-lr", type=float, default=0.05,
+        help="the search's Adam lr for alpha (notebook 06's full setting; the reference's 1e-3 "
+             "barely moves alpha in a workshop-length search)")
     add("--latency-form", default="hinge", choices=LATENCY_FORMS,
         help="the search's latency term (the ablation against collapse: mul_log, the reference)")
     add("--warmup-sampling", default="fair", choices=("fair", "constrained"),
@@ -319,7 +322,7 @@ def search(state, args, space, data: Path, frac: float, budget_ms: float, seed: 
                         threads=args.threads, resume=resume, overwrite=not resume,
                         warmup_epochs=args.search_warmup_epochs, search_epochs=args.search_epochs,
                         steps_per_epoch=args.search_steps, latency_form=args.latency_form,
-                        warmup_sampling=args.warmup_sampling)
+                        warmup_sampling=args.warmup_sampling, arch_lr=args.arch_lr)
     summary = result.summary()
     log(f"  derived: {' '.join(result.genotype_budget.ops)} ({fmt(summary['measured_ms'], '.2f')} "
         f"ms measured by the search, {time.perf_counter() - started:.0f} s)")
