@@ -1,4 +1,4 @@
-"""The ``segnas`` command: train, evaluate, predict, search, export, a quick end-to-end demo.
+"""The ``segnas`` command: train, evaluate, predict, search, export, data check, a quick demo.
 
 Each sub-command is a pair: ``add_<name>_arguments(parser)`` declares its options and
 ``cmd_<name>(args)`` runs it. ``build_parser`` only wires the pairs together; ``main`` parses and
@@ -35,17 +35,122 @@ PACKAGE_ERRORS = (CLIError, CheckpointError, RunDirectoryError, DatasetError, Un
                   TimingError, FileNotFoundError, FileExistsError)
 
 
+# --------------------------------------------------------------------------- numbers, checked
+def _number(kind, text: str, *, low=None, high=None, low_open=False, what: str):
+    """Parse ``text`` as ``kind`` inside [low, high] (or (low, ...) with ``low_open``); argparse
+    prints the message with the option's name and exits with status 2, never a traceback."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    if value != value or (low is not None and (value <= low if low_open else value < low)) \
+            or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, low=1, what="an integer >= 1")
+
+
+def nonnegative_int(text: str) -> int:
+    return _number(int, text, low=0, what="an integer >= 0")
+
+
+def image_side(text: str) -> int:
+    return _number(int, text, low=16, high=4096, what="a side in pixels, 16..4096")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, low=0.0, low_open=True, high=float("inf"), what="a number > 0")
+
+
+def nonnegative_float(text: str) -> float:
+    return _number(float, text, low=0.0, high=float("inf"), what="a number >= 0")
+
+
+def fraction(text: str) -> float:
+    return _number(float, text, low=0.0, high=1.0, what="a number in 0..1")
+
+
+def class_count(text: str) -> int:
+    return _number(int, text, low=1, high=255, what="a number of classes, 1..255")
+
+
+def mask_value(text: str) -> int:
+    return _number(int, text, low=0, high=65535, what="a raw mask value, 0..65535")
+
+
+def _mapping(text: str) -> dict[int, int]:
+    from .data import DatasetError, parse_mask_mapping
+    try:
+        return parse_mask_mapping(text)
+    except DatasetError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    from .data import DatasetError, parse_class_names
+    try:
+        return parse_class_names(text)
+    except DatasetError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 # --------------------------------------------------------------------------- shared option groups
-def add_data_options(p: argparse.ArgumentParser, *, image_size: int = 256) -> None:
-    p.add_argument("--data", default="synthetic",
-                   help="'synthetic' (portraits), 'synthetic-scenes' or a dataset folder (people, "
-                   "Pascal VOC, Cityscapes, or images/ + masks/); default %(default)s")
-    p.add_argument("--image-size", type=int, default=image_size,
-                   help="square side the images are resized to (pixels); default %(default)s")
+def add_data_options(p: argparse.ArgumentParser, *, image_size: int | None = 256,
+                     source: bool = True, val_data: bool = False) -> None:
+    """``--data`` and ``--image-size`` (when ``source``), then the class set of a folder."""
+    if source:
+        p.add_argument("--data", default=None if image_size is None else "synthetic",
+                       help="'synthetic' (portraits), 'synthetic-scenes' or a dataset folder "
+                       "(split folders train/ + trainannot/ or images/<split>/ + masks/<split>/, "
+                       "images/ + masks/, people, Pascal VOC, Cityscapes)" +
+                       ("; default: the training run's" if image_size is None else
+                        "; default %(default)s"))
+        p.add_argument("--image-size", type=image_side, default=image_size,
+                       help="square side the images are resized to (pixels)" +
+                       ("; default: the training run's" if image_size is None else
+                        "; default %(default)s"))
+    if val_data:
+        p.add_argument("--val-data", metavar="PATH", default=None,
+                       help="a separate validation folder (its val split if it has one, else all "
+                       "of it); --data is then used whole for training")
+    group = p.add_argument_group("class set of a folder (saved with the run)")
+    group.add_argument("--num-classes", type=class_count, default=None,
+                       help="number of classes (default: the layout's own; 2 for images/ + masks/)")
+    group.add_argument("--ignore-index", type=mask_value, default=None,
+                       help="raw mask value meaning 'no label' (default 255; SegNet's CamVid: 11)")
+    group.add_argument("--mask-mapping", type=_mapping, default=None, metavar="RAW:CLASS,...",
+                       help="raw mask value -> class, e.g. '0:0,255:1'; RAW:ignore drops a value")
+    group.add_argument("--unmapped", choices=("error", "ignore"), default=None,
+                       help="a mask value outside the class set: stop naming the file (error, the "
+                       "default) or carry no loss there (ignore)")
+    group.add_argument("--class-names", type=_names, default=None, metavar="A,B,...",
+                       help="one name per class, comma-separated (shown in per-class IoU)")
+
+
+def data_options(args, saved: dict | None = None) -> dict:
+    """The class set from the flags, unset ones from a saved run (``saved``): open_dataset kwargs."""
+    saved = dict(saved or {})
+    flags = {"num_classes": args.num_classes, "ignore_index": args.ignore_index,
+             "mask_mapping": args.mask_mapping, "unmapped": args.unmapped,
+             "class_names": args.class_names}
+    out = {key: value if value is not None else saved.get(key) for key, value in flags.items()}
+    if out["mask_mapping"] is not None:
+        out["mask_mapping"] = {int(k): int(v) for k, v in out["mask_mapping"].items()}
+    if out["class_names"] is not None:
+        out["class_names"] = tuple(out["class_names"])
+    if out["ignore_index"] is None:
+        out.pop("ignore_index")
+    if out["unmapped"] is None:
+        out.pop("unmapped")
+    return out
 
 
 def add_seed_option(p: argparse.ArgumentParser, *, what: str) -> None:
-    p.add_argument("--seed", type=int, default=0, help=f"random seed of {what}; default %(default)s")
+    p.add_argument("--seed", type=nonnegative_int, default=0,
+                   help=f"random seed of {what}; default %(default)s")
 
 
 def add_quiet_option(p: argparse.ArgumentParser, *, what: str = "no progress bars") -> None:
@@ -64,14 +169,66 @@ def add_model_option(p: argparse.ArgumentParser, *, help: str, **kwargs) -> None
 
 
 # --------------------------------------------------------------------------- shared helpers
-def _datasets(source: str, image_size: int, seed: int, train_size: int | None):
-    """(augmented train split, validation split of max(16, train_size / 8) images)."""
-    from .data import PairedAugment, open_dataset
-    train_set = open_dataset(source, image_size=image_size, split="train", seed=seed,
-                             augment=PairedAugment(), length=train_size)
-    val_set = open_dataset(source, image_size=image_size, split="val", seed=seed,
-                           length=max(16, (train_size or 256) // 8))
-    return train_set, val_set
+def _datasets(args):
+    """(augmented train split, validation split of max(16, train_size / 8) images), and the
+    ``data_info`` a run saves. With ``--val-data`` the training folder is read whole (or its own
+    train split) and the validation folder gives its val split, else all of it."""
+    from .data import PairedAugment, find_layout, open_dataset
+    options = data_options(args)
+    refuse_class_set_for_synthetic(args)
+    common = dict(image_size=args.image_size, seed=args.seed, **options)
+    val_source, val_split, train_split = args.data, "val", "train"
+    if args.val_data:
+        val_source = args.val_data
+        val_split = "val" if "val" in _own_splits(find_layout(args.val_data)) else "all"
+        if args.data not in ("synthetic", "synthetic-scenes"):
+            train_split = "train" if "train" in _own_splits(find_layout(args.data)) else "all"
+    train_set = open_dataset(args.data, split=train_split, augment=PairedAugment(),
+                             length=args.train_size, **common)
+    val_set = open_dataset(val_source, split=val_split,
+                           length=max(16, (args.train_size or 256) // 8), **common)
+    num_classes, class_names = dataset_meta(train_set)
+    val_classes, _ = dataset_meta(val_set)
+    if val_classes != num_classes:
+        raise CLIError(f"{args.data} has {num_classes} classes but the validation data "
+                       f"{val_source} has {val_classes}: give --num-classes for both")
+    info = {"data": _source_text(args.data), "val_data": _source_text(args.val_data),
+            "image_size": args.image_size, "num_classes": num_classes,
+            "class_names": list(class_names) if class_names else None,
+            **{k: v for k, v in options.items() if k not in ("num_classes", "class_names")}}
+    if info.get("mask_mapping") is not None:
+        info["mask_mapping"] = {str(k): v for k, v in info["mask_mapping"].items()}
+    return train_set, val_set, info
+
+
+def refuse_class_set_for_synthetic(args) -> None:
+    """Synthetic data has its own classes: a class-set flag there would be silently ignored."""
+    given = [flag for flag, value in (("--num-classes", args.num_classes),
+                                      ("--ignore-index", args.ignore_index),
+                                      ("--mask-mapping", args.mask_mapping),
+                                      ("--unmapped", args.unmapped),
+                                      ("--class-names", args.class_names)) if value is not None]
+    if given and args.data in ("synthetic", "synthetic-scenes"):
+        raise CLIError(f"{args.data} data has its own classes: {', '.join(given)} applies to "
+                       "a dataset folder (--data PATH)")
+
+
+def _own_splits(layout) -> tuple[str, ...]:
+    return tuple(layout.split_dirs) if layout.own_splits else ()
+
+
+def _source_text(source: str | None) -> str | None:
+    """A data source as saved with a run: names as they are, folders as absolute paths."""
+    if source is None or source in ("synthetic", "synthetic-scenes"):
+        return source
+    return str(Path(source).resolve())
+
+
+def scan_before_training(*datasets, quiet: bool) -> None:
+    """Every mask of the datasets against the class set, before the first step (``data.check``)."""
+    from .data.check import scan_masks
+    for dataset in datasets:
+        scan_masks(dataset, quiet=quiet)
 
 
 def dataset_meta(dataset) -> tuple[int, tuple[str, ...] | None]:
@@ -109,25 +266,25 @@ def _model_info(args) -> dict:
 
 # --------------------------------------------------------------------------- train
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_options(p)
+    add_data_options(p, val_data=True)
     add_seed_option(p, what="the weights, batch order, augmentation and the data (synthetic "
                     "images, a folder's train/val split)")
     add_quiet_option(p)
     add_model_option(p, default="fast_scnn", help="model to train (default %(default)s)")
     p.add_argument("--genotype", help="genotype.json from `segnas search`: train that child "
                    "(instead of --model)")
-    p.add_argument("--epochs", type=int, default=10, help="default %(default)s")
-    p.add_argument("--batch-size", type=int, default=8, help="default %(default)s")
-    p.add_argument("--lr", type=float, default=0.02, help="peak learning rate; default %(default)s")
+    p.add_argument("--epochs", type=positive_int, default=10, help="default %(default)s")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="default %(default)s")
+    p.add_argument("--lr", type=positive_float, default=0.02, help="peak learning rate; default %(default)s")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
                    help="sgd (momentum 0.9, Nesterov) or adamw; default %(default)s")
     p.add_argument("--schedule", choices=("poly", "cosine"), default="poly",
                    help="learning-rate decay: poly, lr * (1 - t/T)^0.9, or cosine; "
                    "default %(default)s")
-    p.add_argument("--train-size", type=int, default=None, metavar="N",
+    p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="training images: how many synthetic ones (default 1000) or a cap on a "
                    "folder's train split; validation uses max(16, N/8) images (32 by default)")
-    p.add_argument("--steps-per-epoch", type=int, default=None,
+    p.add_argument("--steps-per-epoch", type=positive_int, default=None,
                    help="cap on batches per epoch (default: the whole training set)")
     p.add_argument("--out", required=True,
                    help="run folder for checkpoint.pt, metrics.jsonl and config.json")
@@ -137,7 +294,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args) -> int:
     from .engine import TrainConfig, train
-    train_set, val_set = _datasets(args.data, args.image_size, args.seed, args.train_size)
+    train_set, val_set, data_info = _datasets(args)
+    scan_before_training(train_set, val_set, quiet=args.quiet)
     num_classes, class_names = dataset_meta(train_set)
     info = _model_info(args)
     torch.manual_seed(args.seed)
@@ -147,7 +305,7 @@ def cmd_train(args) -> int:
                          steps_per_epoch=args.steps_per_epoch, quiet=args.quiet)
     result = train(model, train_set, val_set, config=config, num_classes=num_classes,
                    out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
-                   model_info=info, class_names=class_names)
+                   model_info=info, class_names=class_names, data_info=data_info)
     final = result.final_metrics or {}
     print(f"trained {info['name']} for {args.epochs} epochs -> {Path(args.out) / 'checkpoint.pt'}")
     print(f"validation mIoU {final.get('miou', float('nan')):.4f}  "
@@ -157,36 +315,59 @@ def cmd_train(args) -> int:
 
 # --------------------------------------------------------------------------- evaluate
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    add_data_options(p)
-    add_seed_option(p, what="the synthetic images and a folder's train/val split (use the "
-                    "training seed)")
+    add_data_options(p, image_size=None)
+    p.add_argument("--seed", type=nonnegative_int, default=None,
+                   help="seed of the synthetic images and of a pool folder's train/val cut "
+                   "(default: the training run's)")
     add_quiet_option(p)
     p.add_argument("--checkpoint", required=True, help="DIR/checkpoint.pt from `segnas train`")
-    p.add_argument("--split", choices=("train", "val"), default="val", help="default %(default)s")
-    p.add_argument("--num-images", type=int, default=None,
+    p.add_argument("--split", choices=("train", "val", "test", "all"), default="val",
+                   help="which part of --data: a folder's own split, its random train/val cut, "
+                   "or all of it; default %(default)s")
+    p.add_argument("--num-images", type=positive_int, default=None,
                    help="images to evaluate: how many synthetic ones (default 1000 train, 200 val) "
                    "or a cap on a folder's split")
     p.add_argument("--out", help="metrics JSON (default: evaluation.json beside the checkpoint)")
+
+
+def saved_data(state: dict) -> dict:
+    """The ``data_info`` a checkpoint carries (empty for runs written before it existed)."""
+    return dict(state.get("data_info") or {})
 
 
 def cmd_evaluate(args) -> int:
     from .data import open_dataset
     from .engine import evaluate
     model, state = load_trained(args.checkpoint)
-    dataset = open_dataset(args.data, image_size=args.image_size, split=args.split,
-                           seed=args.seed, length=args.num_images)
+    saved = saved_data(state)
+    source = args.data or saved.get("data") or "synthetic"
+    if args.split == "val" and not args.data and saved.get("val_data"):
+        source, split = saved["val_data"], _val_split_of(saved["val_data"])
+    else:
+        split = args.split
+    image_size = args.image_size or saved.get("image_size") or 256
+    seed = args.seed if args.seed is not None else state.get("train_config", {}).get("seed", 0)
+    dataset = open_dataset(source, image_size=image_size, split=split, seed=seed,
+                           length=args.num_images, **data_options(args, saved))
     num_classes, class_names = dataset_meta(dataset)
     if num_classes != state["num_classes"]:
-        raise CLIError(f"the checkpoint predicts {state['num_classes']} classes but {args.data} "
-                       f"has {num_classes}")
+        raise CLIError(f"the checkpoint predicts {state['num_classes']} classes but {source} "
+                       f"is read with {num_classes}: give --num-classes/--mask-mapping as in training")
+    print(f"evaluating on {source} ({split}, {len(dataset)} images at {image_size} px)")
     metrics = evaluate(model, dataset, num_classes=num_classes, quiet=args.quiet).as_dict(class_names)
     print(f"mIoU {metrics['miou']:.4f}  pixel accuracy {metrics['pixel_accuracy']:.4f}")
     for name, iou in metrics["per_class_iou"].items():
         print(f"  {name:>12}: {'n/a' if iou is None else f'{iou:.4f}'}")
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name("evaluation.json")
-    atomic_write_text(out, json.dumps({"data": args.data, "split": args.split, **metrics}, indent=2))
+    atomic_write_text(out, json.dumps({"data": source, "split": split, "images": len(dataset),
+                                       "image_size": image_size, **metrics}, indent=2))
     print(f"wrote {out}")
     return 0
+
+
+def _val_split_of(source: str) -> str:
+    from .data import find_layout
+    return "val" if "val" in _own_splits(find_layout(source)) else "all"
 
 
 # --------------------------------------------------------------------------- predict
@@ -194,9 +375,10 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
     p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
-    p.add_argument("--image-size", type=int, default=None,
+    p.add_argument("--image-size", type=image_side, default=None,
                    help="with --checkpoint: the square side each photo is resized to for the "
-                   "model (default: the photo's own size); an IR uses its own input size")
+                   "model (default: the training run's, else the photo's own size); an IR uses "
+                   "its own input size")
     p.add_argument("--out", required=True, help="folder for IMAGE_mask.png and IMAGE_overlay.png")
     add_overwrite_option(p, what="mask and overlay PNGs that exist in --out")
 
@@ -209,8 +391,8 @@ def _segmenter(args):
         predictor = OpenVINOPredictor(args.model)
         return lambda x: predictor(x).argmax(1)[0]
     import torch.nn.functional as F
-    model, _ = load_trained(args.checkpoint)
-    size = args.image_size
+    model, state = load_trained(args.checkpoint)
+    size = args.image_size or saved_data(state).get("image_size")
 
     def segment(x: torch.Tensor):
         """Logits at the model's working size, resized back to the photo's own size."""
@@ -230,6 +412,9 @@ def cmd_predict(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     segment = _segmenter(args)
+    names = None
+    if args.checkpoint:  # the class names the run was trained with
+        names = saved_data(load_checkpoint(args.checkpoint)).get("class_names")
     for path in args.images:
         image = load_image(path)  # (3, H, W) at the photo's own size, normalised
         with torch.no_grad():
@@ -242,19 +427,30 @@ def cmd_predict(args) -> int:
         Image.fromarray(colorize(mask)).save(targets["mask"])
         blend = overlay(denormalize(image), mask)  # (H, W, 3) float in [0, 1]
         Image.fromarray((blend * 255).round().astype(np.uint8)).save(targets["overlay"])
-        print(f"{path}: {100 * (mask > 0).mean():.1f}% foreground -> {targets['mask']}")
+        print(f"{path}: {_class_shares(mask, names)} -> {targets['mask']}")
     return 0
+
+
+def _class_shares(mask, names) -> str:
+    """"23.4% person" for two classes, else the share of every class present, largest first."""
+    import numpy as np
+    counts = np.bincount(mask.ravel(), minlength=len(names) if names else 2)
+    label = (lambda i: names[i] if names and i < len(names) else f"class {i}")
+    if len(counts) <= 2:
+        return f"{100 * counts[1:].sum() / mask.size:.1f}% {label(1) if names else 'foreground'}"
+    order = [int(i) for i in np.argsort(-counts) if counts[i]]
+    return ", ".join(f"{label(i)} {100 * counts[i] / mask.size:.1f}%" for i in order[:6])
 
 
 # --------------------------------------------------------------------------- demo
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     from .demo import DemoConfig
-    p.add_argument("--image-size", type=int, default=DemoConfig.image_size,
+    p.add_argument("--image-size", type=image_side, default=DemoConfig.image_size,
                    help="square side of the synthetic portraits; default %(default)s")
-    p.add_argument("--epochs", type=int, default=DemoConfig.epochs, help="default %(default)s")
-    p.add_argument("--train-size", type=int, default=DemoConfig.train_size,
+    p.add_argument("--epochs", type=positive_int, default=DemoConfig.epochs, help="default %(default)s")
+    p.add_argument("--train-size", type=positive_int, default=DemoConfig.train_size,
                    help="synthetic training portraits (validation: 32); default %(default)s")
-    p.add_argument("--lr", type=float, default=DemoConfig.lr, help="default %(default)s")
+    p.add_argument("--lr", type=positive_float, default=DemoConfig.lr, help="default %(default)s")
     add_seed_option(p, what="the weights, batch order and search (the portraits "
                     "are fixed)")
     p.add_argument("--out", default="runs/demo",
@@ -284,10 +480,10 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
                    "(ignored with --checkpoint)")
     add_model_option(p, help="model to export with untrained weights (ignored with --checkpoint "
                      "or --genotype)")
-    p.add_argument("--num-classes", type=int, default=2,
+    p.add_argument("--num-classes", type=class_count, default=2,
                    help="output classes of an untrained export; default %(default)s")
     add_seed_option(p, what="the untrained weights")
-    p.add_argument("--image-size", type=int, default=256,
+    p.add_argument("--image-size", type=image_side, default=256,
                    help="square side of the traced input, the IR's fixed input unless --dynamic; "
                    "default %(default)s")
     p.add_argument("--out", required=True, help="DIR/model.xml (model.bin is written beside it)")
@@ -327,7 +523,7 @@ def add_notebooks_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="every notebook in its quick mode (sets SEGNAS_QUICK=1)")
     p.add_argument("--notebooks", help="folder of numbered notebooks (default: the repository's)")
-    p.add_argument("--cell-timeout", type=int, default=600,
+    p.add_argument("--cell-timeout", type=positive_int, default=600,
                    help="seconds one cell may run before the run stops and names it (a stalled "
                    "kernel fails instead of waiting forever); default %(default)s")
     add_overwrite_option(p, what="executed copies that exist in OUTDIR")
@@ -373,11 +569,35 @@ def cmd_notebooks(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- data
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    check = sub.add_parser("check", help="read every image/mask pair of a folder and report "
+                           "problems and class shares (exit status 1 on errors)",
+                           description="read every image/mask pair of a folder and report "
+                           "problems and class shares (exit status 1 on errors)")
+    check.add_argument("path", metavar="PATH", help="the dataset folder")
+    add_data_options(check, source=False)
+    check.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    add_quiet_option(check)
+
+
+def cmd_data(args) -> int:
+    """``segnas data check PATH``: the data doctor (``data.check.check_folder``)."""
+    from .data.check import check_folder
+    report = check_folder(args.path, quiet=args.quiet, **data_options(args))
+    print(report.to_text())
+    if args.json:
+        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))
+        print(f"wrote {args.json}")
+    return 1 if report.errors else 0
+
+
 # --------------------------------------------------------------------------- models
 def add_models_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--num-classes", type=int, default=2,
+    p.add_argument("--num-classes", type=class_count, default=2,
                    help="output classes (sets the head's size); default %(default)s")
-    p.add_argument("--image-size", type=int, default=256,
+    p.add_argument("--image-size", type=image_side, default=256,
                    help="square input side for the FLOP count; default %(default)s")
 
 
@@ -429,6 +649,8 @@ def build_parser() -> argparse.ArgumentParser:
                  add_notebooks_arguments, cmd_notebooks)
     _add_command(sub, "models", "list the models with parameters and FLOPs",
                  add_models_arguments, cmd_models)
+    _add_command(sub, "data", "check a dataset folder before training (segnas data check PATH)",
+                 add_data_arguments, cmd_data)
     return parser
 
 

@@ -8,7 +8,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import add_data_options, add_overwrite_option, add_quiet_option, add_seed_option
+from .cli import (add_data_options, add_overwrite_option, add_quiet_option, add_seed_option,
+                  data_options, fraction, image_side, nonnegative_float, positive_float,
+                  positive_int, refuse_class_set_for_synthetic)
 from .nas.gates import LATENCY_FORMS
 from .nas.latency import BACKENDS
 from .nas.space import SPACES, get_space
@@ -22,10 +24,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     add_quiet_option(p, what="no progress bars or epoch lines")
     p.add_argument("--space", choices=list(SPACES), default="seed",
                    help="search space (segnas_lite.nas.SPACES); default %(default)s")
-    p.add_argument("--budget-ms", type=float, default=None,
+    p.add_argument("--budget-ms", type=positive_float, default=None,
                    help="latency budget (ms); default: the 0.4 quantile of the predicted latency "
                    "of random architectures of the space, so about 60%% of them are rejected")
-    p.add_argument("--budget-frac", type=float, default=None,
+    p.add_argument("--budget-frac", type=fraction, default=None,
                    help="budget as a fraction of the way from the fastest (0) to the slowest (1) "
                    "predicted architecture; instead of --budget-ms")
     p.add_argument("--constraint", choices=("predicted", "measured"), default="predicted",
@@ -42,7 +44,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
                    "constrained (uniform under the budget, as the seed)")
     p.add_argument("--teacher", default=None, metavar="CHECKPOINT",
                    help="a `segnas train` checkpoint distilled into the super-net during warm-up")
-    p.add_argument("--distill-weight", type=float, default=None,
+    p.add_argument("--distill-weight", type=nonnegative_float, default=None,
                    help="weight of the distillation term (default 0.5 with --teacher)")
     p.add_argument("--no-calibrate", action="store_true",
                    help="use the plain in-place table (no end-to-end calibration)")
@@ -58,8 +60,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
 def cmd_search(args) -> int:
     """ProxylessNAS search with the seed's two changes; writes genotype.json, history.json."""
     from .nas.search import run_search
+    refuse_class_set_for_synthetic(args)
     result = run_search(space=args.space, budget_ms=args.budget_ms, budget_frac=args.budget_frac,
-                        data=args.data,
+                        data=args.data, data_options=data_options(args),
                         image_size=args.image_size, out_dir=args.out, quick=args.quick,
                         constraint=args.constraint, resume=args.resume, overwrite=args.overwrite,
                         seed=args.seed, quiet=args.quiet, backend=args.backend,
@@ -87,7 +90,7 @@ def add_latency_target_options(p: argparse.ArgumentParser, *, size_help: str,
     p.add_argument("--precision", choices=PRECISIONS, default="f32",
                    help="OpenVINO inference precision (torch runs f32); 'default' lets the CPU "
                    "plugin choose (bf16 where the CPU supports it); default %(default)s")
-    p.add_argument(size_flag, type=int, default=size_default, help=size_help)
+    p.add_argument(size_flag, type=image_side, default=size_default, help=size_help)
 
 
 def add_latency_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,11 +100,11 @@ def add_latency_arguments(p: argparse.ArgumentParser) -> None:
                    help="search space (segnas_lite.nas.SPACES); default %(default)s")
     add_latency_target_options(p, size_flag="--image-size", size_default=256,
                                size_help="deployment image side; default %(default)s")
-    p.add_argument("--threads", type=int, default=2, help="inference threads; default %(default)s")
-    p.add_argument("--num-fit", type=int, default=60,
+    p.add_argument("--threads", type=positive_int, default=2, help="inference threads; default %(default)s")
+    p.add_argument("--num-fit", type=positive_int, default=60,
                    help="random subnets measured end to end to calibrate the table; default "
                    "%(default)s")
-    p.add_argument("--validate", type=int, default=30,
+    p.add_argument("--validate", type=positive_int, default=30,
                    help="held-out random subnets to check the predictor on; default %(default)s")
     p.add_argument("--refresh", action="store_true",
                    help="measure again instead of reading the cached table and calibration")

@@ -219,7 +219,8 @@ def _save_epoch(out: Path, record: dict, *, model: nn.Module, optimizer, schedul
     atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                        "scheduler": scheduler.state_dict(), "epoch": epoch, "rng": rng_state(),
                        "model_info": run_info["model"], "num_classes": run_info["num_classes"],
-                       "train_config": asdict(config)}, out / CHECKPOINT)
+                       "data_info": run_info.get("data"), "train_config": asdict(config)},
+                      out / CHECKPOINT)
     with open(out / METRICS, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(record) + "\n")
 
@@ -229,19 +230,23 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
           resume: bool = False, overwrite: bool = False, model_info: dict | None = None,
           class_names: tuple[str, ...] | None = None,
           on_epoch_end: Callable[[dict], None] | None = None,
-          teacher: nn.Module | None = None) -> TrainResult:
+          teacher: nn.Module | None = None, data_info: dict | None = None) -> TrainResult:
     """Train ``model`` for ``config.epochs`` epochs, checkpointing into ``out_dir`` after each.
 
     ``model_info`` (e.g. ``{"name": "fast_scnn", "kwargs": {...}}``) is stored in the checkpoint so
     that ``segnas evaluate`` and ``segnas predict`` can rebuild the model. With ``resume=True`` the run
     continues from ``out_dir/checkpoint.pt``; an existing run is never overwritten unless
     ``overwrite=True``. ``teacher``: a trained model whose soft masks are distilled into ``model``
-    with weight ``config.distill_weight`` (``distill.py``; Hinton et al., 2015).
+    with weight ``config.distill_weight`` (``distill.py``; Hinton et al., 2015). ``data_info``:
+    what the data was (source, image size, class set; ``segnas train`` writes it) saved in
+    ``config.json`` and the checkpoint, so ``segnas evaluate``/``predict`` need no repeated flags.
     """
     if teacher is not None:
         teacher.eval()
     out = Path(out_dir) if out_dir is not None else None
     run_info = {"model": model_info or {}, "num_classes": num_classes}
+    if data_info is not None:
+        run_info["data"] = data_info
     steps = _steps_per_epoch(train_set, config)
     optimizer = make_optimizer(model, config)
     total_steps = config.epochs * steps

@@ -38,8 +38,8 @@ from torch import nn
 
 from .data import SyntheticPortraits, synthetic_video  # notebook 08 imports synthetic_video from here
 from .runio import stream_seed
-from .timing import (Timing, TimingError, compile_openvino, ov_core, time_openvino,
-                     time_torch)
+from .timing import (Timing, TimingError, compile_openvino, compiled_precision, ov_core,
+                     time_openvino, time_torch)
 
 
 class ExportError(RuntimeError):
@@ -229,12 +229,15 @@ class ParityReport:
     min_agreement: float
     passed: bool | None
     weights: str = "f32"  # how the IR stores its weights: "f32", or "f16" (compress_to_fp16)
+    runs: str = "unknown"  # the precision the compiled model really runs (``timing.compiled_precision``)
 
     def to_text(self) -> str:
         verdict = {True: "PASSED", False: "FAILED", None: "reported only"}[self.passed]
         h, w = self.input_size
+        asked = self.precision if self.runs in (self.precision, "unknown") else \
+            f"{self.precision} -> runs {self.runs}"
         return (
-            f"parity [{self.precision}, {self.weights} weights] on {self.num_images} images {h}x{w}: "
+            f"parity [{asked}, {self.weights} weights] on {self.num_images} images {h}x{w}: "
             f"max|diff|={self.max_abs_diff:.2e}, mean|diff|={self.mean_abs_diff:.2e}, "
             f"mask agreement={100 * self.mask_agreement:.3f}% -> {verdict} "
             f"(atol {self.atol:g}, agreement >= {self.min_agreement:g})"
@@ -286,7 +289,7 @@ def check_parity(
     agreement = agree / pixels
     passed = (max_diff <= atol and agreement >= min_agreement) if precision == "f32" else None
     return ParityReport(precision, num_images, input_size, max_diff, mean_diff, agreement, atol,
-                        min_agreement, passed, weights)
+                        min_agreement, passed, weights, runs=compiled_precision(compiled))
 
 
 FP16_ATOL = 0.1             # parity tolerances for an IR with float16 weights (see check_parity)

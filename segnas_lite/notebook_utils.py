@@ -57,7 +57,11 @@ def setup(*, quick: bool, seed: int = 0, threads: int | None = None) -> Settings
 
     ``threads=None`` keeps PyTorch's default (one per core).
     """
+    asked = quick
     quick = quick_mode(quick)
+    if quick and not asked:  # say why the reader sees a quick run although the cell says False
+        print("note: QUICK = False in the parameters cell, but CI or SEGNAS_QUICK=1 is set: every "
+              "number below comes from the quick (CI-sized) run; unset it for the workshop run")
     if quick:
         os.environ["SEGNAS_QUIET"] = "1"  # runio.progress() then shows no tqdm bars
     if threads is not None:

@@ -70,7 +70,8 @@ def summarize(model: nn.Module, *, input_size: tuple[int, int] = (256, 256)) -> 
 
     The per-part rows are the model's top-level children (e.g. ``learning_to_downsample``,
     ``global_feature_extractor``, ... for Fast-SCNN; ``backbone`` and ``classifier`` for LR-ASPP).
-    FLOPs spent outside every child (rare) appear in a final ``(other)`` row. The model's
+    FLOPs spent outside every child (rare) appear in a final ``(other)`` row; a child that is a
+    plain container (``nn.ModuleList``) gets the FLOPs of the modules in it. The model's
     train/eval mode is restored afterwards.
     """
     height, width = input_size
@@ -89,7 +90,7 @@ def summarize(model: nn.Module, *, input_size: tuple[int, int] = (256, 256)) -> 
     root = type(model).__name__
     rows = []
     for name, child in model.named_children():
-        flops = sum(per_module.get(f"{root}.{name}", {}).values())
+        flops = _module_flops(per_module, f"{root}.{name}", child)
         rows.append(SummaryRow(name, sum(p.numel() for p in child.parameters()), int(flops)))
     total_flops = int(counter.get_total_flops())
     other_flops = total_flops - sum(row.flops for row in rows)
@@ -103,3 +104,13 @@ def summarize(model: nn.Module, *, input_size: tuple[int, int] = (256, 256)) -> 
         flops=total_flops,
         rows=rows,
     )
+
+
+def _module_flops(per_module: dict, path: str, module: nn.Module) -> int:
+    """FLOPs the counter booked under ``path``; a container whose ``forward`` is never called (an
+    ``nn.ModuleList`` that the parent iterates, as the NAS chain's ``layers``) has no entry of its
+    own, so its children's entries are added up instead."""
+    if path in per_module:
+        return int(sum(per_module[path].values()))
+    return sum(_module_flops(per_module, f"{path}.{name}", child)
+               for name, child in module.named_children())

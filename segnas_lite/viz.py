@@ -202,6 +202,28 @@ def mask_coverage(masks: Sequence, *, class_names: Sequence[str]) -> Figure:
     return fig
 
 
+def class_shares(report, *, split: str | None = None) -> Figure:
+    """The share of labelled pixels per class from ``data.check.check_folder`` (one split or all),
+    on a log axis so that a rare class is visible next to a dominant one; classes under 1% are
+    drawn in red (class imbalance: expect a low IoU there unless the loss weighs them up)."""
+    shares = report.class_shares(split)
+    names, values = list(shares), np.array(list(shares.values()))
+    fig = Figure(figsize=(max(4.0, 0.5 * len(names) + 2), 2.8), layout="constrained")
+    ax = fig.subplots()
+    colours = ["C3" if v < 0.01 else "C0" for v in values]
+    ax.bar(range(len(names)), np.maximum(values, 1e-5), color=colours)
+    ax.set_yscale("log")
+    ax.set_ylim(1e-5, 1.5)
+    ax.set_xticks(range(len(names)), names, rotation=30 if len(names) > 5 else 0, ha="right"
+                  if len(names) > 5 else "center")
+    for i, value in enumerate(values):
+        ax.annotate(f"{100 * value:.1f}%", (i, max(value, 1e-5)), ha="center", va="bottom",
+                    fontsize=8, xytext=(0, 2), textcoords="offset points")
+    what = "all splits" if split is None else f"split {split}"
+    ax.set(ylabel="share of labelled pixels", title=f"class shares, {what} (red: < 1%)")
+    return fig
+
+
 # --------------------------------------------------------------------------- training
 def training_curves(history: Sequence[dict], *, title: str = "training") -> Figure:
     """Training loss and validation mIoU per epoch from an engine history / metrics.jsonl."""

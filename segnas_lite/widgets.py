@@ -49,6 +49,15 @@ def _assemble(controls: list, draw: Callable[[], Any]) -> widgets.VBox:
     return box
 
 
+# --------------------------------------------------------------------------- data
+def class_share_viewer(report) -> widgets.VBox:
+    """``viz.class_shares`` of a ``data.check`` report, with a dropdown over its splits."""
+    splits = ["all splits", *report.split_pixels]
+    choice = widgets.Dropdown(options=splits, value="all splits", description="split")
+    return _assemble([choice], lambda: viz.class_shares(
+        report, split=None if choice.value == "all splits" else choice.value))
+
+
 # --------------------------------------------------------------------------- masks
 def mask_viewer(images: Sequence, masks: Sequence, predictions: dict[str, Sequence] | None = None,
                 *, num_classes: int = 2, class_names: Sequence[str] | None = None) -> widgets.VBox:

@@ -448,8 +448,10 @@ def test_open_dataset_unknown_sources(tmp_path):
         open_dataset("imagenet-please", image_size=32, split="train")
     with pytest.raises(UnknownSourceError, match="Training_Images"):
         open_dataset(tmp_path, image_size=32, split="train")
-    with pytest.raises(ValueError):
+    with pytest.raises(UnknownSourceError, match="a train and a val split"):
         open_dataset("synthetic", image_size=32, split="test")
+    with pytest.raises(ValueError, match="split must be one of"):
+        open_dataset("synthetic", image_size=32, split="validation")
 
 
 # --------------------------------------------------------------------------------------------------

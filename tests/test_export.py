@@ -102,6 +102,11 @@ def test_low_precision_is_reported_not_judged(tiny, tiny_static, precision):
     assert 0.0 <= report.mask_agreement <= 1.0
     assert report.max_abs_diff >= 0.0
     assert report.passed is None
+    # the printout says what really ran (f32 on a CPU without bf16 support), never assumes bf16
+    compiled = E.compile_ir(tiny_static, precision=precision)
+    assert report.runs == compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    if report.runs != precision:
+        assert f"{precision} -> runs {report.runs}" in report.to_text()
 
 
 def test_compile_ir_sets_precision_and_threads(tiny_static):

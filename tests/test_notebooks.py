@@ -88,6 +88,47 @@ def test_committed_notebook_was_executed(path: Path):
     assert images >= 1, "an executed notebook shows its static figures"
 
 
+ALARMS = {"-> FAILED": "a parity check failed", "Error displaying widget": "a widget failed",
+          "Traceback (most recent call last)": "a cell raised", "Exception ignored": "an error was hidden"}
+
+
+def _output_text(output) -> str:
+    text = output.get("text", "")
+    data = output.get("data", {})
+    return "".join(text) + "".join(data.get("text/plain", "")) + "".join(output.get("traceback", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_saved_outputs_raise_no_alarm(path: Path):
+    """What a reader sees must not contradict the prose: no saved output says FAILED, shows a broken
+    widget or a traceback (issue 13: notebook 08 printed "-> FAILED" under a text saying PASSED)."""
+    notebook = _read(path)
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            text = _output_text(output)
+            for alarm, meaning in ALARMS.items():
+                assert alarm not in text, f"cell {index}: {meaning}: {text[:300]}"
+
+
+def test_notebook_and_lesson_exercises_are_the_same():
+    """The exercise list a student reads in the notebook is the one the lesson's answer key covers."""
+    lessons = Path(__file__).resolve().parents[1] / "lessons"
+    for path in NOTEBOOKS:
+        notebook = _read(path)
+        text = "\n".join(c.source for c in notebook.cells if c.cell_type == "markdown")
+        lesson = next(lessons.glob(f"{path.name[:2]}_*.md")).read_text()
+        ours = _exercises(text)
+        assert ours, f"{path.name}: no numbered exercises under '## Exercises'"
+        assert ours == _exercises(lesson), f"{path.name}: its exercises differ from the lesson's"
+
+
+def _exercises(markdown: str) -> list[str]:
+    """The numbered items under '## Exercises', whitespace-normalised."""
+    part = markdown.split("## Exercises", 1)[-1].split("\n## ", 1)[0]
+    items = re.split(r"\n(?=\d+\. )", "\n" + part.strip())
+    return [" ".join(item.split()) for item in items if re.match(r"\d+\. ", item.strip())]
+
+
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory):
     """One cache for the whole session, as in CI: notebook 02 may reuse what 00 trained."""

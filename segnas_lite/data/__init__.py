@@ -5,6 +5,8 @@
 * ``synthetic.py``: ``SyntheticPortraits``, ``SyntheticScenes``, ``synthetic_video`` (no download);
   ``drawing.py`` holds their PIL drawing helpers;
 * ``folders.py``: file readers, ``SegmentationFolder``, Pascal VOC, Cityscapes and the people set;
+* ``layouts.py``: which layout a folder has, its splits, and ``DataOptions`` (the class set);
+* ``check.py``: ``check_folder`` (``segnas data check``) and ``scan_masks`` (before training);
 * ``transforms.py``: ImageNet normalisation, ``IGNORE_INDEX``, ``PairedAugment``;
 * ``errors.py``: ``DatasetError`` and its named subclasses.
 
@@ -13,27 +15,30 @@ mean and std; a mask is an int64 tensor (H, W) with class indices and ``IGNORE_I
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from .errors import (ChannelMismatchError, DatasetError, EmptyDatasetError, MaskValueError,
-                     MissingFolderError, MissingImageError, MissingMaskError, UnknownSourceError,
-                     UnreadableImageError)
+from .errors import (ChannelMismatchError, DatasetError, EmptyDatasetError, MaskMappingError,
+                     MaskValueError, MissingFolderError, MissingImageError, MissingMaskError,
+                     UnknownSourceError, UnreadableImageError)
 from .folders import (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS, IMAGE_EXTENSIONS,
                       VOC_CLASSES, CityscapesSegmentation, PairedFiles, SegmentationFolder,
-                      VOCSegmentation, _voc_root, default_people_dir, load_image, people_dataset)
+                      VOCSegmentation, default_people_dir, folder_pairs, load_image, match_by_stem,
+                      people_dataset)
+from .layouts import (POOL, DataOptions, FolderLayout, find_layout, parse_class_names,
+                      parse_mask_mapping)
 from .synthetic import SyntheticPortraits, SyntheticScenes, synthetic_video
 from .transforms import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, PairedAugment, denormalize, normalize
 
 __all__ = [
     "CITYSCAPES_CLASSES", "CITYSCAPES_PALETTE", "CITYSCAPES_TRAIN_IDS", "IGNORE_INDEX", "IMAGENET_MEAN",
-    "IMAGENET_STD", "IMAGE_EXTENSIONS", "VOC_CLASSES", "ChannelMismatchError", "CityscapesSegmentation",
-    "DatasetError", "DatasetSplit", "EmptyDatasetError", "MaskValueError", "MissingFolderError",
-    "MissingImageError", "MissingMaskError", "PairedAugment", "PairedFiles", "SegmentationFolder",
-    "SyntheticPortraits", "SyntheticScenes", "UnknownSourceError", "UnreadableImageError",
-    "VOCSegmentation", "default_people_dir", "denormalize", "load_image", "normalize", "open_dataset",
+    "IMAGENET_STD", "IMAGE_EXTENSIONS", "POOL", "VOC_CLASSES", "ChannelMismatchError",
+    "CityscapesSegmentation", "DataOptions", "DatasetError", "DatasetSplit", "EmptyDatasetError",
+    "FolderLayout", "MaskMappingError", "MaskValueError", "MissingFolderError", "MissingImageError",
+    "MissingMaskError", "PairedAugment", "PairedFiles", "SegmentationFolder", "SyntheticPortraits",
+    "SyntheticScenes", "UnknownSourceError", "UnreadableImageError", "VOCSegmentation",
+    "default_people_dir", "denormalize", "find_layout", "folder_pairs", "load_image",
+    "match_by_stem", "normalize", "open_dataset", "parse_class_names", "parse_mask_mapping",
     "people_dataset", "split_indices", "synthetic_video",
 ]
 
@@ -75,49 +80,65 @@ _VAL_SEED_OFFSET = 1_000_003  # synthetic val sets use seed + this, so they neve
 
 def open_dataset(source, *, image_size: int, split: str, seed: int = 0, val_fraction: float = 0.2,
                  augment: PairedAugment | None = None, length: int | None = None,
-                 num_classes: int = 2, mask_mapping: dict[int, int] | None = None) -> Dataset:
-    """One entry point for every data source; ``split`` is "train" or "val".
+                 num_classes: int | None = None, mask_mapping: dict[int, int] | None = None,
+                 ignore_index: int = IGNORE_INDEX, unmapped: str = "error",
+                 class_names=None) -> Dataset:
+    """One entry point for every data source; ``split`` is "train", "val", "test" or "all".
 
     * ``"synthetic"`` / ``"synthetic-scenes"``: SyntheticPortraits / SyntheticScenes with ``length``
-      items (default 1000 train, 200 val); val uses seed + 1_000_003.
-    * a folder, recognised by its layout: people (Training_Images/ + Ground_Truth/), Pascal VOC,
-      Cityscapes (their own official splits), or images/ + masks/ (masks hold class indices, or pass
-      ``mask_mapping``/``num_classes``). People and images/masks folders are split with
-      ``split_indices(n, val_fraction=..., seed=...)``.
+      items (default 1000 train, 200 val); val uses seed + 1_000_003. Only "train" and "val".
+    * a folder, recognised by its layout (``layouts.find_layout``: Pascal VOC, Cityscapes, split
+      folders ``train/ + trainannot/ ...`` or ``images/<split>/ + masks/<split>/``, people,
+      ``images/ + masks/``). A folder with its own splits is read as it is (without a val folder,
+      its train folder is cut like a pool); a pool is cut with ``split_indices(n, val_fraction=...,
+      seed=...)``; "all" is every pair.
+
+    The class set (``layouts.DataOptions``): ``num_classes``, ``ignore_index`` (the raw "no label"
+    value), ``mask_mapping`` (raw value -> class), ``unmapped`` ("error" or "ignore") and
+    ``class_names``; unset ones take the layout's own (people: 0/255 -> 2 classes). Note for
+    images/ + masks/ folders: without ``mask_mapping`` the value 255 is ignore (the VOC convention),
+    so 0/255 binary masks need ``mask_mapping={0: 0, 255: 1}``.
 
     ``augment`` is used for the train split only; ``length`` also caps folder datasets.
-    Note for images/ + masks/ folders: without ``mask_mapping`` the value 255 is ``IGNORE_INDEX``
-    (the VOC convention), so 0/255 binary masks need ``mask_mapping={0: 0, 255: 1}``.
     """
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    valid = ("train", "val", "test", "trainval", POOL)
+    if split not in valid:
+        raise ValueError(f"split must be one of {', '.join(valid)}, got {split!r}")
     train = split == "train"
     augment = augment if train else None
     if source in ("synthetic", "synthetic-scenes"):
+        if split not in ("train", "val"):
+            raise UnknownSourceError(f"synthetic data has a train and a val split, not {split!r}")
         cls = SyntheticPortraits if source == "synthetic" else SyntheticScenes
         n = length if length is not None else (1000 if train else 200)
         return cls(length=n, image_size=image_size, seed=seed if train else seed + _VAL_SEED_OFFSET,
                    augment=augment)
-    root = Path(source)
-    if not root.is_dir():
+    layout = find_layout(source)
+    options = DataOptions(num_classes=num_classes, ignore_index=ignore_index,
+                          mask_mapping=mask_mapping, unmapped=unmapped,
+                          class_names=class_names).resolved(layout)
+    if split not in layout.splits:
         raise UnknownSourceError(
-            f"unknown data source {str(source)!r}: use 'synthetic', 'synthetic-scenes' or a folder path")
-    if _voc_root(root) is not None:
-        dataset = VOCSegmentation(root, split=split, image_size=image_size, augment=augment, seed=seed)
+            f"{layout.root} has no {split!r} split: it is a {layout.describe()}; use one of "
+            f"{', '.join(layout.splits)}")
+    if layout.kind == "voc":
+        dataset = VOCSegmentation(layout.root, split="trainval" if split == POOL else split,
+                                  image_size=image_size, augment=augment, seed=seed)
         return _cap(dataset, length)
-    if (root / "leftImg8bit").is_dir() and (root / "gtFine").is_dir():
-        dataset = CityscapesSegmentation(root, split=split, image_size=image_size, augment=augment, seed=seed)
+    if layout.kind == "cityscapes":
+        dataset = CityscapesSegmentation(layout.root, split=split, image_size=image_size,
+                                         augment=augment, seed=seed)
         return _cap(dataset, length)
-    if (root / "Training_Images").is_dir() and (root / "Ground_Truth").is_dir():
-        full = people_dataset(root, image_size=image_size, augment=augment, seed=seed)
-    elif (root / "images").is_dir() and (root / "masks").is_dir():
-        full = SegmentationFolder(root / "images", root / "masks", image_size=image_size, augment=augment,
-                                  num_classes=num_classes, mask_mapping=mask_mapping, seed=seed)
-    else:
-        raise UnknownSourceError(
-            f"folder {root} has no known layout. Expected one of: Training_Images/ + Ground_Truth/ "
-            "(people), JPEGImages/ + SegmentationClass/ (Pascal VOC), leftImg8bit/ + gtFine/ "
-            "(Cityscapes), or images/ + masks/ (masks named like their images)")
+    kwargs = dict(image_size=image_size, augment=augment, seed=seed, **options.dataset_kwargs())
+    if layout.own_splits and not (layout.cuts_val and split in ("train", "val")):
+        names = layout.split_dirs if split == POOL else [split]
+        pairs = [pair for name in names for pair in folder_pairs(*layout.split_dirs[name])]
+        return _cap(PairedFiles(pairs, **kwargs), length)
+    # a pool (or an own-split folder without val): cut at random into train and val
+    pool = layout.split_dirs.get(POOL) or layout.split_dirs["train"]
+    full = PairedFiles(folder_pairs(*pool), **kwargs)
+    if split == POOL:
+        return _cap(full, length)
     train_idx, val_idx = split_indices(len(full), val_fraction=val_fraction, seed=seed)
     indices = train_idx if train else val_idx
     return DatasetSplit(full, indices[:length] if length is not None else indices)

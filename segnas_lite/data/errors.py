@@ -33,6 +33,10 @@ class MaskValueError(DatasetError):
     """A mask holds values outside the class set."""
 
 
+class MaskMappingError(DatasetError, ValueError):
+    """The class set itself is wrong: a mapping target outside the classes, a bad option value."""
+
+
 class ChannelMismatchError(DatasetError):
     """An image or mask has a channel layout that cannot be used."""
 

@@ -23,11 +23,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .errors import (ChannelMismatchError, EmptyDatasetError, MaskValueError, MissingFolderError,
-                     MissingImageError, MissingMaskError, UnreadableImageError)
+from .errors import (ChannelMismatchError, EmptyDatasetError, MaskMappingError, MaskValueError,
+                     MissingFolderError, MissingImageError, MissingMaskError, UnreadableImageError)
 from .transforms import AUGMENT_STREAM, IGNORE_INDEX, PairedAugment, item_rng, normalize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+MAPPING_HINT = ("Give the class set: --num-classes N, --ignore-index V (the raw 'no label' value), "
+                "--mask-mapping '0:0,255:1' (raw value -> class), or --unmapped ignore "
+                "(Python: num_classes=, ignore_index=, mask_mapping=, unmapped=)")
 
 
 def _natural_key(path: Path):
@@ -111,17 +114,26 @@ class PairedFiles(Dataset):
     not kept, but no pixel is cropped away and no padding has to be ignored); augment; normalise.
 
     ``mask_mapping`` maps raw mask values to class indices, e.g. {0: 0, 255: 1}; without it raw values
-    must already be class indices in 0..num_classes-1. Either way a value equal to ``ignore_index``
-    stays ignore, and any other value raises ``MaskValueError`` when the item is loaded.
+    must already be class indices in 0..num_classes-1. ``ignore_index`` is the raw value that means
+    "no label" in the files (255 by default, 11 in SegNet's CamVid): it becomes ``IGNORE_INDEX`` in
+    every mask this class returns, as does a mapping target equal to ``IGNORE_INDEX``. Any other value
+    raises ``MaskValueError`` when the item is loaded, unless ``unmapped="ignore"`` (then it is
+    ignored too). ``data.check.scan_masks`` finds such values in every mask before training starts.
     """
 
     def __init__(self, pairs: Sequence[tuple[Path, Path]], *, image_size: int | None = None,
                  mask_mapping: dict[int, int] | None = None, ignore_index: int = IGNORE_INDEX,
                  num_classes: int = 2, augment: PairedAugment | None = None, seed: int = 0,
-                 class_names: Sequence[str] | None = None, check_sizes: bool = True):
+                 class_names: Sequence[str] | None = None, check_sizes: bool = True,
+                 unmapped: str = "error"):
         from ..viz import palette  # imported here: viz loads matplotlib, which data loading never needs
         if not pairs:
             raise EmptyDatasetError("no image/mask pairs to read")
+        if unmapped not in ("error", "ignore"):
+            raise MaskMappingError(f"unmapped must be 'error' or 'ignore', got {unmapped!r}")
+        if num_classes < 1 or num_classes > IGNORE_INDEX:
+            raise MaskMappingError(f"num_classes must be in 1..{IGNORE_INDEX}, got {num_classes}")
+        self.unmapped = unmapped
         self.pairs = [(Path(a), Path(b)) for a, b in pairs]
         self.image_size, self.ignore_index, self.num_classes = image_size, ignore_index, num_classes
         self.augment, self.seed, self.epoch = augment, seed, 0
@@ -132,18 +144,22 @@ class PairedFiles(Dataset):
         self.resized_masks = self._check_sizes() if check_sizes else 0
 
     def _build_lut(self) -> np.ndarray:
-        """256-entry table raw value -> class index, -1 meaning "not allowed"."""
-        lut = np.full(256, -1, dtype=np.int64)
-        if 0 <= self.ignore_index < 256:  # ignore stays ignore unless the mapping says otherwise
-            lut[self.ignore_index] = self.ignore_index
+        """65536-entry table raw value -> class index (or ``IGNORE_INDEX``); -1 means "not allowed"."""
+        lut = np.full(65536, IGNORE_INDEX if self.unmapped == "ignore" else -1, dtype=np.int64)
         if self.mask_mapping is None:
             lut[:self.num_classes] = np.arange(self.num_classes)
         else:
             for raw, target in self.mask_mapping.items():
-                if not (0 <= target < self.num_classes or target == self.ignore_index):
-                    raise ValueError(f"mask_mapping sends {raw} to {target}, outside 0..{self.num_classes - 1}")
-                if 0 <= raw < 256:
-                    lut[raw] = target
+                if not (0 <= target < self.num_classes or target == IGNORE_INDEX):
+                    raise MaskMappingError(
+                        f"the mask mapping sends {raw} to class {target}, outside 0..{self.num_classes - 1}"
+                        f" (and {IGNORE_INDEX} = ignore): raise the number of classes or fix the mapping")
+                if not 0 <= raw < 65536:
+                    raise MaskMappingError(f"mask values are 0..65535; the mapping names {raw}")
+                lut[raw] = target
+        if 0 <= self.ignore_index < 65536 and (self.mask_mapping is None
+                                               or self.ignore_index not in self.mask_mapping):
+            lut[self.ignore_index] = IGNORE_INDEX  # the file's "no label" value, unless mapped
         return lut
 
     def _check_sizes(self) -> int:
@@ -178,22 +194,23 @@ class PairedFiles(Dataset):
 
     def map_mask(self, raw: np.ndarray, path: Path) -> np.ndarray:
         """Raw mask values -> int64 class indices; unknown values raise ``MaskValueError``."""
-        if raw.dtype == np.uint8:
+        if raw.dtype in (np.uint8, np.uint16):
             mapped = self._lut[raw]
-        else:  # wider masks (16-bit): map through the dict or the identity, rare and slower
-            mapped = np.full(raw.shape, -1, dtype=np.int64)
-            for value in np.unique(raw).tolist():
-                target = int(self._lut[value]) if 0 <= value < 256 else -1
-                mapped[raw == value] = target
+        else:  # 32-bit masks: values past the table are never allowed
+            inside = (raw >= 0) & (raw < len(self._lut))
+            mapped = np.where(inside, self._lut[np.clip(raw, 0, len(self._lut) - 1)],
+                              IGNORE_INDEX if self.unmapped == "ignore" else -1)
         if (mapped < 0).any():
             bad = np.unique(raw[mapped < 0])
-            allowed = (sorted(self.mask_mapping) if self.mask_mapping is not None
-                       else f"0..{self.num_classes - 1}")
-            raise MaskValueError(
-                f"mask {path} holds values {bad[:10].tolist()} outside the class set (allowed: "
-                f"{allowed}, and {self.ignore_index} = ignore). Pass mask_mapping, e.g. "
-                "{0: 0, 255: 1} for 0/255 binary masks, or fix num_classes.")
+            raise MaskValueError(f"mask {path} holds values {bad[:10].tolist()} outside the class "
+                                 f"set ({self.allowed_values()}). {MAPPING_HINT}")
         return mapped
+
+    def allowed_values(self) -> str:
+        """The raw values a mask may hold, in words (for error messages and ``segnas data check``)."""
+        known = (f"0..{self.num_classes - 1}" if self.mask_mapping is None
+                 else ", ".join(str(v) for v in sorted(self.mask_mapping)))
+        return f"allowed: {known}, and {self.ignore_index} = ignore"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 image and (H, W) int64 mask, before augmentation and normalisation."""
@@ -217,6 +234,31 @@ class PairedFiles(Dataset):
         return normalize(image), torch.from_numpy(np.ascontiguousarray(mask))
 
 
+def masks_by_stem(masks_dir: Path) -> dict[str, Path]:
+    """The mask files of a folder by file stem; when several share a stem, the PNG wins."""
+    masks: dict[str, Path] = {}
+    for mask in _list_images(masks_dir):
+        if mask.stem not in masks or mask.suffix.lower() == ".png":
+            masks[mask.stem] = mask
+    return masks
+
+
+def match_by_stem(images_dir, masks_dir) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
+    """Pair the images of one folder with the masks of another by file stem, without raising on
+    strays: (pairs, images without a mask, masks without an image). ``segnas data check`` reports
+    the strays; ``SegmentationFolder`` refuses them."""
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    images = _list_images(images_dir)
+    if not masks_dir.is_dir():
+        raise MissingFolderError(f"mask folder {masks_dir} does not exist; check the path")
+    masks = masks_by_stem(masks_dir)
+    stems = {image.stem for image in images}
+    pairs = [(image, masks[image.stem]) for image in images if image.stem in masks]
+    lonely_images = [image for image in images if image.stem not in masks]
+    lonely_masks = [mask for stem, mask in masks.items() if stem not in stems]
+    return pairs, lonely_images, sorted(lonely_masks, key=_natural_key)
+
+
 class SegmentationFolder(PairedFiles):
     """Images in ``images_dir`` paired with masks in ``masks_dir`` by file stem.
 
@@ -229,37 +271,42 @@ class SegmentationFolder(PairedFiles):
                  mask_mapping: dict[int, int] | None = None, ignore_index: int = IGNORE_INDEX,
                  num_classes: int = 2, augment: PairedAugment | None = None,
                  files: Sequence[str] | None = None, seed: int = 0,
-                 class_names: Sequence[str] | None = None):
+                 class_names: Sequence[str] | None = None, unmapped: str = "error"):
         images_dir, masks_dir = Path(images_dir), Path(masks_dir)
-        images = _list_images(images_dir)
-        if not masks_dir.is_dir():
-            raise MissingFolderError(f"mask folder {masks_dir} does not exist; check the path")
-        masks: dict[str, Path] = {}
-        for mask in _list_images(masks_dir):  # when several files share a stem, prefer the PNG
-            if mask.stem not in masks or mask.suffix.lower() == ".png":
-                masks[mask.stem] = mask
-        if files is not None:
-            by_stem = {p.stem: p for p in images}
-            wanted = [Path(f).stem for f in files]
-            missing = [stem for stem in wanted if stem not in by_stem]
-            if missing:
-                raise MissingImageError(f"{len(missing)} listed files have no image in {images_dir}, "
-                                        f"e.g. {missing[:3]}; check the file list")
-            images = [by_stem[stem] for stem in wanted]
-        if not images:
-            raise EmptyDatasetError(
-                f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {images_dir}; check the path")
-        pairs = []
-        for image in images:
-            if image.stem not in masks:
-                raise MissingMaskError(
-                    f"image {image.name} has no mask named {image.stem}.<png|jpg|...> in {masks_dir}; "
-                    "add the mask or remove the image")
-            pairs.append((image, masks[image.stem]))
-        super().__init__(pairs, image_size=image_size, mask_mapping=mask_mapping,
-                         ignore_index=ignore_index, num_classes=num_classes, augment=augment,
-                         seed=seed, class_names=class_names)
+        super().__init__(folder_pairs(images_dir, masks_dir, files), image_size=image_size,
+                         mask_mapping=mask_mapping, ignore_index=ignore_index,
+                         num_classes=num_classes, augment=augment, seed=seed,
+                         class_names=class_names, unmapped=unmapped)
         self.images_dir, self.masks_dir = images_dir, masks_dir
+
+
+def folder_pairs(images_dir: Path, masks_dir: Path,
+                 files: Sequence[str] | None = None) -> list[tuple[Path, Path]]:
+    """Every (image, mask) pair of two folders, in natural order (or the order of ``files``);
+    an image without a mask raises ``MissingMaskError``, an empty folder ``EmptyDatasetError``."""
+    images = _list_images(images_dir)
+    if not masks_dir.is_dir():
+        raise MissingFolderError(f"mask folder {masks_dir} does not exist; check the path")
+    masks = masks_by_stem(masks_dir)
+    if files is not None:
+        by_stem = {p.stem: p for p in images}
+        wanted = [Path(f).stem for f in files]
+        missing = [stem for stem in wanted if stem not in by_stem]
+        if missing:
+            raise MissingImageError(f"{len(missing)} listed files have no image in {images_dir}, "
+                                    f"e.g. {missing[:3]}; check the file list")
+        images = [by_stem[stem] for stem in wanted]
+    if not images:
+        raise EmptyDatasetError(
+            f"no images ({', '.join(IMAGE_EXTENSIONS)}) found in {images_dir}; check the path")
+    pairs = []
+    for image in images:
+        if image.stem not in masks:
+            raise MissingMaskError(
+                f"image {image.name} has no mask named {image.stem}.<png|jpg|...> in {masks_dir}; "
+                "add the mask or remove the image (`segnas data check` lists every stray file)")
+        pairs.append((image, masks[image.stem]))
+    return pairs
 
 
 VOC_CLASSES = ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -337,6 +384,22 @@ class CityscapesSegmentation(PairedFiles):
     def __init__(self, root, *, split: str = "train", image_size: int | None = None,
                  augment: PairedAugment | None = None, seed: int = 0):
         root = Path(root)
+        splits = [s for s in ("train", "val", "test") if (root / "leftImg8bit" / s).is_dir()] \
+            if split == "all" else [split]  # "all": every split present
+        pairs = []
+        for name in splits:
+            pairs += self.split_pairs(root, name)
+        if not pairs:
+            raise EmptyDatasetError(f"no */*_leftImg8bit.png files in {root / 'leftImg8bit'}")
+        mapping = {label_id: IGNORE_INDEX for label_id in range(256)}  # every id is allowed ...
+        mapping.update(CITYSCAPES_TRAIN_IDS)  # ... and the 19 used ones become train ids
+        super().__init__(pairs, image_size=image_size, mask_mapping=mapping, num_classes=19,
+                         augment=augment, seed=seed, class_names=CITYSCAPES_CLASSES)
+        self.palette = CITYSCAPES_PALETTE.copy()
+
+    @staticmethod
+    def split_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
+        """(image, labelIds mask) pairs of one split; a missing mask raises ``MissingMaskError``."""
         image_root, mask_root = root / "leftImg8bit" / split, root / "gtFine" / split
         if not image_root.is_dir() or not mask_root.is_dir():
             raise MissingFolderError(f"{root} is not a Cityscapes folder for split {split!r}: expected "
@@ -351,11 +414,7 @@ class CityscapesSegmentation(PairedFiles):
             if not mask.is_file():
                 raise MissingMaskError(f"image {image.name} has no mask {mask.name} in {mask.parent}")
             pairs.append((image, mask))
-        mapping = {label_id: IGNORE_INDEX for label_id in range(256)}  # every id is allowed ...
-        mapping.update(CITYSCAPES_TRAIN_IDS)  # ... and the 19 used ones become train ids
-        super().__init__(pairs, image_size=image_size, mask_mapping=mapping, num_classes=19,
-                         augment=augment, seed=seed, class_names=CITYSCAPES_CLASSES)
-        self.palette = CITYSCAPES_PALETTE.copy()
+        return pairs
 
 
 def people_dataset(root, *, image_size: int | None, augment: PairedAugment | None = None,

@@ -3,6 +3,7 @@
 * ``SyntheticPortraits`` (2 classes): a person on a cluttered background, proportions in ``PORTRAIT``.
 * ``SyntheticScenes`` (4 classes): street-like scenes with sky, ground, people and objects.
 * ``synthetic_video``: a short clip of a silhouette walking across the frame (the OpenVINO FPS demo).
+* ``write_scene_folder``: scenes written to disk as a split folder (to try the folder commands).
 
 Every random choice comes from one ``numpy.random.Generator`` per sample (``item_rng``), so the same
 (seed, index) always gives the same picture. The PIL drawing helpers are in ``drawing.py``.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -444,3 +446,31 @@ def synthetic_video(
         image01 = (image + noise).clamp(0, 1)  # (3, H, W)
         frames.append((normalize(image01.permute(1, 2, 0).numpy()), mask))
     return frames
+
+
+def write_scene_folder(root, *, counts: dict[str, int], image_size: int = 64, seed: int = 0,
+                       void: int | None = None, overwrite: bool = False) -> Path:
+    """Write ``SyntheticScenes`` to disk in the split-folder layout of SegNet's CamVid release
+    (``train/ + trainannot/``, ``val/ + valannot/``, ...): a folder to try ``segnas data check`` and
+    ``segnas train --data`` on without a download. ``counts``: images per split (each split uses its
+    own seed). With ``void`` the mask's top-left 4x4 corner holds that raw value ("no label"), as
+    CamVid's 11. Refuses a ``root`` that already holds files unless ``overwrite``."""
+    from ..runio import atomic_open
+    root = Path(root)
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise FileExistsError(f"{root} is not empty; choose another folder or pass overwrite=True")
+    for offset, (split, n) in enumerate(counts.items()):
+        scenes = SyntheticScenes(length=n, image_size=image_size, seed=seed + 7919 * offset)
+        images, masks = root / split, root / f"{split}annot"
+        images.mkdir(parents=True, exist_ok=True)
+        masks.mkdir(parents=True, exist_ok=True)
+        for index in range(n):
+            picture, labels = scenes.render(index)  # (S, S, 3) uint8, (S, S) class indices
+            labels = labels.astype(np.uint8)
+            if void is not None:
+                labels[:4, :4] = void
+            for array, path in ((picture, images / f"{split}_{index:04d}.png"),
+                                (labels, masks / f"{split}_{index:04d}.png")):
+                with atomic_open(path, "wb") as handle:
+                    Image.fromarray(array).save(handle, format="PNG")
+    return root

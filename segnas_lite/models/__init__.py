@@ -15,7 +15,8 @@ from segnas_lite.models.mobilenetv3 import MobileNetV3Features, mobilenet_v3_lar
 
 
 def nas_child(*, num_classes: int, genotype: str, space: Any = None, **macro: Any) -> nn.Module:
-    """The fixed network of a searched ``genotype`` (its JSON text) in the seed's DeepLabV3+ macro.
+    """The fixed network of a searched ``genotype`` (its JSON text) in the seed's macro
+    (DeepLabV3+-style, ``nas/supernet.py``).
 
     ``macro``: fields of ``nas.MacroConfig`` (``aspp_channels``, ``decoder_channels``,
     ``aspp_rates``) as plain values, so a checkpoint's JSON model kwargs rebuild the same network.

@@ -6,8 +6,10 @@ for semantic segmentation, both applied here:
 * **output stride 16**: the last stage keeps stride 1 and dilates its depthwise convs by 2 instead
   of down-sampling a fifth time, so the deepest map is 1/16 of the input, not 1/32;
 * **reduced tail** (``reduced_tail=True``): the channels of the last stage are halved, a cheap trim
-  the paper reports costs no accuracy for segmentation. (torchvision's LR-ASPP keeps the full tail,
-  which is why our default is ``False``.)
+  the paper reports costs no accuracy for segmentation. Exactly as torchvision builds it (so its
+  reduced-tail weights load): the first tail block keeps its expansion (672 Large, 288 Small) and
+  halves its output; the blocks after it halve both; the last 1x1 conv is 6x the halved output.
+  (torchvision's LR-ASPP keeps the full tail, which is why our default is ``False``.)
 
 The module is an ``nn.Sequential`` (its forward returns the 1/8 and the last map) with the same
 layer indices as torchvision's ``features``:
@@ -112,7 +114,8 @@ class MobileNetV3Features(nn.Sequential):
         for row_index, spec in enumerate(table):
             in_tail = row_index >= first_tail_row
             divider = 2 if (in_tail and reduced_tail) else 1
-            expanded = width(spec.expanded // divider)
+            # the first tail block widens from the full-width stage before it: expansion kept
+            expanded = width(spec.expanded // (divider if row_index > first_tail_row else 1))
             out_ch = width(spec.out // divider)
             # In the tail, "dilated" swaps the stride-2 for dilation 2 (Sec. 6.4: output stride 16).
             dilation = 2 if (in_tail and dilated) else 1

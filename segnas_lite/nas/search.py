@@ -453,11 +453,12 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
                backend: str = "openvino", precision: str = "f32", latency_size: int | None = None,
                calibrate: bool = True, num_fit: int | None = None, threads: int = 2,
                length: int | None = None, teacher: str | os.PathLike | nn.Module | None = None,
-               **overrides) -> SearchResult:
+               data_options: dict | None = None, **overrides) -> SearchResult:
     """Build everything and search: ``segnas search`` calls this.
 
     ``space``: a name in ``SPACES`` or a ``SearchSpace``; ``data``: "synthetic" or a folder (see
-    ``data.open_dataset``); ``image_size``: the training side, default 128 with ``quick`` else 256;
+    ``data.open_dataset``; ``data_options``: its class-set keywords, e.g. ``num_classes``,
+    ``mask_mapping``; every mask is checked against them before the first step); ``image_size``: the training side, default 128 with ``quick`` else 256;
     ``latency_size``: the deployment side that latency is predicted and measured for (default: the
     training side); ``backend``/``precision``: where it is deployed. The budget is ``budget_ms``, or
     ``budget_frac`` of the way from the fastest to the slowest predicted architecture (0.25 = a
@@ -470,6 +471,7 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
     when a teacher is given).
     """
     from ..data import open_dataset
+    from ..data.check import scan_masks
     if budget_ms is not None and budget_frac is not None:
         raise SearchConfigError("give budget_ms or budget_frac, not both")
     if budget_frac is not None and not 0.0 <= budget_frac <= 1.0:
@@ -483,7 +485,9 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
     if quick and length is None:
         per_split = config.batch_size * (config.steps_per_epoch or 10)
         length = math.ceil(per_split / min(config.arch_fraction, 1 - config.arch_fraction)) + 8
-    train_set = open_dataset(data, image_size=image_size, split="train", seed=seed, length=length)
+    train_set = open_dataset(data, image_size=image_size, split="train", seed=seed, length=length,
+                             **(data_options or {}))
+    scan_masks(train_set, quiet=quiet)
     num_classes = int(getattr(train_set, "num_classes", 2))
     seed_everything(seed)
     supernet = SegSuperNet(space, num_classes=num_classes, estimator=config.estimator)

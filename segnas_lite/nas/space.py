@@ -6,7 +6,8 @@ name and one op name per layer. Both are plain data: no torch modules live here.
 
 The macro network (``supernet.SegMacro``) puts a stride-2 stem before the chain, so the chain's layers
 run at output strides 4, 8, 16 and 32; the last layer at each stride is the feature tap that the
-decoder reads (DeepLabV3+ layout of the seed's Figure 3).
+decoder reads (the DeepLabV3+-style layout of the seed's Figure 3: ASPP on S32, additive skips from
+S16, S8, S4; not DeepLabV3+'s output stride 16 and single S4 concatenation).
 """
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ class SearchSpace:
 
 @dataclass(frozen=True)
 class MacroConfig:
-    """The widths of the fixed parts around the searched chain (seed Fig. 3, DeepLabV3+ layout).
+    """The widths of the fixed parts around the searched chain (seed Fig. 3, DeepLabV3+-style layout).
 
     ``aspp_channels``: width of each ASPP branch; ``decoder_channels``: width of the ASPP output and
     of the additive decoder; ``aspp_rates``: one separable atrous branch per rate. The super-net, its

@@ -1,6 +1,9 @@
 """The segmentation super-net (ProxylessNAS binary gates) and its fixed children.
 
-Macro (the seed's Figure 3, DeepLabV3+ layout, Chen et al., ECCV 2018):
+Macro: the seed's Figure 3, a DeepLabV3+-*style* layout. DeepLabV3+ itself (Chen et al., ECCV 2018)
+keeps the encoder at output stride 16 (atrous last block), runs ASPP there and concatenates the
+upsampled result with the stride-4 features only; the seed's macro runs the chain down to S32, puts
+ASPP on S32 and adds three skips (S16, S8, S4):
 
     image (N,3,H,W) -> stem 3x3 s2 (S2) -> chain of searchable layers (S4, S8, S16, S32)
         -> ASPP on S32 -> decoder: upsample x2 and ADD the 1x1-projected S16, S8, S4 features

@@ -1,0 +1,260 @@
+"""A data doctor: read every pair of a dataset folder and report what would break training.
+
+* ``check_folder(root, ...)`` (``segnas data check``): every image and mask of every split is
+  opened. Problems, by kind (errors stop ``segnas data check`` with exit status 1, warnings do not):
+
+  ==========================  =======  ======================================================
+  kind                        level    meaning
+  ==========================  =======  ======================================================
+  ``unreadable``              error    PIL cannot decode the file (corrupt, truncated, not an image)
+  ``image without mask``      error    no mask with the image's file stem
+  ``mask without image``      warning  a mask no image uses (often a renamed or deleted photo)
+  ``mask values``             error    values outside the class set (the message lists them)
+  ``mask channels``           error    a colour mask whose channels differ (colours, not indices)
+  ``image mode``              error    a 16-bit, 32-bit or float image (no 8-bit RGB meaning)
+  ``image converted``         warning  grayscale, palette, CMYK or alpha images (read as RGB)
+  ``size mismatch``           warning  a mask of another size than its image (resized, nearest)
+  ==========================  =======  ======================================================
+
+  The report also counts the pixels of each class: a class with a tiny share (class imbalance)
+  barely moves the loss and often ends with IoU near 0 (lesson 01).
+* ``scan_masks(dataset)`` (before ``segnas train``'s first step): only the masks of the pairs a
+  dataset reads, against its class set, so that a bad mask at item 5000 fails in seconds with its
+  file named, not after an hour. A clean scan is remembered in the cache folder under a fingerprint
+  of the mask files (paths, sizes, modification times) and the class set, so repeated runs skip it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Subset
+
+from .errors import DatasetError, MaskValueError
+from .folders import (CITYSCAPES_TRAIN_IDS, MAPPING_HINT, CityscapesSegmentation, PairedFiles, _open,
+                      _read_mask, match_by_stem)
+from .layouts import POOL, DataOptions, find_layout
+from .transforms import IGNORE_INDEX
+
+ERRORS = ("unreadable", "image without mask", "mask values", "mask channels", "image mode")
+WARNINGS = ("mask without image", "image converted", "size mismatch")
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
+
+
+@dataclass
+class DataReport:
+    """What ``check_folder`` found: pairs per split, pixels per class, problems by kind."""
+
+    root: str
+    layout: str
+    class_names: tuple[str, ...]
+    pairs: dict[str, int] = field(default_factory=dict)
+    class_pixels: np.ndarray | None = None   # (num_classes,) labelled pixels per class
+    split_pixels: dict[str, np.ndarray] = field(default_factory=dict)  # the same, per split
+    ignored_pixels: int = 0
+    problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, kind: str, text: str) -> None:
+        self.problems[kind].append(text)
+
+    @property
+    def errors(self) -> int:
+        return sum(len(self.problems.get(kind, [])) for kind in ERRORS)
+
+    @property
+    def warnings(self) -> int:
+        return sum(len(self.problems.get(kind, [])) for kind in WARNINGS)
+
+    def class_shares(self, split: str | None = None) -> dict[str, float]:
+        """Share of the labelled pixels per class, in one split or all (0 when none labelled)."""
+        pixels = self.class_pixels if split is None else self.split_pixels[split]
+        total = int(pixels.sum()) if pixels is not None else 0
+        return {name: (int(pixels[i]) / total if total else 0.0)
+                for i, name in enumerate(self.class_names)}
+
+    def to_text(self, *, first: int = 3) -> str:
+        lines = [f"{self.root}: {self.layout}",
+                 "pairs: " + ", ".join(f"{split} {n}" for split, n in self.pairs.items())]
+        total = int(self.class_pixels.sum()) if self.class_pixels is not None else 0
+        lines.append(f"\n{'class':<20}{'pixels':>14}{'share':>9}")
+        for index, (name, share) in enumerate(self.class_shares().items()):
+            count = int(self.class_pixels[index]) if total else 0
+            note = "   <- rare: expect a low IoU" if total and share < 0.01 else ""
+            lines.append(f"{index:>2} {name:<17}{count:>14,}{100 * share:>8.2f}%{note}")
+        if self.ignored_pixels:
+            lines.append(f"   {'(ignored)':<17}{self.ignored_pixels:>14,}")
+        if not self.problems:
+            lines.append("\nno problems found")
+        else:
+            lines.append(f"\n{'problem':<22}{'level':<9}{'files':>6}   first")
+            for kind in (*ERRORS, *WARNINGS):
+                found = self.problems.get(kind, [])
+                if found:
+                    level = "error" if kind in ERRORS else "warning"
+                    lines.append(f"{kind:<22}{level:<9}{len(found):>6}   {found[0]}")
+                    lines.extend(f"{'':<40}{text}" for text in found[1:first])
+        lines.append(f"\n{self.errors} errors, {self.warnings} warnings")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"root": self.root, "layout": self.layout, "pairs": self.pairs,
+                "class_pixels": dict(zip(self.class_names, map(int, self.class_pixels)))
+                if self.class_pixels is not None else {},
+                "class_shares": self.class_shares(),
+                "split_shares": {split: self.class_shares(split) for split in self.split_pixels},
+                "ignored_pixels": self.ignored_pixels,
+                "errors": self.errors, "warnings": self.warnings,
+                "problems": {kind: list(found) for kind, found in self.problems.items()}}
+
+
+def _split_pairs(layout, report: DataReport) -> dict[str, list[tuple[Path, Path]]]:
+    """Every pair of every split; strays are reported, not raised."""
+    out: dict[str, list[tuple[Path, Path]]] = {}
+    if layout.kind == "voc":
+        dirs = {POOL: (layout.root / "JPEGImages", layout.root / "SegmentationClass")}
+    elif layout.kind == "cityscapes":
+        for split in layout.split_dirs:
+            try:
+                out[split] = CityscapesSegmentation.split_pairs(layout.root, split)
+            except DatasetError as error:
+                report.add("image without mask", str(error))
+        return out
+    else:
+        dirs = layout.split_dirs
+    for split, (images, masks) in dirs.items():
+        pairs, lonely_images, lonely_masks = match_by_stem(images, masks)
+        for path in lonely_images:
+            report.add("image without mask", str(path))
+        for path in lonely_masks:
+            report.add("mask without image", str(path))
+        out[split] = pairs
+    return out
+
+
+def check_folder(root, *, num_classes: int | None = None, ignore_index: int = IGNORE_INDEX,
+                 mask_mapping: dict[int, int] | None = None, unmapped: str = "error",
+                 class_names=None, quiet: bool = False) -> DataReport:
+    """Open every image and mask of a dataset folder and report the problems (module docstring)."""
+    from ..runio import progress
+    layout = find_layout(root)
+    options = DataOptions(num_classes=num_classes, ignore_index=ignore_index,
+                          mask_mapping=mask_mapping, unmapped=unmapped,
+                          class_names=class_names).resolved(layout)
+    if layout.kind == "cityscapes":  # its own id -> train id table
+        mapping = {i: IGNORE_INDEX for i in range(256)}
+        mapping.update(CITYSCAPES_TRAIN_IDS)
+        options = DataOptions(num_classes=19, mask_mapping=mapping, class_names=options.class_names)
+    names = options.class_names or tuple(f"class{i}" for i in range(options.num_classes))
+    report = DataReport(str(root), layout.describe(), names,
+                        class_pixels=np.zeros(options.num_classes, dtype=np.int64))
+    splits = _split_pairs(layout, report)
+    report.pairs = {split: len(pairs) for split, pairs in splits.items()}
+    everything = [(split, pair) for split, pairs in splits.items() for pair in pairs]
+    if not everything:
+        report.add("unreadable", f"no image/mask pairs in {root}")
+        return report
+    mapper = PairedFiles([everything[0][1]], check_sizes=False, **options.dataset_kwargs())
+    report.split_pixels = {split: np.zeros(options.num_classes, dtype=np.int64) for split in splits}
+    for split, (image_path, mask_path) in progress(everything, quiet=quiet, desc="checking pairs",
+                                                   unit="pair"):
+        image_size = _check_image(image_path, report)
+        mask_size = _check_mask(mask_path, mapper, report, report.split_pixels[split])
+        if image_size and mask_size and image_size != mask_size:
+            report.add("size mismatch", f"{mask_path} ({mask_size[0]}x{mask_size[1]} vs image "
+                                        f"{image_size[0]}x{image_size[1]})")
+    return report
+
+
+def _check_image(path: Path, report: DataReport) -> tuple[int, int] | None:
+    """Decode one image; its (width, height), or None when it cannot be used."""
+    try:
+        image = _open(path)
+    except DatasetError:
+        report.add("unreadable", str(path))
+        return None
+    if image.mode in _WIDE_MODES:
+        report.add("image mode", f"{path} ({image.mode}: save it as 8-bit RGB)")
+        return None
+    if image.mode != "RGB":
+        report.add("image converted", f"{path} ({image.mode} -> RGB)")
+    return image.size
+
+
+def _check_mask(path: Path, mapper: PairedFiles, report: DataReport,
+                split_pixels: np.ndarray) -> tuple[int, int] | None:
+    """Read one mask, count its classes; its (width, height), or None when it cannot be used."""
+    try:
+        raw = _read_mask(path)
+    except DatasetError as error:
+        report.add("unreadable" if "cannot read" in str(error) else "mask channels", str(path))
+        return None
+    try:
+        mapped = mapper.map_mask(raw, path)
+    except MaskValueError:
+        bad = np.unique(raw[mapper._lut[np.clip(raw, 0, len(mapper._lut) - 1)] < 0])
+        report.add("mask values", f"{path} (values {bad[:8].tolist()}; {mapper.allowed_values()})")
+        return raw.shape[::-1]
+    labelled = mapped[mapped != IGNORE_INDEX]
+    counts = np.bincount(labelled.ravel(), minlength=len(report.class_pixels))
+    report.class_pixels += counts
+    split_pixels += counts
+    report.ignored_pixels += int(mapped.size - labelled.size)
+    return raw.shape[::-1]
+
+
+# --------------------------------------------------------------------------- before training
+def _pairs_of(dataset) -> tuple[PairedFiles | None, list[tuple[Path, Path]]]:
+    """The ``PairedFiles`` under a dataset (through Subsets) and the pairs the dataset reads."""
+    indices = None
+    while isinstance(dataset, Subset):
+        indices = [dataset.indices[i] for i in indices] if indices is not None else list(dataset.indices)
+        dataset = dataset.dataset
+    if not isinstance(dataset, PairedFiles):
+        return None, []  # synthetic data: nothing on disk to scan
+    pairs = dataset.pairs if indices is None else [dataset.pairs[i] for i in indices]
+    return dataset, pairs
+
+
+def _fingerprint(base: PairedFiles, pairs) -> str:
+    digest = hashlib.sha1()
+    digest.update(json.dumps([base.num_classes, base.ignore_index, base.unmapped,
+                              sorted((base.mask_mapping or {}).items())]).encode())
+    for _, mask in pairs:
+        stat = mask.stat()
+        digest.update(f"{mask.resolve()}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def scan_masks(dataset, *, quiet: bool = False, cache: bool = True) -> int:
+    """Check every mask a dataset reads against its class set; raise ``MaskValueError`` naming the
+    bad files (up to five) before any training step. Returns the number of masks scanned (0 for
+    synthetic data or a scan remembered in the cache)."""
+    from ..flags import cache_dir
+    from ..runio import atomic_write_text, progress
+    base, pairs = _pairs_of(dataset)
+    if base is None or not pairs:
+        return 0
+    marker = cache_dir() / "mask_scans" / f"{_fingerprint(base, pairs)}.json"
+    if cache and marker.exists():
+        return 0
+    bad: list[str] = []
+    for _, mask_path in progress(pairs, quiet=quiet, desc="checking masks", unit="mask",
+                                 leave=False):
+        try:
+            base.map_mask(_read_mask(mask_path), mask_path)
+        except MaskValueError as error:
+            bad.append(str(error).split(" outside the class set")[0].removeprefix("mask "))
+    if bad:
+        shown = "; ".join(bad[:5])
+        raise MaskValueError(
+            f"{len(bad)} of {len(pairs)} masks hold values outside the class set "
+            f"({base.allowed_values()}): {shown}{' ...' if len(bad) > 5 else ''}. "
+            "`segnas data check` lists every problem. " + MAPPING_HINT)
+    if cache:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, json.dumps({"masks": len(pairs)}))
+    return len(pairs)

@@ -1,0 +1,146 @@
+"""Bring your own data from the command line: a multi-class split folder trains, evaluates and
+predicts with flags only; `segnas data check`; bad input is one line, never a traceback."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segnas_lite.cli import main
+from test_data_layouts import VOID, broken_folder, split_folder
+
+CLASSES = ["--num-classes", "3", "--ignore-index", str(VOID), "--class-names", "sky,road,car"]
+
+
+@pytest.fixture(scope="module")
+def camvid_like(tmp_path_factory):
+    return split_folder(tmp_path_factory.mktemp("camvid"), counts={"train": 8, "val": 4, "test": 3})
+
+
+@pytest.fixture(scope="module")
+def trained(camvid_like, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--model", "lraspp_mobilenetv3_small", "--data", str(camvid_like),
+                 *CLASSES, "--image-size", "32", "--epochs", "1", "--batch-size", "4",
+                 "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_train_saves_the_class_set_with_the_run(trained, camvid_like):
+    config = json.loads((trained / "config.json").read_text())
+    assert config["data"]["data"] == str(camvid_like.resolve())
+    assert config["data"]["class_names"] == ["sky", "road", "car"]
+    assert config["data"]["ignore_index"] == VOID and config["data"]["image_size"] == 32
+    metrics = [json.loads(line) for line in (trained / "metrics.jsonl").read_text().splitlines()]
+    assert set(metrics[-1]["val_per_class_iou"]) == {"sky", "road", "car"}
+
+
+@pytest.mark.parametrize("split, images", [("val", 4), ("test", 3), ("all", 15)])
+def test_evaluate_needs_no_repeated_flags(trained, split, images, capsys):
+    out = trained / f"eval_{split}.json"
+    assert main(["evaluate", "--checkpoint", str(trained / "checkpoint.pt"), "--split", split,
+                 "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"({split}, {images} images at 32 px)" in printed and "road:" in printed
+    metrics = json.loads(out.read_text())
+    assert metrics["images"] == images and set(metrics["per_class_iou"]) == {"sky", "road", "car"}
+
+
+def test_predict_names_the_classes(trained, camvid_like, tmp_path, capsys):
+    photo = camvid_like / "test" / "test_0.png"
+    assert main(["predict", "--checkpoint", str(trained / "checkpoint.pt"), str(photo),
+                 "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert any(name in printed for name in ("sky", "road", "car"))
+    assert Image.open(tmp_path / "test_0_mask.png").size == (20, 16)
+
+
+def test_val_data_folder(camvid_like, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "fast_scnn", "--data", str(camvid_like / "test"), *CLASSES,
+                 "--image-size", "32", "--epochs", "1", "--batch-size", "2", "--out", str(out),
+                 "--val-data", str(camvid_like), "--quiet"]) == 2  # a bare image folder: no layout
+    assert main(["train", "--model", "fast_scnn", "--data", str(camvid_like), *CLASSES,
+                 "--image-size", "32", "--epochs", "1", "--batch-size", "4", "--out", str(out),
+                 "--val-data", str(camvid_like), "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["val_data"] == str(camvid_like.resolve())
+
+
+def test_data_check_reports_and_exits_non_zero_on_errors(tmp_path, capsys):
+    assert main(["data", "check", str(broken_folder(tmp_path / "broken")), "--quiet",
+                 "--json", str(tmp_path / "report.json")]) == 1
+    printed = capsys.readouterr().out
+    for kind in ("unreadable", "image without mask", "mask values", "size mismatch"):
+        assert kind in printed
+    assert json.loads((tmp_path / "report.json").read_text())["errors"] == 5
+    clean = split_folder(tmp_path / "clean", counts={"train": 2})
+    assert main(["data", "check", str(clean), *CLASSES, "--quiet"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+
+
+def test_train_stops_before_the_first_step_on_a_bad_mask(camvid_like, tmp_path, capsys,
+                                                         monkeypatch):
+    monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
+    root = split_folder(tmp_path / "data", counts={"train": 6, "val": 2})
+    mask = np.asarray(Image.open(root / "trainannot" / "train_5.png")).copy()
+    mask[0, 0] = 99
+    Image.fromarray(mask).save(root / "trainannot" / "train_5.png")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(root), *CLASSES, "--image-size", "32", "--epochs", "1",
+                 "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "train_5.png" in err and "[99]" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "checkpoint.pt").exists()
+
+
+BAD_INPUTS = [
+    (["train", "--epochs", "-1", "--out", "x"], "--epochs: must be an integer >= 1, got -1"),
+    (["train", "--image-size", "0", "--out", "x"], "--image-size: must be a side in pixels"),
+    (["train", "--batch-size", "0", "--out", "x"], "--batch-size"),
+    (["train", "--lr", "-0.1", "--out", "x"], "--lr: must be a number > 0"),
+    (["train", "--lr", "nan", "--out", "x"], "--lr: must be a number > 0"),
+    (["train", "--epochs", "two", "--out", "x"], "got 'two'"),
+    (["train", "--seed", "-3", "--out", "x"], "--seed"),
+    (["train", "--num-classes", "0", "--out", "x"], "--num-classes: must be a number of classes"),
+    (["train", "--mask-mapping", "0-1", "--out", "x"], "--mask-mapping"),
+    (["train", "--class-names", "a,,b", "--out", "x"], "--class-names"),
+    (["train", "--ignore-index", "70000", "--out", "x"], "--ignore-index"),
+    (["export", "--model", "fast_scnn", "--image-size", "-5", "--out", "x.xml"], "--image-size"),
+    (["evaluate", "--checkpoint", "c.pt", "--num-images", "0"], "--num-images"),
+    (["search", "--budget-frac", "1.5", "--out", "x"], "--budget-frac: must be a number in 0..1"),
+    (["search", "--budget-ms", "0", "--out", "x"], "--budget-ms"),
+    (["latency", "--threads", "0", "--out", "x"], "--threads"),
+    (["notebooks", "x", "--cell-timeout", "0"], "--cell-timeout"),
+    (["demo", "--epochs", "0"], "--epochs"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD_INPUTS, ids=[" ".join(a[:3]) for a, _ in BAD_INPUTS])
+def test_bad_numbers_are_refused_at_parse_time(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_class_set_mistakes_are_one_line_errors(camvid_like, tmp_path, capsys):
+    base = ["train", "--data", str(camvid_like), "--image-size", "32", "--epochs", "1",
+            "--out", str(tmp_path / "r"), "--quiet"]
+    assert main([*base, "--num-classes", "3", "--class-names", "a,b"]) == 2
+    assert "one name per class" in capsys.readouterr().err
+    assert main([*base, "--mask-mapping", "0:0,1:5", "--num-classes", "2"]) == 2
+    assert "outside 0..1" in capsys.readouterr().err
+    assert main([*base]) == 2  # 2 classes by default: the values 2 and 11 are refused, named
+    err = capsys.readouterr().err
+    assert "train_0.png" in err and "--num-classes" in err
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", "synthetic",
+                 "--split", "test"]) == 2
+
+
+def test_class_set_flags_on_synthetic_data_are_refused(tmp_path, capsys):
+    assert main(["train", "--data", "synthetic", "--num-classes", "3", "--out",
+                 str(tmp_path / "r"), "--quiet"]) == 2
+    assert "has its own classes: --num-classes" in capsys.readouterr().err
