@@ -32,6 +32,8 @@ def split_folder(root, *, layout: str = "annot", counts=None, values=(0, 1, 2, V
     for split, n in counts.items():
         if layout == "annot":
             images, masks = root / split, root / f"{split}annot"
+        elif layout == "first":
+            images, masks = root / split / "images", root / split / "labels"
         else:
             images, masks = root / "images" / split, root / "masks" / split
         images.mkdir(parents=True)
@@ -44,7 +46,8 @@ def split_folder(root, *, layout: str = "annot", counts=None, values=(0, 1, 2, V
 CAMVID = dict(num_classes=3, ignore_index=VOID, class_names=("sky", "road", "car"))
 
 
-@pytest.mark.parametrize("layout, kind", [("annot", "split-annot"), ("nested", "split-images")])
+@pytest.mark.parametrize("layout, kind", [("annot", "split-annot"), ("nested", "split-images"),
+                                          ("first", "split-first")])
 def test_split_layouts_keep_their_own_splits(tmp_path, layout, kind):
     root = split_folder(tmp_path, layout=layout)
     found = find_layout(root)
@@ -54,6 +57,7 @@ def test_split_layouts_keep_their_own_splits(tmp_path, layout, kind):
     assert sizes == {"train": 6, "val": 3, "test": 2, "all": 11}
     val = open_dataset(root, image_size=32, split="val", **CAMVID)
     assert [p[0].name for p in val.pairs] == ["val_0.png", "val_1.png", "val_2.png"]
+    assert all(mask.parent != image.parent for image, mask in val.pairs)
     assert val.class_names == ("sky", "road", "car") and val.num_classes == 3
 
 
@@ -66,11 +70,13 @@ def test_own_split_folder_without_val_is_cut_like_a_pool(tmp_path):
         open_dataset(root, image_size=32, split="test", **CAMVID)
 
 
-def test_pool_has_no_test_split_and_all_is_everything(tmp_path):
+@pytest.mark.parametrize("masks", ["masks", "labels", "annotations"])
+def test_pool_has_no_test_split_and_all_is_everything(tmp_path, masks):
     (tmp_path / "images").mkdir()
-    (tmp_path / "masks").mkdir()
+    (tmp_path / masks).mkdir()
     for i in range(5):
-        _write_pair(tmp_path / "images", tmp_path / "masks", f"p{i}", values=(0, 1))
+        _write_pair(tmp_path / "images", tmp_path / masks, f"p{i}", values=(0, 1))
+    assert find_layout(tmp_path).kind == "images-masks"
     assert len(open_dataset(tmp_path, image_size=32, split="all")) == 5
     with pytest.raises(UnknownSourceError, match="train, val, all"):
         open_dataset(tmp_path, image_size=32, split="test")

@@ -10,9 +10,12 @@ kind                 what is on disk                                 splits
 ``split-annot``      train/ + trainannot/, val/ + valannot/, ...     the folders present (SegNet's
                                                                      CamVid release has all three)
 ``split-images``     images/<split>/ + masks/<split>/                the folders present
+``split-first``      <split>/images/ + <split>/masks/                the folders present
 ``people``           Training_Images/ + Ground_Truth/ (0/255 masks)  one pool, cut at random
 ``images-masks``     images/ + masks/ (masks named like the images)  one pool, cut at random
 ===================  ==============================================  ===============================
+
+The mask folder may also be called ``labels/`` or ``annotations/`` (``MASK_FOLDERS``).
 
 A folder with its own splits is read as it is: "val" is its val folder, never a random cut of train.
 A pool is cut with ``split_indices`` (``val_fraction``, seed) into "train" and "val"; "all" is
@@ -88,21 +91,37 @@ def find_layout(root) -> FolderLayout:
              if (root / s).is_dir() and (root / f"{s}annot").is_dir()}
     if annot:
         return FolderLayout("split-annot", root, annot, own_splits=True)
-    nested = {s: (root / "images" / s, root / "masks" / s) for s in SPLITS
-              if (root / "images" / s).is_dir() and (root / "masks" / s).is_dir()}
+    masks = _mask_folder_name(root / "images")
+    nested = {s: (root / "images" / s, root / masks / s) for s in SPLITS
+              if masks and (root / "images" / s).is_dir() and (root / masks / s).is_dir()}
     if nested:
         return FolderLayout("split-images", root, nested, own_splits=True)
+    split_first = {s: (root / s / "images", root / s / _mask_folder_name(root / s / "images"))
+                   for s in SPLITS if _mask_folder_name(root / s / "images")}
+    if split_first:
+        return FolderLayout("split-first", root, split_first, own_splits=True)
     if (root / "Training_Images").is_dir() and (root / "Ground_Truth").is_dir():
         return FolderLayout("people", root, {POOL: (root / "Training_Images", root / "Ground_Truth")},
                             defaults={"num_classes": 2, "mask_mapping": {0: 0, 255: 1},
                                       "class_names": ("background", "person")})
-    if (root / "images").is_dir() and (root / "masks").is_dir():
-        return FolderLayout("images-masks", root, {POOL: (root / "images", root / "masks")})
+    if masks and not any((root / "images" / s).is_dir() for s in SPLITS):
+        return FolderLayout("images-masks", root, {POOL: (root / "images", root / masks)})
     raise UnknownSourceError(
         f"folder {root} has no known layout. Expected one of: train/ + trainannot/ (+ val/ + valannot/"
-        ", test/ + testannot/), images/<split>/ + masks/<split>/, images/ + masks/ (masks named like "
-        "their images), Training_Images/ + Ground_Truth/ (people), JPEGImages/ + SegmentationClass/ "
-        "(Pascal VOC) or leftImg8bit/ + gtFine/ (Cityscapes)")
+        ", test/ + testannot/), images/<split>/ + masks/<split>/, <split>/images/ + <split>/masks/, "
+        "images/ + masks/ (masks named like their images; masks/ may be labels/ or annotations/), "
+        "Training_Images/ + Ground_Truth/ (people), JPEGImages/ + SegmentationClass/ (Pascal VOC) or "
+        "leftImg8bit/ + gtFine/ (Cityscapes)")
+
+
+MASK_FOLDERS = ("masks", "labels", "annotations")  # what the mask folder beside images/ may be called
+
+
+def _mask_folder_name(images: Path) -> str | None:
+    """The name of the mask folder beside an ``images`` folder (``MASK_FOLDERS``), or None."""
+    if not images.is_dir():
+        return None
+    return next((name for name in MASK_FOLDERS if (images.parent / name).is_dir()), None)
 
 
 @dataclass(frozen=True)
