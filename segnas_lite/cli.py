@@ -170,9 +170,9 @@ def add_model_option(p: argparse.ArgumentParser, *, help: str, **kwargs) -> None
 
 # --------------------------------------------------------------------------- shared helpers
 def _datasets(args):
-    """(augmented train split, validation split of max(16, train_size / 8) images), and the
-    ``data_info`` a run saves. With ``--val-data`` the training folder is read whole (or its own
-    train split) and the validation folder gives its val split, else all of it."""
+    """(augmented train split, validation split, the ``data_info`` a run saves). With
+    ``--val-data`` the training folder is read whole (or its own train split) and the validation
+    folder gives its val split, else all of it."""
     from .data import PairedAugment, find_layout, open_dataset
     options = data_options(args)
     refuse_class_set_for_synthetic(args)
@@ -185,8 +185,10 @@ def _datasets(args):
             train_split = "train" if "train" in _own_splits(find_layout(args.data)) else "all"
     train_set = open_dataset(args.data, split=train_split, augment=PairedAugment(),
                              length=args.train_size, **common)
-    val_set = open_dataset(val_source, split=val_split,
-                           length=max(16, (args.train_size or 256) // 8), **common)
+    synthetic = val_source in ("synthetic", "synthetic-scenes")
+    val_length = (max(16, (args.train_size or 256) // 8) if synthetic or args.train_size
+                  else None)  # a folder's whole val split, unless --train-size caps the run
+    val_set = open_dataset(val_source, split=val_split, length=val_length, **common)
     num_classes, class_names = dataset_meta(train_set)
     val_classes, _ = dataset_meta(val_set)
     if val_classes != num_classes:
@@ -283,7 +285,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    "default %(default)s")
     p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="training images: how many synthetic ones (default 1000) or a cap on a "
-                   "folder's train split; validation uses max(16, N/8) images (32 by default)")
+                   "folder's train split; validation uses max(16, N/8) images (synthetic: 32 by "
+                   "default; a folder: its whole val split unless N is given)")
     p.add_argument("--steps-per-epoch", type=positive_int, default=None,
                    help="cap on batches per epoch (default: the whole training set)")
     p.add_argument("--out", required=True,
