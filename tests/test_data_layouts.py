@@ -197,3 +197,16 @@ def test_scan_masks_names_the_bad_file_before_training_and_caches_clean_scans(tm
         scan_masks(dataset, quiet=True)
     subset = open_dataset(root, image_size=32, split="val", **CAMVID)
     assert scan_masks(subset, quiet=True) == 2
+
+
+def test_check_reads_voc_by_its_split_lists_and_cityscapes_by_its_ids(tmp_path):
+    from test_data import make_cityscapes, make_voc, save_rgb
+    voc = make_voc(tmp_path / "voc")
+    base = find_layout(voc).root
+    save_rgb(base / "JPEGImages" / "detection_only.jpg", 20, 24)  # VOC has thousands of these
+    report = check_folder(voc, quiet=True)
+    assert report.errors == 0 and report.pairs == {"train": 2, "val": 1}
+    assert report.class_names[15] == "person" and report.class_pixels[15] > 0
+    city = check_folder(make_cityscapes(tmp_path / "city"), quiet=True)
+    assert city.errors == 0 and city.pairs == {"train": 2, "val": 2}
+    assert city.class_pixels[0] > 0 and city.ignored_pixels > 0  # road, and ids outside the 19

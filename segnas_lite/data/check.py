@@ -114,18 +114,31 @@ class DataReport:
 def _split_pairs(layout, report: DataReport) -> dict[str, list[tuple[Path, Path]]]:
     """Every pair of every split; strays are reported, not raised."""
     out: dict[str, list[tuple[Path, Path]]] = {}
-    if layout.kind == "voc":
-        dirs = {POOL: (layout.root / "JPEGImages", layout.root / "SegmentationClass")}
-    elif layout.kind == "cityscapes":
+    if layout.kind == "voc":  # its split lists name the pairs (JPEGImages/ also holds many
+        # detection-only photos without a mask: those are not problems)
+        for split in ("train", "val"):
+            listed = layout.root / "ImageSets" / "Segmentation" / f"{split}.txt"
+            if not listed.is_file():
+                continue
+            out[split] = []
+            for stem in filter(None, (line.strip() for line in listed.read_text().splitlines())):
+                image = layout.root / "JPEGImages" / f"{stem}.jpg"
+                mask = layout.root / "SegmentationClass" / f"{stem}.png"
+                if not image.is_file():
+                    report.add("unreadable", f"{image} (listed in {listed.name}, missing)")
+                elif not mask.is_file():
+                    report.add("image without mask", str(image))
+                else:
+                    out[split].append((image, mask))
+        return out
+    if layout.kind == "cityscapes":
         for split in layout.split_dirs:
             try:
                 out[split] = CityscapesSegmentation.split_pairs(layout.root, split)
             except DatasetError as error:
                 report.add("image without mask", str(error))
         return out
-    else:
-        dirs = layout.split_dirs
-    for split, (images, masks) in dirs.items():
+    for split, (images, masks) in layout.split_dirs.items():
         pairs, lonely_images, lonely_masks = match_by_stem(images, masks)
         for path in lonely_images:
             report.add("image without mask", str(path))
