@@ -10,7 +10,9 @@ cache, so they reuse what ``test_notebooks.py`` computed.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -52,12 +54,23 @@ def lab(tmp_path_factory):
     for name in NOTEBOOKS:
         shutil.copy(NOTEBOOK_DIR / name, root / name)
     port, token = _free_port(), "segnas-browser-test"
-    env = {**os.environ, "SEGNAS_QUICK": "1", "SEGNAS_QUIET": "1", "JUPYTER_PLATFORM_DIRS": "1"}
+    settings = root / "lab-settings"  # every cell in the page (no windowing), no news pop-up
+    for name, value in (("notebook-extension/tracker", {"windowingMode": "none"}),
+                        ("apputils-extension/notification",
+                         {"fetchNews": "false", "checkForUpdates": False})):
+        path = settings / "@jupyterlab" / f"{name}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    repository = str(NOTEBOOK_DIR.parent)  # the kernels import the package under test
+    env = {**os.environ, "SEGNAS_QUICK": "1", "SEGNAS_QUIET": "1",
+           "JUPYTERLAB_SETTINGS_DIR": str(settings),
+           "PYTHONPATH": os.pathsep.join(filter(None, [repository, os.environ.get("PYTHONPATH")]))}
     env.setdefault("SEGNAS_CACHE", str(tmp_path_factory.mktemp("cache")))
     log = open(root / "jupyter.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}"],
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--allow-root"],  # CI containers run as root
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -91,17 +104,39 @@ def browser(lab):
         chromium.close()
 
 
-def _run_all(page) -> None:
-    """Run > Run All Cells, then wait until no cell is queued or running."""
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # the tests skip without playwright
+    PlaywrightTimeout = TimeoutError
+
+
+def _run_all(page, name: str) -> None:
+    """Run > Run All Cells, then wait until every code cell has its execution count. Run All stops
+    at a failing cell: the cells after it keep an empty prompt, and the failing one is named."""
+    # the copies hold their saved outputs and execution counts: clear them, so that every count
+    # seen below comes from this run
+    page.locator(".lm-MenuBar-itemLabel", has_text="Edit").first.click()
+    page.get_by_role("menuitem", name="Clear Outputs of All Cells", exact=True).click()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]"
+        ".every(p => !/\\d/.test(p.textContent))", timeout=30_000)
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
-    page.wait_for_function(
-        "() => document.querySelectorAll('.jp-InputPrompt').length > 0 && "
-        "[...document.querySelectorAll('.jp-InputPrompt')].some(p => p.textContent.includes('*'))",
-        timeout=60_000)
-    page.wait_for_function(
-        "() => ![...document.querySelectorAll('.jp-InputPrompt')]"
-        "  .some(p => p.textContent.includes('*'))", timeout=RUN_SECONDS * 1000, polling=1000)
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    started = time.monotonic()
+    while True:
+        prompts = page.locator(".jp-CodeCell .jp-InputArea-prompt").all_inner_texts()
+        if prompts and all(re.fullmatch(r"\[\d+\]:", text.strip()) for text in prompts):
+            return
+        running = any("*" in text for text in prompts)
+        if not running and time.monotonic() - started > 15:
+            stopped = next(i for i, text in enumerate(prompts) if not re.search(r"\d", text))
+            cells = page.locator(".jp-CodeCell")
+            shot = Path(os.environ.get("SEGNAS_BROWSER_SHOTS", "/tmp")) / f"browser_{name}.png"
+            cells.nth(max(stopped - 1, 0)).screenshot(path=str(shot))
+            pytest.fail(f"(screenshot: {shot}) "f"{name}: Run All stopped at code cell {stopped}: "
+                        f"{cells.nth(max(stopped - 1, 0)).inner_text()[-1500:]}")
+        assert time.monotonic() - started < RUN_SECONDS, f"{name}: Run All took over {RUN_SECONDS} s"
+        time.sleep(2)
 
 
 def _figure_source(widget) -> str:
@@ -115,7 +150,14 @@ def test_widgets_render_and_a_slider_redraws_the_figure(lab, browser, name):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{base}/lab/tree/{name}?token={token}&reset")
     page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-    _run_all(page)
+    select = page.locator(".jp-Dialog button", has_text="Select")  # "Select Kernel", if asked
+    try:
+        select.wait_for(timeout=10_000)
+        select.click()
+    except PlaywrightTimeout:
+        pass  # the notebook's kernel started by itself
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    _run_all(page, name)
     text = page.locator(".jp-Notebook").inner_text()
     assert "Error displaying widget" not in text
     assert "Traceback" not in text, f"{name}: a cell failed in the browser"
