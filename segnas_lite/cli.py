@@ -180,7 +180,7 @@ def _datasets(args):
     val_source, val_split, train_split = args.data, "val", "train"
     if args.val_data:
         val_source = args.val_data
-        val_split = "val" if "val" in _own_splits(find_layout(args.val_data)) else "all"
+        val_split = _val_split_of(args.val_data)
         if args.data not in ("synthetic", "synthetic-scenes"):
             train_split = "train" if "train" in _own_splits(find_layout(args.data)) else "all"
     train_set = open_dataset(args.data, split=train_split, augment=PairedAugment(),
