@@ -21,8 +21,10 @@ from .nas import GenotypeError, InfeasibleBudgetError
 from .nas.search import SearchConfigError
 from .nas.latency import LatencyError
 from .timing import TimingError
-from .runio import (CheckpointError, RunDirectoryError, atomic_write_text, load_checkpoint,
-                    progress)
+from .matting import BackgroundError
+from .runio import (CheckpointError, MissingDependencyError, RunDirectoryError, atomic_write_text,
+                    load_checkpoint, progress)
+from .video import VideoError
 
 
 class CLIError(Exception):
@@ -32,7 +34,8 @@ class CLIError(Exception):
 # The errors ``main`` prints as one line (exit status 2) instead of a traceback.
 PACKAGE_ERRORS = (CLIError, CheckpointError, RunDirectoryError, DatasetError, UnknownModelError,
                   GenotypeError, InfeasibleBudgetError, SearchConfigError, LatencyError,
-                  TimingError, FileNotFoundError, FileExistsError)
+                  TimingError, FileNotFoundError, FileExistsError, BackgroundError, VideoError,
+                  MissingDependencyError)
 
 
 # --------------------------------------------------------------------------- numbers, checked
@@ -654,6 +657,13 @@ def build_parser() -> argparse.ArgumentParser:
                  add_models_arguments, cmd_models)
     _add_command(sub, "data", "check a dataset folder before training (segnas data check PATH)",
                  add_data_arguments, cmd_data)
+    from .cli_video import (add_replace_background_arguments, add_video_arguments,
+                            cmd_replace_background, cmd_video)
+    _add_command(sub, "replace-background", "cut people out of photos with soft edges and put "
+                 "them on a new background", add_replace_background_arguments,
+                 cmd_replace_background)
+    _add_command(sub, "video", "segment a video frame by frame (smoothed, optionally a new "
+                 "background) and report FPS and flicker", add_video_arguments, cmd_video)
     return parser
 
 

@@ -37,17 +37,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import SyntheticPortraits, synthetic_video  # notebook 08 imports synthetic_video from here
-from .runio import stream_seed
+from .runio import MissingDependencyError, stream_seed  # noqa: F401 (re-exported)
 from .timing import (Timing, TimingError, compile_openvino, compiled_precision, ov_core,
                      time_openvino, time_torch)
 
 
 class ExportError(RuntimeError):
     """The model cannot be exported, compiled or fed with the given shape/precision."""
-
-
-class MissingDependencyError(ImportError):
-    """An optional package (NNCF) is needed and not installed."""
 
 
 # ---------------------------------------------------------------------------------------------

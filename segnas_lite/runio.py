@@ -28,6 +28,11 @@ class CheckpointError(RuntimeError):
 
 
 # --------------------------------------------------------------------------- atomic files
+class MissingDependencyError(ImportError):
+    """An optional package (NNCF, OpenCV, ...) is needed and not installed; the message says how
+    to install it."""
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -273,3 +273,44 @@ def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float])
                                          mape=mape, title=f"{k} random architectures")
 
     return _assemble([count], draw)
+
+
+# --------------------------------------------------------------------------- cut-outs and video
+def cutout_explorer(image01: np.ndarray, prob: np.ndarray, *, background: str = "blur"
+                    ) -> widgets.VBox:
+    """``viz.cutout_panels`` with the refinement's knobs: threshold (or soft), method and radius."""
+    from .matting import RefineConfig, composite, make_background, refine_alpha
+    image01 = np.asarray(image01, dtype=np.float32)
+    if image01.ndim != 3 or image01.shape[2] != 3 or np.asarray(prob).ndim != 2:
+        raise WidgetInputError(f"need an (H, W, 3) image and an (h, w) probability map, got "
+                               f"{image01.shape} and {np.asarray(prob).shape}")
+    backdrop = make_background(background, image01)
+    threshold = widgets.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05,
+                                    description="threshold", continuous_update=False)
+    soft = widgets.Checkbox(value=False, description="soft (no threshold)")
+    method = widgets.Dropdown(options=["guided", "feather", "none"], value="guided",
+                              description="refine")
+    radius = widgets.IntSlider(value=max(2, round(0.01 * max(image01.shape[:2]))), min=0, max=32,
+                               description="radius", continuous_update=False)
+
+    def draw():
+        config = RefineConfig(method=method.value, radius=radius.value,
+                              threshold=None if soft.value else threshold.value)
+        alpha = refine_alpha(image01, prob, config)
+        return viz.cutout_panels(image01, prob, alpha, composite(image01, backdrop, alpha),
+                                 threshold=threshold.value)
+
+    return _assemble([threshold, soft, method, radius], draw)
+
+
+def smoothing_explorer(frames: Sequence[np.ndarray], probs: Sequence[np.ndarray]) -> widgets.VBox:
+    """``viz.smoothed_frame``: move through a clip and change the EMA momentum."""
+    if len(frames) != len(probs) or len(frames) < 2:
+        raise WidgetInputError(f"need one probability map per frame and at least 2 frames, got "
+                               f"{len(frames)} frames and {len(probs)} maps")
+    momentum = widgets.FloatSlider(value=0.5, min=0.0, max=0.95, step=0.05, description="momentum",
+                                   continuous_update=False)
+    index = widgets.IntSlider(value=1, min=1, max=len(frames) - 1, description="frame",
+                              continuous_update=False)
+    return _assemble([momentum, index], lambda: viz.smoothed_frame(
+        frames, probs, momentum=momentum.value, index=index.value))

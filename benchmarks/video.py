@@ -1,0 +1,204 @@
+"""Soft edges and steady video on real photos: edge refinement, temporal smoothing, sync vs async FPS.
+
+    python benchmarks/video.py                 # about 10 min on 2 cores (needs ../shared/data/people)
+    python benchmarks/video.py --quick         # a smoke run (tiny training, few photos and frames)
+    python benchmarks/video.py --checkpoint runs/people/checkpoint.pt   # your own people model
+
+1. **A people model.** ``--checkpoint`` (from ``segnas train``), or a short training here: ``--model``
+   (default Fast-SCNN) for ``--train-steps`` SGD steps at ``--train-size`` px on the people train
+   split (80/20, seed 0), kept in ``results/video/`` so a second run reuses it. Exported to an
+   OpenVINO IR (f32 weights) at ``--ir-size``.
+2. **Refinement** (``segnas_lite.matting``): every people-val photo judged at ``--eval-size`` px
+   (image and mask stretched to that square): two-class mIoU, boundary F-score (tolerance 0.8% of
+   the diagonal) and trimap IoU, for the hard upsampled mask and each refinement setting, with the
+   refinement's own time per photo.
+3. **Stability** (``segnas_lite.video``): each of ``--clips`` val photos becomes a static clip
+   (sensor noise 0.02, 1 px camera shake) and a panned clip (4 px a frame, true mask known); the
+   EMA momentum is swept: flip rate on the static clips against foreground IoU on the panned ones.
+4. **FPS**: the IR on a stream of frames, one request at a time (LATENCY hint) and through an
+   ``AsyncInferQueue`` (THROUGHPUT hint), in f32 and at the default precision (bf16 where the CPU
+   has it), measured by ``timing.time_throughput`` with the machine's load recorded.
+
+Writes ``results/video.json`` and ``results/video_smoothing.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, environment, print_table, write_json  # noqa: E402
+
+from segnas_lite.data import PairedAugment, default_people_dir, denormalize, open_dataset  # noqa: E402
+from segnas_lite.data.transforms import normalize  # noqa: E402
+from segnas_lite.matting import RefineConfig, evaluate_refinement, foreground_probability  # noqa: E402
+from segnas_lite.runio import atomic_torch_save, load_checkpoint  # noqa: E402
+from segnas_lite.video import (consecutive_iou, flip_rate, panned_clip,  # noqa: E402
+                               smoothing_tradeoff, still_clip)
+from segnas_lite.timing import LoadMonitor, time_throughput  # noqa: E402
+
+MOMENTA = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)
+
+
+def people_model(args, people: Path):
+    """The network under test: a checkpoint, or a short training on the people train split."""
+    from segnas_lite.engine import TrainConfig, evaluate, train
+    from segnas_lite.models import build_model
+    if args.checkpoint:
+        from segnas_lite.cli import load_trained
+        model, _ = load_trained(args.checkpoint)
+        return model, {"source": args.checkpoint}
+    cache = RESULTS / "video" / f"{args.model}_{args.train_size}px_{args.train_steps}steps.pt"
+    model = build_model(args.model, num_classes=2)
+    if cache.exists():
+        state = load_checkpoint(cache)
+        model.load_state_dict(state["model"])
+        return model.eval(), state["info"]
+    train_set = open_dataset(people, image_size=args.train_size, split="train", seed=0,
+                             augment=PairedAugment())
+    val_set = open_dataset(people, image_size=args.train_size, split="val", seed=0)
+    epochs = max(1, -(-args.train_steps * 8 // len(train_set)))
+    per_epoch = min(len(train_set) // 8, -(-args.train_steps // epochs))
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    train(model, train_set, config=TrainConfig(epochs=epochs, batch_size=8, lr=0.05, seed=0,
+                                               steps_per_epoch=per_epoch, eval_every=epochs,
+                                               quiet=args.quiet), num_classes=2)
+    info = {"source": "trained here", "model": args.model, "train_size": args.train_size,
+            "steps": epochs * per_epoch, "seconds": round(time.perf_counter() - started, 1),
+            "val_miou_at_train_size": evaluate(model, val_set, num_classes=2, quiet=True).miou}
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save({"model": model.state_dict(), "info": info}, cache)
+    return model.eval(), info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", default=str(default_people_dir()))
+    parser.add_argument("--checkpoint", help="a people model from `segnas train` (else trained here)")
+    parser.add_argument("--model", default="fast_scnn")
+    parser.add_argument("--train-size", type=int, default=224)
+    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--ir-size", type=int, default=256)
+    parser.add_argument("--eval-size", type=int, default=512)
+    parser.add_argument("--clips", type=int, default=8, help="val photos turned into clips")
+    parser.add_argument("--frames", type=int, default=30, help="frames per clip")
+    parser.add_argument("--fps-frames", type=int, default=300, help="frames per FPS measurement")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS / "video.json"))
+    args = parser.parse_args()
+    if args.quick:
+        args.train_steps, args.clips, args.frames, args.fps_frames = 20, 2, 8, 30
+        args.eval_size, args.out = 256, str(RESULTS / "video" / "quick.json")
+    people = Path(args.people)
+    if not people.is_dir():
+        sys.exit(f"no people folder at {people}: pass --people DIR (photos + masks)")
+    torch.manual_seed(0)
+    payload: dict = {"environment": environment(), "settings": vars(args)}
+
+    # 1. the model and its IR ---------------------------------------------------------------------
+    from segnas_lite.export import OpenVINOPredictor, to_openvino
+    model, payload["model"] = people_model(args, people)
+    ir = RESULTS / "video" / "model.xml"
+    ir.parent.mkdir(parents=True, exist_ok=True)
+    to_openvino(model, input_size=(args.ir_size, args.ir_size), out_path=ir, compress_to_fp16=False,
+                overwrite=True)
+    predictor = OpenVINOPredictor(ir, precision="f32")
+
+    def prob_fn(image: torch.Tensor) -> np.ndarray:
+        x = F.interpolate(image[None], size=(args.ir_size, args.ir_size), mode="bilinear",
+                          align_corners=False)
+        return foreground_probability(predictor(x))
+
+    # 2. refinement -------------------------------------------------------------------------------
+    val = open_dataset(people, image_size=args.eval_size, split="val", seed=0)
+    radius = max(2, round(0.01 * args.eval_size))
+    configs = {
+        "hard (upsampled, p >= 0.5)": RefineConfig(method="none"),
+        "soft probability": RefineConfig(method="none", threshold=None),
+        f"feather r={radius}": RefineConfig(method="feather", radius=radius),
+        f"guided r={radius} eps=1e-3": RefineConfig(method="guided", radius=radius),
+        f"guided r={2 * radius} eps=1e-3": RefineConfig(method="guided", radius=2 * radius),
+        f"guided r={radius} eps=1e-2": RefineConfig(method="guided", radius=radius, eps=1e-2),
+        f"guided soft r={radius}": RefineConfig(method="guided", radius=radius, threshold=None),
+        f"fast guided r={2 * radius} s=4": RefineConfig(method="guided", radius=2 * radius,
+                                                       subsample=4),
+    }
+    limit = 8 if args.quick else None
+    rows = [vars(r) for r in evaluate_refinement(prob_fn, val, configs, quiet=args.quiet,
+                                                 limit=limit)]
+    for r in rows:
+        r["ms_per_image"] = 1000 * r.pop("seconds_per_image")
+    print(f"\nrefinement on {limit or len(val)} people-val photos at {args.eval_size} px "
+          f"(network at {args.ir_size} px, OpenVINO f32)")
+    print_table(rows, [("name", "setting", "s"), ("miou", "mIoU", ".3f"),
+                       ("boundary_f", "boundary F", ".3f"), ("trimap_iou", "trimap IoU", ".3f"),
+                       ("ms_per_image", "ms/photo", ".1f")])
+    payload["refinement"] = {"photos": limit or len(val), "rows": rows}
+
+    # 3. stability --------------------------------------------------------------------------------
+    def frame_prob(frame: np.ndarray) -> np.ndarray:  # (H, W, 3) uint8 -> (ir, ir) probability
+        return prob_fn(normalize(frame))
+
+    def at_ir_size(mask: np.ndarray) -> np.ndarray:  # a true mask at the probabilities' size
+        t = torch.as_tensor(mask, dtype=torch.float32)[None, None]
+        return F.interpolate(t, size=(args.ir_size, args.ir_size), mode="nearest")[0, 0].numpy()
+
+    static_probs, moving_probs, moving_truth, raw = [], [], [], []
+    for index in range(min(args.clips, len(val))):
+        image, mask = val[index]
+        picture = (denormalize(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        probs = [frame_prob(f) for f in still_clip(picture, args.frames, seed=index)]
+        masks = np.stack([p >= 0.5 for p in probs]).astype(np.int64)  # (T, h, w)
+        raw.append({"flip_rate": flip_rate(masks), "consecutive_iou": consecutive_iou(masks)})
+        static_probs.append(probs)
+        frames, truths = panned_clip(picture, (np.asarray(mask) == 1).astype(np.int64),
+                                     args.frames, step=max(1, args.eval_size // 128), seed=index)
+        moving_probs.append([frame_prob(f) for f in frames])
+        moving_truth.append([at_ir_size(t) for t in truths])
+    per_clip = [smoothing_tradeoff(s, m, tr, MOMENTA)
+                for s, m, tr in zip(static_probs, moving_probs, moving_truth)]
+    smoothing = [{"momentum": m, "lag_frames": per_clip[0][i].lag_frames,
+                  "flip_rate_static": float(np.mean([c[i].flip_rate_static for c in per_clip])),
+                  "iou_moving": float(np.mean([c[i].iou_moving for c in per_clip]))}
+                 for i, m in enumerate(MOMENTA)]
+    print(f"\ntemporal smoothing: {len(per_clip)} photos as static and panned clips of "
+          f"{args.frames} frames (masks at {args.ir_size} px)")
+    print_table(smoothing, [("momentum", "EMA m", ".1f"), ("lag_frames", "lag (frames)", "d"),
+                            ("flip_rate_static", "flips/frame (static)", ".4%"),
+                            ("iou_moving", "IoU (panned)", ".3f")])
+    payload["stability"] = {"raw_per_clip": raw, "smoothing": smoothing}
+    from segnas_lite import viz
+    figure = viz.smoothing_tradeoff(smoothing)
+    figure_path = Path(args.out).with_name(Path(args.out).stem + "_smoothing.png")
+    figure.savefig(figure_path, dpi=110)
+
+    # 4. frames per second ------------------------------------------------------------------------
+    fps_rows = []
+    with LoadMonitor(warn=True, what="the FPS runs") as monitor:
+        for precision in ("f32", "default"):
+            for mode in ("sync", "async"):
+                result = time_throughput(ir, (1, 3, args.ir_size, args.ir_size), mode=mode,
+                                         frames=args.fps_frames, precision=precision)
+                print(result.to_text())
+                fps_rows.append({"precision": f"{precision} -> {result.precision}", "mode": mode,
+                                 "requests": result.requests, "fps": result.fps,
+                                 "busy": result.busy})
+    print(f"\nOpenVINO frames per second, {args.model} at {args.ir_size} px, 2 threads")
+    print_table(fps_rows, [("precision", "precision", "s"), ("mode", "mode", "s"),
+                           ("requests", "requests", "d"), ("fps", "FPS", ".1f"),
+                           ("busy", "busy", "")])
+    payload["fps"] = {"rows": fps_rows, "load": monitor.report.to_dict()}
+    write_json(args.out, payload)
+    print(f"wrote {figure_path}")
+
+
+if __name__ == "__main__":
+    main()

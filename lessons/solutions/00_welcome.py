@@ -1,0 +1,281 @@
+"""Answer key for lesson 00 · Welcome and environment check (lessons/00_welcome.md).
+
+Run it from the repository root::
+
+    python lessons/solutions/00_welcome.py          # quick: tiny settings, well under a minute
+    python lessons/solutions/00_welcome.py --full   # the workshop-sized settings of the notebook
+
+Each ``exercise_N`` does what exercise N of the lesson asks, with the library, and returns what it
+measured as a dict; its docstring restates the question and gives the answer in words. Trained
+models go through the same cache as the notebooks (``$SEGNAS_CACHE``, default
+``~/.cache/segnas_lite``), so the second run is fast. Quick mode is forced on when ``CI`` or
+``SEGNAS_QUICK=1`` is set, as in the notebooks.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import numpy as np
+import torch
+
+from segnas_lite.data import open_dataset
+from segnas_lite.engine import TrainConfig, predict, train
+from segnas_lite.flags import cache_dir
+from segnas_lite.metrics import iou_per_image
+from segnas_lite.models import build_model
+from segnas_lite.notebook_utils import setup, trained_model
+
+SEED = 0
+# The parameters cell of notebooks/00_welcome.ipynb (batch size 8, learning rate 0.05: the
+# defaults of trained_model).
+NOTEBOOK = dict(image_size=64, epochs=3, train_length=160, val_length=16)
+# Exercise 1: the same run with IMAGE_SIZE = 128 and EPOCHS = 4.
+BIGGER = dict(NOTEBOOK, image_size=128, epochs=4)
+# Quick mode keeps the change the exercise asks for (64 -> 128 px, 3 -> 4 epochs) but trains on far
+# fewer images, so that both runs take seconds (their mIoU is then only a smoke test).
+QUICK_NOTEBOOK = dict(NOTEBOOK, train_length=32)
+QUICK_BIGGER = dict(BIGGER, train_length=32)
+
+
+def _training_seconds(history: list[dict]) -> float:
+    """Seconds the training took, read from the history (also when the model came from the cache:
+    every epoch record stores its own ``seconds``)."""
+    return float(sum(record["seconds"] for record in history))
+
+
+def exercise_1(*, quick: bool = True) -> dict:
+    """Set IMAGE_SIZE = 128 and EPOCHS = 4: how do the mIoU and the training time change?
+
+    Answer: the validation mIoU goes up and the training takes several times longer. Two things
+    changed at once. (1) Four times as many pixels per image: the person's outline, hair and arms
+    are drawn with more pixels, and the network's 1/8 and 1/32 maps grow from 8 x 8 and 2 x 2 to
+    16 x 16 and 4 x 4, so there is room for detail and context. (2) One third more optimisation
+    steps (4 epochs instead of 3). Each step costs up to 4x more because convolution cost grows with
+    the pixel count; with the extra epoch a compute-bound run would take (128/64)^2 * 4/3 = 5.3x
+    longer. The measured ratio is usually somewhat smaller: at 64 px much of a step is fixed
+    overhead (Python, per-layer calls, drawing the synthetic images) that does not grow with the
+    pixels. Because ``trained_model`` builds its cache key from all settings, the 128 px model is a
+    new cache entry and the 64 px one stays cached beside it (``cached_models`` lists both).
+    The training time is the sum of the epochs' ``seconds`` in the history, so it is also known for
+    a model loaded from the cache. In quick mode both runs see only 32 images (a smoke test: the
+    mIoU of 12 or 16 steps is mostly noise); run ``--full`` for the notebook's settings.
+    """
+    settings = setup(quick=quick, seed=SEED)
+    base_settings, bigger_settings = ((QUICK_NOTEBOOK, QUICK_BIGGER) if settings.quick
+                                      else (NOTEBOOK, BIGGER))
+    _, base_history = trained_model("fast_scnn", seed=SEED, **base_settings)
+    _, bigger_history = trained_model("fast_scnn", seed=SEED, **bigger_settings)
+    base_seconds = _training_seconds(base_history)
+    bigger_seconds = _training_seconds(bigger_history)
+    compute_bound_ratio = ((bigger_settings["image_size"] / base_settings["image_size"]) ** 2
+                           * bigger_settings["epochs"] / base_settings["epochs"])
+    cached_models = sorted(p.stem for p in (cache_dir() / "results").glob("trained_fast_scnn-*.pt"))
+    result = {
+        "base_settings": base_settings,
+        "bigger_settings": bigger_settings,
+        "base_miou": base_history[-1]["val_miou"],
+        "bigger_miou": bigger_history[-1]["val_miou"],
+        "base_seconds": base_seconds,
+        "bigger_seconds": bigger_seconds,
+        "time_ratio": bigger_seconds / base_seconds,
+        "compute_bound_ratio": compute_bound_ratio,
+        "base_epochs": len(base_history),
+        "bigger_epochs": len(bigger_history),
+        "cached_models": cached_models,
+    }
+    result["summary"] = (f"mIoU {result['base_miou']:.3f} -> {result['bigger_miou']:.3f}; training "
+                         f"{base_seconds:.1f} s -> {bigger_seconds:.1f} s "
+                         f"(x{result['time_ratio']:.1f}; x{compute_bound_ratio:.1f} if every step "
+                         "cost grew with the pixels)")
+    return result
+
+
+def exercise_2(*, quick: bool = True) -> dict:
+    """torch.set_num_threads(1) before training: how much slower, and why not by the thread count?
+
+    Answer: training gets slower, but by less than the thread count ``n``. Only the work inside
+    PyTorch's operators (convolutions, matrix products, large element-wise ops) is split over
+    threads; drawing the synthetic images, the DataLoader, the Python loop and the optimizer's
+    bookkeeping run in one thread whatever the setting, and small tensors (64 px images, 2 x 2 maps
+    at 1/32) are not worth splitting at all. Amdahl's law says how much this caps the gain: if a
+    share ``p`` of the time parallelises, ``n`` threads give a speed-up ``1 / ((1 - p) + p / n)``;
+    the function solves this for ``p`` from the measurement. Timing the data preparation alone shows
+    one part that cannot speed up. Note for the notebook: the training cell calls ``trained_model``,
+    which loads the cached model instantly when the settings are unchanged, so to see the slowdown
+    there pass ``refresh=True`` (or change a setting). This function trains without the cache, a
+    few steps with each thread count after one warm-up step. On a 1-core machine there is nothing to
+    compare (both runs use one thread).
+    """
+    settings = setup(quick=quick, seed=SEED)
+    image_size, steps = (64, 8) if settings.quick else (NOTEBOOK["image_size"], 40)
+    train_set = open_dataset("synthetic", image_size=image_size, split="train", seed=SEED,
+                             length=8 * steps)
+    default_threads = torch.get_num_threads()
+
+    def seconds_to_train(threads: int, steps_to_run: int) -> float:
+        torch.set_num_threads(threads)
+        torch.manual_seed(SEED)
+        model = build_model("fast_scnn", num_classes=2)
+        config = TrainConfig(epochs=1, batch_size=8, lr=0.05, seed=SEED, quiet=True,
+                             steps_per_epoch=steps_to_run)
+        return train(model, train_set, config=config, num_classes=2).history[0]["seconds"]
+
+    try:
+        seconds_to_train(default_threads, 1)  # warm-up: allocator, thread pool, first-call costs
+        many = seconds_to_train(default_threads, steps)
+        one = seconds_to_train(1, steps)
+    finally:
+        torch.set_num_threads(default_threads)  # leave the process as we found it
+
+    started = time.perf_counter()  # the data alone: drawing and normalising the same images
+    for index in range(8 * steps):
+        train_set[index]
+    data_seconds = time.perf_counter() - started
+
+    slowdown = one / many
+    if default_threads > 1:  # Amdahl: slowdown = 1 / ((1 - p) + p / n), solved for p
+        parallel_share = (1 - 1 / slowdown) / (1 - 1 / default_threads)
+    else:
+        parallel_share = float("nan")
+    result = {
+        "torch_threads": default_threads,
+        "steps": steps,
+        "image_size": image_size,
+        "seconds_default_threads": many,
+        "seconds_one_thread": one,
+        "slowdown": slowdown,
+        "data_seconds": data_seconds,
+        "data_share_of_one_thread_run": data_seconds / one,
+        "parallel_share_amdahl": parallel_share,
+    }
+    result["summary"] = (f"{steps} steps: {many:.2f} s with {default_threads} threads, {one:.2f} s "
+                         f"with 1 (x{slowdown:.2f} slower, at most x{default_threads}); "
+                         f"drawing the images alone took {data_seconds:.2f} s in one thread")
+    return result
+
+
+def _similar_colour_share(picture: np.ndarray, mask: np.ndarray, levels: int = 8) -> float:
+    """Share of the background pixels whose colour (quantised to ``levels`` steps per channel) also
+    occurs on the person: 'clutter in skin (or clothing) colours'."""
+    step = 256 // levels
+    codes = (picture // step).astype(np.int64) @ np.array([levels * levels, levels, 1])  # (H, W)
+    person_colours = np.unique(codes[mask == 1])
+    background = codes[mask == 0]
+    return float(np.isin(background, person_colours).mean()) if background.size else 0.0
+
+
+def _sharpness(picture: np.ndarray) -> float:
+    """Mean absolute difference between neighbouring grey values: low for a blurred image."""
+    grey = picture.astype(np.float64).mean(axis=2)
+    return float(np.abs(np.diff(grey, axis=0)).mean() + np.abs(np.diff(grey, axis=1)).mean())
+
+
+def exercise_3(*, quick: bool = True) -> dict:
+    """Which image in the viewer is predicted worst, and what makes it hard?
+
+    Answer: the viewer's panel titles are the per-image mIoU (``metrics.iou_per_image``); the worst
+    image is the one with the lowest. This function computes it for the notebook's 8 validation
+    images and measures what the lesson names as causes: how small the person is (person share of
+    the pixels), how much of the background has the person's colours (share of background pixels
+    whose quantised colour also occurs on the person: skin-, hair- or clothing-coloured clutter),
+    how blurred the picture is (mean neighbour difference), and whether the errors are mostly false
+    positives (background called person: clutter) or false negatives (person missed: a small,
+    blurred, occluded or cut-off person). ``reasons`` lists the causes where the worst image is
+    worse than the median of the others. Typical: the worst images have a small person (a few
+    wrong pixels are a large share of a small class, and the 1/8 and 1/32 maps hold only a few
+    pixels of it) or background clutter that shares the person's colours, because a model trained
+    for 60 steps still leans on colour more than on shape. Look at the image (``worst_index``) in
+    the viewer to see it. Quick mode uses the quick model of exercise 1, so the ranking differs
+    from the notebook's; ``--full`` uses the notebook's model.
+    """
+    settings = setup(quick=quick, seed=SEED)
+    run = QUICK_NOTEBOOK if settings.quick else NOTEBOOK
+    model, _ = trained_model("fast_scnn", seed=SEED, **run)
+    val_set = open_dataset("synthetic", image_size=run["image_size"], split="val", seed=SEED,
+                           length=run["val_length"])
+    images, masks = zip(*(val_set[i] for i in range(8)))  # the viewer's 8 images
+    images, masks = torch.stack(images), torch.stack(masks)
+    preds = predict(model, images)
+    per_image = []
+    for i in range(len(images)):
+        picture, _ = val_set.render(i)  # the same picture as uint8, before normalisation
+        mask, pred = masks[i], preds[i]
+        per_image.append({
+            "index": i,
+            "miou": iou_per_image(pred, mask, num_classes=2),
+            "person_share": float((mask == 1).float().mean()),
+            "false_positive_share": float(((pred == 1) & (mask == 0)).float().mean()),
+            "false_negative_share": float(((pred == 0) & (mask == 1)).float().mean()),
+            "similar_colour_share": _similar_colour_share(picture, mask.numpy()),
+            "sharpness": _sharpness(picture),
+        })
+    worst = min(per_image, key=lambda row: row["miou"])
+    others = [row for row in per_image if row is not worst]
+
+    def median(key: str) -> float:
+        return float(np.median([row[key] for row in others]))
+
+    reasons = []
+    if worst["person_share"] < median("person_share"):
+        reasons.append(f"a small person ({100 * worst['person_share']:.0f}% of the pixels, others "
+                       f"{100 * median('person_share'):.0f}%)")
+    if worst["similar_colour_share"] > median("similar_colour_share"):
+        reasons.append(f"background in the person's colours "
+                       f"({100 * worst['similar_colour_share']:.0f}% of it, others "
+                       f"{100 * median('similar_colour_share'):.0f}%)")
+    if worst["sharpness"] < median("sharpness"):
+        reasons.append(f"a blurred or flat picture (sharpness {worst['sharpness']:.1f}, others "
+                       f"{median('sharpness'):.1f})")
+    errors = ("mostly false positives: background taken for the person"
+              if worst["false_positive_share"] > worst["false_negative_share"]
+              else "mostly false negatives: parts of the person missed")
+    result = {
+        "per_image": per_image,
+        "worst_index": worst["index"],
+        "worst_miou": worst["miou"],
+        "median_miou": float(np.median([row["miou"] for row in per_image])),
+        "errors": errors,
+        "reasons": reasons,
+    }
+    result["summary"] = (f"worst image {worst['index']} (mIoU {worst['miou']:.2f}, median "
+                         f"{result['median_miou']:.2f}): {errors}; "
+                         + ("; ".join(reasons) if reasons else "no single cause stands out"))
+    return result
+
+
+EXERCISES = (exercise_1, exercise_2, exercise_3)
+
+
+def _format(value) -> str:
+    """A short, readable rendering of a result value (floats with 4 significant digits)."""
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_format(v) for v in value) + "]"
+    return str(value)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run every exercise and print a short report."""
+    parser = argparse.ArgumentParser(description="Answer key for lesson 00 (welcome).")
+    parser.add_argument("--full", action="store_true",
+                        help="the notebook's workshop-sized settings (slower)")
+    args = parser.parse_args(argv)
+    quick = setup(quick=not args.full, seed=SEED).quick
+    print(f"lesson 00, {'quick' if quick else 'full'} settings")
+    for number, exercise in enumerate(EXERCISES, start=1):
+        started = time.perf_counter()
+        result = exercise(quick=quick)
+        question = exercise.__doc__.strip().splitlines()[0]
+        print(f"\nexercise {number} ({time.perf_counter() - started:.1f} s): {question}")
+        print(f"  -> {result.pop('summary')}")
+        for key, value in result.items():
+            print(f"  {key}: {_format(value)}")
+
+
+if __name__ == "__main__":
+    main()

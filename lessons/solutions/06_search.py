@@ -1,0 +1,330 @@
+"""Answer key for lesson 06 · The ProxylessNAS search (lessons/06_search.md).
+
+One function per exercise of the lesson, in its order. Each one runs the searches the exercise
+asks for with ``segnas_lite``, returns the numbers in a dict, and its docstring gives the answer.
+
+Run from the repository root:
+
+    python lessons/solutions/06_search.py           # quick: 64 px, 20 + 20 steps per search
+    python lessons/solutions/06_search.py --full    # the notebook's workshop-sized settings
+
+Searches go through ``notebook_utils.search_result``: a search with the same settings is read back
+from ``$SEGNAS_CACHE`` instead of running again (``--full`` reuses the notebook's own search).
+Quick mode takes the notebook's quick settings with one change: latency is predicted by the plain
+PyTorch table (``backend="torch", calibrate=False``) instead of the calibrated OpenVINO predictor,
+whose calibration compiles networks for about a minute. What these exercises look at (how p moves,
+the rejection rate, E[LAT]) does not depend on which predictor gives the milliseconds.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segnas_lite.nas import InfeasibleBudgetError, expected_latency, latency_loss
+from segnas_lite.nas.gates import LATENCY_FORMS
+from segnas_lite.nas.latency import LatencyTable, spearman
+from segnas_lite.nas.search import rejection_bias
+from segnas_lite.notebook_utils import search_result, setup
+
+SEED = 0
+# The parameters cell of notebooks/06_search.ipynb (and 07): the workshop search ...
+NOTEBOOK_SEARCH = dict(budget_ms=None, warmup_epochs=20, search_epochs=10, steps_per_epoch=40,
+                       batch_size=8, arch_lr=5e-2, estimator="full_v2", schedule="decoupled",
+                       num_fit=60, latency_form="hinge", warmup_sampling="fair")
+# ... and its quick settings, predicted by the PyTorch table (see the module docstring).
+QUICK_SEARCH = dict(budget_ms=None, warmup_epochs=1, search_epochs=1, steps_per_epoch=20,
+                    batch_size=4, arch_lr=0.3, estimator="full_v2", schedule="decoupled",
+                    latency_form="hinge", warmup_sampling="fair", backend="torch", calibrate=False)
+TOLERANCE = 1e-6  # a probability that moved by less than this did not move (float32 rounding)
+
+
+def search(quick: bool, **changes):
+    """The notebook's search with ``changes`` (e.g. ``schedule="interleaved"``), from the cache
+    when it ran before with the same settings."""
+    settings = {**(QUICK_SEARCH if quick else NOTEBOOK_SEARCH), **changes}
+    return search_result(space="seed", image_size=64 if quick else 128, seed=SEED, **settings)
+
+
+def table_of(result) -> LatencyTable:
+    """The latency table the search used (saved next to its history)."""
+    return LatencyTable.load(Path(result.out_dir) / "latency_table.json")
+
+
+def _alphas(history, step: int | None) -> np.ndarray:
+    """(layers, ops) alphas before the first alpha step (``None``) or after step ``step``."""
+    return np.array(history.alpha_init if step is None else history.alpha_steps[step].alphas)
+
+
+def _search_seconds(history) -> float:
+    return sum(epoch.seconds for epoch in history.epochs if epoch.phase == "search")
+
+
+# --------------------------------------------------------------------------- exercise 1
+def exercise_1(*, quick: bool = True) -> dict:
+    """SCHEDULE = "interleaved": does p move differently in the first alpha steps?
+
+    Answer: hardly in the very first ones, more and more afterwards. Both schedules share the
+    warm-up and start from the same (uniform) p, and Adam with beta1 = 0 (the reference setting)
+    moves every alpha by lr * g / |g|, i.e. by the learning rate itself, in its first step,
+    whatever the size of the gradient (computed below: the first step's |delta alpha| is lr for
+    nearly every op in both schedules). Only the direction can differ: in the interleaved schedule
+    (ProxylessNAS, Cai et al., ICLR 2019) the first alpha step comes after ``arch_every`` = 5 more
+    weight steps on paths drawn from p, so the weights it is judged on already differ a little.
+    Later the difference grows: the weights keep training on paths drawn from p, so ops that p
+    favours are trained more, look better and gain more p (the rich-get-richer loop the seed
+    freezes the weights against), and in the same number of batches the interleaved search makes
+    only one alpha step per five batches (4 instead of 20 in quick mode), so p ends less decided.
+    """
+    settings = setup(quick=quick, seed=SEED)
+    result = {}
+    for schedule in ("decoupled", "interleaved"):
+        history = search(settings.quick, schedule=schedule).history
+        lr = history.config["arch_lr"]
+        first = np.abs(_alphas(history, 0) - _alphas(history, None))
+        k = min(4, len(history.alpha_steps))
+        start = history.alpha_matrix(None)
+        result[schedule] = {
+            "alpha_steps": len(history.alpha_steps),
+            "weight_steps_during_search": sum(w.phase == "weights" for w in history.weight_steps),
+            "arch_lr": lr,
+            "first_step_max_abs_dalpha": float(first.max()),
+            "first_step_mean_abs_dalpha": float(first.mean()),
+            "largest_p_change_after_steps_1_to_k": [
+                float(np.nanmean(np.nanmax(np.abs(history.alpha_matrix(s) - start), axis=1)))
+                for s in range(k)],
+            "final_entropy": history.entropy_curve()[-1],
+            "final_mean_max_p": float(np.mean(np.nanmax(history.alpha_matrix(-1), axis=1))),
+            "search_seconds": _search_seconds(history)}
+    return result
+
+
+# --------------------------------------------------------------------------- exercise 2
+def exercise_2(*, quick: bool = True) -> dict:
+    """ESTIMATOR = "two": only two ops per layer change per step; why is each step cheaper?
+
+    Answer: in every alpha step each layer draws two ops from p (ProxylessNAS's ``two`` mode);
+    only their two alphas get a gradient (a 2-way softmax over the pair), and after Adam's step
+    both are shifted by the same offset so that the sum of exp(alpha) over the pair, hence the
+    softmax denominator, is what it was: the other five probabilities stay exactly where they were
+    and the pair's total stays the same (checked below on every step and layer, up to float32
+    rounding). It is cheaper because Eq. 4 needs dL/dg_j = <dL/d(out), o_j(x)> only for the two
+    ops of the pair, so the backward pass re-runs one other candidate per layer (the partner)
+    instead of all six others (``full_v2``): 10 extra op forwards per step instead of 60. The step
+    is not six times faster overall: the forward and backward of the sampled path, the data and
+    the rejection sampling cost the same. The price is noise: each alpha gets a gradient only in
+    the steps where it is drawn.
+    """
+    settings = setup(quick=quick, seed=SEED)
+    two = search(settings.quick, estimator="two").history
+    full = search(settings.quick).history
+    counts, outside, drift = [], 0, 0.0
+    for s, step in enumerate(two.alpha_steps):
+        before, after = two.alpha_matrix(s - 1 if s else None), two.alpha_matrix(s)
+        for l, (names, pair) in enumerate(zip(two.op_names, step.pairs)):
+            moved = np.abs(after[l, :len(names)] - before[l, :len(names)]) > TOLERANCE
+            changed = {names[i] for i in np.flatnonzero(moved)}
+            counts.append(len(changed))
+            outside += len(changed - set(pair))
+            index = [names.index(name) for name in pair]
+            drift = max(drift, abs(after[l, index].sum() - before[l, index].sum()))
+    return {"alpha_steps": len(two.alpha_steps),
+            "layer_steps": len(counts), "most_ops_changed_in_a_layer_step": max(counts),
+            "layer_steps_with_two_changed": sum(c == 2 for c in counts),
+            "changed_ops_outside_the_pair": outside, "largest_change_of_pair_total": drift,
+            "reruns_per_step": {"full_v2": sum(len(n) - 1 for n in full.op_names),
+                                "two": len(two.op_names)},
+            "search_seconds": {"full_v2": _search_seconds(full), "two": _search_seconds(two)}}
+
+
+# --------------------------------------------------------------------------- exercise 3
+def _budget_effects(result) -> dict:
+    """Rejection rate, E[LAT] and TV distance per layer (final p) of one search."""
+    history, table = result.history, table_of(result)
+    rates = history.rejection_rates()
+    curve = history.expected_latency_curve()
+    spread = [max(row) - min(row) for row in table.ms]  # how much the op choice matters per layer
+    out = {"budget_ms": result.budget_ms, "mean_rejection_rate": float(np.mean(rates)),
+           "rejection_rate_first_last": (rates[0], rates[-1]),
+           "expected_latency_first_last": (curve[0], curve[-1]),
+           "latency_spread_per_layer": spread}
+    try:
+        bias = rejection_bias(history.alpha_steps[-1].probs, table, result.budget_ms, seed=SEED)
+        out.update(acceptance_final_p=bias.acceptance_rate, tv_per_layer=bias.tv_per_layer,
+                   largest_tv_layers=[int(l) for l in np.argsort(bias.tv_per_layer)[::-1][:3]],
+                   spearman_tv_vs_spread=spearman(bias.tv_per_layer, spread))
+    except InfeasibleBudgetError:
+        out.update(acceptance_final_p=0.0, tv_per_layer=None)
+    return out
+
+
+def exercise_3(*, quick: bool = True) -> dict:
+    """Halve the budget: rejection rate, E[LAT], and the layers whose TV distance is large?
+
+    Answer: first, halving the budget in milliseconds usually makes it infeasible: the budget is
+    the 0.4 quantile of random architectures' latency, and the fastest architecture already needs
+    more than half of it (the fixed stem + ASPP + decoder alone take a large share). The search
+    refuses it up front with ``InfeasibleBudgetError``, naming the fastest latency (checked below).
+    A budget just above the fastest one fails too, later: see lesson 05, exercise 3. The useful
+    version halves the share of random architectures that fit (``budget_quantile`` 0.2 instead of
+    0.4). Then the rejection rate per alpha step rises (about twice as many draws per accepted
+    subnet at the start), E[LAT] starts further above the budget, so the hinge term is active and
+    pushes it down, and the TV distance between the accepted op frequencies and p grows: the
+    constraint decides more of each layer. It grows most in the layers where the op choice changes
+    the latency most (large spread of the table's row, typically the high-resolution S4/S8 layers):
+    there, a slow op pushes a subnet over the budget by itself.
+    """
+    settings = setup(quick=quick, seed=SEED)
+    base = search(settings.quick)
+    fastest_ms = table_of(base).fastest()[1]
+    half = base.budget_ms / 2
+    try:
+        halved = _budget_effects(search(settings.quick, budget_ms=half))
+        halved["infeasible"] = False
+    except InfeasibleBudgetError as error:
+        halved = {"budget_ms": half, "infeasible": True, "message": str(error).split(". ")[0]}
+    tighter = search(settings.quick, budget_quantile=0.2)
+    return {"fastest_ms": fastest_ms, "half_budget": halved, "base": _budget_effects(base),
+            "quantile_0.2": _budget_effects(tighter)}
+
+
+# --------------------------------------------------------------------------- exercise 4
+def adam_bound(lr: float, steps: int, beta2: float) -> float:
+    """The most one parameter can move in ``steps`` Adam steps with beta1 = 0, by hand.
+
+    Step t moves it by lr * |g_t| / sqrt(v_t / (1 - beta2 ** t)) and v_t >= (1 - beta2) g_t ** 2,
+    so by at most lr * sqrt((1 - beta2 ** t) / (1 - beta2)) (exactly lr at t = 1)."""
+    return lr * sum(math.sqrt((1 - beta2 ** t) / (1 - beta2)) for t in range(1, steps + 1))
+
+
+def exercise_4(*, quick: bool = True) -> dict:
+    """ARCH_LR = 1e-3 (reference) vs 0.3 (quick mode), same number of steps: why, and the risk?
+
+    Answer: Adam with beta1 = 0 moves each alpha by about lr per step, whatever the gradient's
+    size (at most lr * sqrt(t) at step t, computed below as a hard bound). With lr = 1e-3 and 20
+    alpha steps an alpha moves by a few hundredths at most, so p stays at about 1/7 = 0.14 in every
+    layer: nothing is decided, the derived genotype is close to a random pick. The reference
+    ImageNet search takes about a hundred thousand alpha steps, where 1e-3 adds up to logit changes
+    of several units. A short search needs the large rate to move p at all (0.3: p reaches 0.5 and
+    more within 20 steps). The risk: each step follows the Eq. 4 gradient of one batch and one
+    sampled path, a noisy and biased estimate (lesson 04), on weights warmed up for a few batches;
+    with a large rate a few noisy steps decide a layer, and once p favours an op it is sampled more
+    (rejection and, interleaved, training follow p), so an early accident is locked in. Fast
+    convergence is then not evidence of a good architecture; compare several seeds.
+    """
+    settings = setup(quick=quick, seed=SEED)
+    result = {}
+    for lr in (1e-3, 0.3):
+        history = search(settings.quick, arch_lr=lr).history
+        steps = len(history.alpha_steps)
+        moved = np.abs(_alphas(history, -1) - _alphas(history, None))
+        result[f"lr {lr:g}"] = {
+            "alpha_steps": steps, "max_abs_dalpha": float(moved.max()),
+            "bound_max_abs_dalpha": adam_bound(lr, steps, history.config["arch_betas"][1]),
+            "max_p": float(np.nanmax(history.alpha_matrix(-1))),
+            "mean_max_p": float(np.mean(np.nanmax(history.alpha_matrix(-1), axis=1))),
+            "final_entropy": history.entropy_curve()[-1],
+            "argmax_genotype": list(history.derived_genotype().ops)}
+    result["uniform_p"] = 1 / 7
+    return result
+
+
+# --------------------------------------------------------------------------- exercise 5
+def latency_pull(form: str, table: LatencyTable, budget_ms: float) -> dict:
+    """Does the latency term of ``form`` move alpha when E[LAT] is inside the budget?
+
+    Uniform p, a constant stand-in for the cross-entropy, one plain gradient step on alpha: the
+    change of E[LAT] says where the term pulls ("down", "up" or nowhere). Latencies below 1 ms are
+    taken in microseconds, as the search does, so that ``mul_log`` can take their logarithm."""
+    unit = 1.0 if table.fastest()[1] > 1.0 else 1000.0
+    lat = table.tensor() * unit
+    alpha = torch.zeros(lat.shape, dtype=torch.float64, requires_grad=True)
+
+    def e_lat(a: torch.Tensor) -> torch.Tensor:
+        probs = [torch.softmax(a[l, :len(row)], 0) for l, row in enumerate(table.ms)]
+        return expected_latency(probs, lat, table.fixed_ms * unit)
+
+    before = e_lat(alpha)
+    loss = latency_loss(torch.tensor(1.0, dtype=torch.float64), before, budget=budget_ms * unit,
+                        form=form)
+    loss.backward()
+    with torch.no_grad():
+        after = e_lat(alpha - 0.1 * alpha.grad)
+    change = float(after - before) / unit
+    return {"grad_norm": float(alpha.grad.norm()), "e_lat_change_ms": change,
+            "pulls": "nowhere" if change == 0 else ("down" if change < 0 else "up")}
+
+
+def exercise_5(*, quick: bool = True) -> dict:
+    """LATENCY_FORM = "mul_log" vs "hinge": argmax latency vs budget, cheapest ops in the argmax?
+
+    Answer: ``mul_log`` (and ``additive``) keep pulling E[LAT] down even inside the budget: their
+    gradient never vanishes (computed below with E[LAT] at half the budget), so a search with them
+    drifts towards the cheapest op in many layers and its argmax genotype lands well below the
+    budget (in the long benchmark search: DilConv everywhere at half the budget). ``hinge`` is flat
+    inside the budget: there only the cross-entropy moves alpha, so its argmax keeps more of the
+    slower, more accurate ops, ends near the budget and may even exceed it (argmax derivation does
+    not look at the budget: lesson 07's knapsack fixes that). ``target`` pulls towards the budget
+    from both sides (up when E[LAT] is below it), ``none`` not at all. In a 20-step quick search
+    the noise of the cross-entropy gradient can hide the difference between the searched genotypes
+    (count the cheapest ops over several seeds, or run ``--full``); the gradient check does not
+    depend on the search.
+    """
+    settings = setup(quick=quick, seed=SEED)
+    result = {}
+    for form in ("mul_log", "hinge"):
+        found = search(settings.quick, latency_form=form)
+        table = table_of(found)
+        cheapest = [names[int(np.argmin(row))] for names, row in zip(table.ops, table.ms)]
+        argmax = found.genotype_argmax.ops
+        result[form] = {"budget_ms": found.budget_ms,
+                        "argmax_predicted_ms": found.predicted_argmax_ms,
+                        "argmax_over_budget": found.predicted_argmax_ms > found.budget_ms,
+                        "argmax_vs_budget": found.predicted_argmax_ms / found.budget_ms,
+                        "layers_with_cheapest_op": sum(a == c for a, c in zip(argmax, cheapest)),
+                        "final_expected_latency_ms": found.history.expected_latency_curve()[-1],
+                        "argmax_genotype": list(argmax)}
+    table = table_of(search(settings.quick))
+    uniform_e_lat = table.fixed_ms + sum(sum(row) / len(row) for row in table.ms)
+    result["pull_inside_budget"] = {form: latency_pull(form, table, 2 * uniform_e_lat)
+                                    for form in LATENCY_FORMS}
+    return result
+
+
+# --------------------------------------------------------------------------- the report
+EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5)
+
+
+def _show(value, indent: str = "  ") -> None:
+    """Print a result dict as readable ``key: value`` lines (floats rounded)."""
+    for key, item in value.items():
+        if isinstance(item, dict):
+            print(f"{indent}{key}:")
+            _show(item, indent + "  ")
+        elif isinstance(item, float):
+            print(f"{indent}{key}: {item:.4g}")
+        elif isinstance(item, (list, tuple)) and item and isinstance(item[0], float):
+            print(f"{indent}{key}: [{', '.join(f'{v:.4g}' for v in item)}]")
+        else:
+            print(f"{indent}{key}: {item}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true",
+                        help="the notebook's workshop-sized settings (slower)")
+    args = parser.parse_args(argv)
+    for number, exercise in enumerate(EXERCISES, 1):
+        started = time.perf_counter()
+        result = exercise(quick=not args.full)
+        print(f"\nExercise {number} ({time.perf_counter() - started:.1f} s): "
+              f"{exercise.__doc__.strip().splitlines()[0]}")
+        _show(result)
+
+
+if __name__ == "__main__":
+    main()
