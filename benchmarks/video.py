@@ -37,7 +37,8 @@ from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import PairedAugment, default_people_dir, denormalize, open_dataset  # noqa: E402
 from segnas_lite.data.transforms import normalize  # noqa: E402
-from segnas_lite.matting import RefineConfig, evaluate_refinement, foreground_probability  # noqa: E402
+from segnas_lite.matting import (RefineConfig, default_radius, evaluate_refinement,  # noqa: E402
+                                 foreground_probability)
 from segnas_lite.runio import atomic_torch_save, load_checkpoint  # noqa: E402
 from segnas_lite.video import (consecutive_iou, flip_rate, panned_clip,  # noqa: E402
                                smoothing_tradeoff, still_clip)
@@ -119,17 +120,18 @@ def main() -> None:
 
     # 2. refinement -------------------------------------------------------------------------------
     val = open_dataset(people, image_size=args.eval_size, split="val", seed=0)
-    radius = max(2, round(0.01 * args.eval_size))
+    r = default_radius((args.eval_size, args.eval_size), (args.ir_size, args.ir_size))
     configs = {
         "hard (upsampled, p >= 0.5)": RefineConfig(method="none"),
         "soft probability": RefineConfig(method="none", threshold=None),
-        f"feather r={radius}": RefineConfig(method="feather", radius=radius),
-        f"guided r={radius} eps=1e-3": RefineConfig(method="guided", radius=radius),
-        f"guided r={2 * radius} eps=1e-3": RefineConfig(method="guided", radius=2 * radius),
-        f"guided r={radius} eps=1e-2": RefineConfig(method="guided", radius=radius, eps=1e-2),
-        f"guided soft r={radius}": RefineConfig(method="guided", radius=radius, threshold=None),
-        f"fast guided r={2 * radius} s=4": RefineConfig(method="guided", radius=2 * radius,
-                                                       subsample=4),
+        f"feather r={r}": RefineConfig(method="feather", radius=r),
+        f"guided r={r // 2}": RefineConfig(method="guided", radius=r // 2),
+        f"guided r={r} (default)": RefineConfig(method="guided", radius=r),
+        f"guided r={2 * r}": RefineConfig(method="guided", radius=2 * r),
+        f"guided r={r} eps=1e-2": RefineConfig(method="guided", radius=r, eps=1e-2),
+        f"guided r={r} eps=1e-4": RefineConfig(method="guided", radius=r, eps=1e-4),
+        f"guided soft r={r}": RefineConfig(method="guided", radius=r, threshold=None),
+        f"fast guided r={r} s=4": RefineConfig(method="guided", radius=r, subsample=4),
     }
     limit = 8 if args.quick else None
     rows = [vars(r) for r in evaluate_refinement(prob_fn, val, configs, quiet=args.quiet,

@@ -52,15 +52,19 @@ def add_refine_options(p: argparse.ArgumentParser, *, background: str | None) ->
                    help="binarise the probability at this value before refining, or 'soft' to "
                    "refine the probability itself; default %(default)s")
     p.add_argument("--radius", type=nonnegative_int, default=None,
-                   help="refinement radius in pixels (default: 1%% of the image's larger side)")
+                   help="refinement radius in pixels (default: one network output pixel, "
+                   "8 x image side / network input side)")
     p.add_argument("--eps", type=positive_float, default=RefineConfig.eps,
                    help="guided filter edge threshold (image variance); default %(default)s")
     p.add_argument("--foreground", type=nonnegative_int, default=1,
                    help="the class that is kept (person); default %(default)s")
 
 
-def refine_config(args, shape: tuple[int, int], *, subsample: int = 1) -> RefineConfig:
-    radius = args.radius if args.radius is not None else max(2, round(0.01 * max(shape)))
+def refine_config(args, shape: tuple[int, int], network: tuple[int, int] | None, *,
+                  subsample: int = 1) -> RefineConfig:
+    """The refinement of the command line; the default radius spans the network's coarse steps."""
+    from .matting import default_radius
+    radius = args.radius if args.radius is not None else default_radius(shape, network)
     return RefineConfig(method=args.refine, threshold=args.threshold, radius=radius, eps=args.eps,
                         subsample=subsample)
 
@@ -148,7 +152,7 @@ def cmd_replace_background(args) -> int:
         image = load_image(path)  # (3, H, W) at the photo's own size, normalised
         picture = denormalize(image).permute(1, 2, 0).numpy()  # (H, W, 3) in [0, 1]
         prob = prob_of(image)
-        config = refine_config(args, picture.shape[:2])
+        config = refine_config(args, picture.shape[:2], prob.shape)
         alpha = refine_alpha(picture, prob, config)
         background = make_background(args.background, picture)
         result = composite(picture, background, alpha)
@@ -250,7 +254,7 @@ def cmd_video(args) -> int:
                 previous[name] = mask
             picture = frame.astype(np.float32) / 255.0
             if config is None:
-                config = refine_config(args, picture.shape[:2], subsample=2)
+                config = refine_config(args, picture.shape[:2], prob.shape, subsample=2)
                 if args.background is not None:
                     background = make_background(args.background, picture)
             alpha = refine_alpha(picture, smooth, config)

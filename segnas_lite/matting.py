@@ -145,6 +145,18 @@ def feather(alpha: np.ndarray, *, radius: int = 4) -> np.ndarray:
     return box_mean(box_mean(alpha, radius), radius).astype(np.float32)
 
 
+def default_radius(image_shape: tuple[int, ...], network_shape: tuple[int, ...] | None = None, *,
+                   stride: int = 8) -> int:
+    """A guided-filter radius that spans the coarse mask's steps: one output pixel of the network
+    (``stride`` input pixels, 8 for Fast-SCNN and the NAS macro) measured on the image, i.e.
+    ``stride * image side / network input side``, so that every window sees both sides of a
+    misplaced step. Without ``network_shape``: 1% of the image's larger side. At least 2."""
+    side = max(image_shape[:2])
+    if network_shape is None:
+        return max(2, round(0.01 * side))
+    return max(2, round(stride * side / max(network_shape[:2])))
+
+
 @dataclass(frozen=True)
 class RefineConfig:
     """How ``refine_alpha`` turns a probability map into an alpha matte.

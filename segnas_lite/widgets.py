@@ -279,7 +279,7 @@ def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float])
 def cutout_explorer(image01: np.ndarray, prob: np.ndarray, *, background: str = "blur"
                     ) -> widgets.VBox:
     """``viz.cutout_panels`` with the refinement's knobs: threshold (or soft), method and radius."""
-    from .matting import RefineConfig, composite, make_background, refine_alpha
+    from .matting import RefineConfig, composite, default_radius, make_background, refine_alpha
     image01 = np.asarray(image01, dtype=np.float32)
     if image01.ndim != 3 or image01.shape[2] != 3 or np.asarray(prob).ndim != 2:
         raise WidgetInputError(f"need an (H, W, 3) image and an (h, w) probability map, got "
@@ -290,8 +290,8 @@ def cutout_explorer(image01: np.ndarray, prob: np.ndarray, *, background: str = 
     soft = widgets.Checkbox(value=False, description="soft (no threshold)")
     method = widgets.Dropdown(options=["guided", "feather", "none"], value="guided",
                               description="refine")
-    radius = widgets.IntSlider(value=max(2, round(0.01 * max(image01.shape[:2]))), min=0, max=32,
-                               description="radius", continuous_update=False)
+    radius = widgets.IntSlider(value=default_radius(image01.shape, np.asarray(prob).shape), min=0,
+                               max=32, description="radius", continuous_update=False)
 
     def draw():
         config = RefineConfig(method=method.value, radius=radius.value,

@@ -197,3 +197,11 @@ def test_evaluate_refinement_shows_the_guided_filter_helping():
     assert guided.trimap_iou > none.trimap_iou + 0.1
     assert guided.miou - none.miou < guided.trimap_iou - none.trimap_iou
     assert all(row.seconds_per_image >= 0 for row in rows)
+
+
+def test_default_radius_spans_one_network_output_pixel():
+    from segnas_lite.matting import default_radius
+    assert default_radius((512, 512), (256, 256)) == 16  # 8 px per output pixel, x2 upsampling
+    assert default_radius((192, 192, 3), (64, 64)) == 24
+    assert default_radius((400, 300)) == 4  # no network size: 1% of the larger side
+    assert default_radius((64, 64), (64, 64), stride=1) == 2  # never below 2

@@ -24,11 +24,15 @@ from segnas_lite.data import open_dataset
 from segnas_lite.export import benchmark_torch
 from segnas_lite.models import build_model, mobilenet_v3_large
 from segnas_lite.models.mobilenetv3 import LARGE_TABLE
-from segnas_lite.notebook_utils import default_reference_weights, setup
+from segnas_lite.notebook_utils import default_reference_weights, setup, trained_model
 from segnas_lite.summary import summarize
+from segnas_lite.timing import LoadMonitor
 
 SEED = 0
 THREADS = 2  # benchmark_torch's default, as in the notebook
+# The parameters cell of notebooks/03_mobilenetv3_lraspp.ipynb, and its quick (CI-sized) settings.
+NOTEBOOK = dict(image_size=128, epochs=6, train_length=400, val_length=64)
+QUICK = dict(image_size=64, epochs=3, train_length=160, val_length=16)
 
 
 def _train_model_name(quick: bool) -> str:
@@ -39,16 +43,16 @@ def _train_model_name(quick: bool) -> str:
 def exercise_1(*, quick: bool = True) -> dict:
     """How many parameters does reduced_tail=True (halving the last stage) save in LR-ASPP-Large?
 
-    Answer: a large share of the model (``saved_share``). The reduced tail halves the channels of
-    the last stage (blocks 13-15: 160 -> 80 output channels, expansion 960 -> 480 after the first
-    block) and of the final 1x1 conv (960 -> 480). Those layers are the widest of the network, and
-    a 1x1 conv costs ``C_in * C_out`` weights, so halving both sides of one quarters it. The head
-    shrinks too: F1 and F2 are 1x1 convs from the backbone's last map to 128 channels, so each
-    loses ``480 * 128`` weights (``head_saved_expected``). The rows of ``summarize`` show where
-    the savings are (``saved_by_row``). The MobileNetV3 paper (Howard et al., 2019, Sec. 6.4) keeps
-    this reduction for segmentation because it cuts FLOPs and latency at almost no cost in mIoU;
-    the tail runs at 1/16, so its share of the FLOPs is smaller than its share of the parameters.
-    Parameters do not depend on the input size, so a small input is enough here.
+    Answer: nearly half of LR-ASPP-Large's parameters (``saved_share``). The reduced tail halves
+    the channels of the last stage (blocks 13-15: 160 -> 80 output channels, expansion 960 -> 480
+    after the first block) and of the final 1x1 conv (960 -> 480). Those layers are the widest of
+    the network, and a 1x1 conv costs ``C_in * C_out`` weights, so halving both sides of one
+    quarters it. The head shrinks too: F1 and F2 are 1x1 convs from the backbone's last map to
+    128 channels, so each loses ``480 * 128`` weights (``head_saved_expected``). The rows of
+    ``summarize`` show where the savings are (``saved_by_row``). The FLOPs drop by a much smaller
+    share (``flops_saved_share``): the tail runs on the small 1/16 map, while most of the compute
+    is spent at high resolution in the early layers. The MobileNetV3 paper (Howard et al., 2019,
+    Sec. 6.4) keeps this reduction for segmentation because it costs almost no mIoU.
     """
     setup(quick=quick, seed=SEED)
     torch.manual_seed(SEED)
@@ -59,6 +63,8 @@ def exercise_1(*, quick: bool = True) -> dict:
     reduced_rows = {row.name: row.params for row in reduced_summary.rows}
     saved_by_row = {row.name: row.params - reduced_rows[row.name] for row in full_summary.rows}
     saved = full_summary.total_params - reduced_summary.total_params
+    flops_saved = full_summary.flops - reduced_summary.flops  # at 64 x 64: the share barely
+    # depends on the size, because (almost) all FLOPs grow with the pixel count
     channel_drop = full.backbone.out_channels - reduced.backbone.out_channels
     result = {
         "params_full_tail": full_summary.total_params,
@@ -66,6 +72,7 @@ def exercise_1(*, quick: bool = True) -> dict:
         "saved": saved,
         "saved_share": saved / full_summary.total_params,
         "saved_by_row": saved_by_row,
+        "flops_saved_share": flops_saved / full_summary.flops,
         "last_channels": (full.backbone.out_channels, reduced.backbone.out_channels),
         "head_saved_expected": 2 * channel_drop * 128,  # F1 and F2: two 1x1 convs to 128 channels
     }
@@ -93,27 +100,30 @@ def exercise_2(*, quick: bool = True) -> dict:
     disappears and ``logits = up(W3 * up(F1) + F4)``: the function checks that the gate-less head
     computes exactly this. F2 = sigmoid(W2 * GAP(H)) is the only place where the head sees the
     *whole image at once*: a global average of the 1/16 map turned into one weight per channel
-    (squeeze-and-excite style attention, Hu et al., 2018). It lets image-level context ("this
-    picture is a portrait", the lighting, the overall scene) switch channels on or off everywhere.
-    Without it every output pixel depends only on its neighbourhood in H (the backbone's receptive
-    field) and on the 1/8 detail of F4. The function shows that the gate differs from image to image
-    (``gate_difference_between_images``), that removing it changes the logits, and that the
-    gate-less head has ``960 * 128`` fewer parameters (W2). Training both would tell how much the
-    context is worth; on small synthetic portraits the backbone already sees most of the image.
+    (squeeze-and-excite style attention, Hu et al., 2018). It lets image-level context (what kind
+    of picture this is, its lighting, how much of it the person fills) turn channels up or down
+    everywhere. Without it every output pixel depends only on its neighbourhood in H (the
+    backbone's receptive field) and on the 1/8 detail of F4. The function takes the notebook's
+    trained model (section 6: LR-ASPP-Small in quick mode, -Large in the workshop run; an untrained
+    MobileNetV3 in eval mode has near-zero activations and a constant gate of 0.5, which would show
+    nothing), copies it and swaps its ``scale`` branch for ones. On 8 validation images the gate
+    differs from image to image (``gate_std_across_images``: information the copy no longer gets),
+    the logits change, and the copy has ``C_high * 128`` fewer parameters (W2: 960 x 128 for Large,
+    576 x 128 for Small). Retraining without the gate would tell how much that context is worth.
     """
     settings = setup(quick=quick, seed=SEED)
-    image_size = 64 if settings.quick else 128
-    torch.manual_seed(SEED)
-    model = build_model("lraspp_mobilenetv3_large", num_classes=2).eval()
+    run = QUICK if settings.quick else NOTEBOOK
+    model, _ = trained_model(_train_model_name(settings.quick), seed=SEED, **run)
     no_gate = copy.deepcopy(model)  # our own copy of the head: the original stays as it was
     no_gate.classifier.scale = _NoGate(model.classifier.high_classifier.in_channels)
 
-    portraits = open_dataset("synthetic", image_size=image_size, split="val", seed=SEED, length=2)
-    images = torch.stack([portraits[i][0] for i in range(2)])  # two different portraits
+    val_set = open_dataset("synthetic", image_size=run["image_size"], split="val", seed=SEED,
+                           length=run["val_length"])
+    images = torch.stack([val_set[i][0] for i in range(8)])
     head = model.classifier
     with torch.no_grad():
         low, high = model.backbone(images)
-        gate = head.scale(high)  # F2: (2, 128, 1, 1), one weight per channel and image
+        gate = head.scale(high)  # F2: (8, 128, 1, 1), one weight per channel and image
         with_gate, without_gate = model(images), no_gate(images)
         f1 = head.cbr(high)
         f3 = head.high_classifier(F.interpolate(f1, size=low.shape[-2:], mode="bilinear",
@@ -121,18 +131,20 @@ def exercise_2(*, quick: bool = True) -> dict:
         by_hand = F.interpolate(f3 + head.low_classifier(low), size=images.shape[-2:],
                                 mode="bilinear", align_corners=False)  # up(W3 up(F1) + F4)
     result = {
+        "model": _train_model_name(settings.quick),
         "gate_shape": tuple(gate.shape),
         "gate_range": (float(gate.min()), float(gate.max())),
-        "gate_difference_between_images": float((gate[0] - gate[1]).abs().max()),
+        "gate_std_across_images": float(gate.std(dim=0).mean()),
         "no_gate_equals_formula_without_F2": bool(torch.allclose(without_gate, by_hand, atol=1e-5)),
         "logit_change_without_gate": float((with_gate - without_gate).abs().max()),
+        "high_channels": model.backbone.out_channels,
         "params_removed": (sum(p.numel() for p in model.parameters())
                            - sum(p.numel() for p in no_gate.parameters())),
     }
     result["summary"] = (f"F2 {result['gate_shape']} in [{result['gate_range'][0]:.2f}, "
-                         f"{result['gate_range'][1]:.2f}], differs between images by up to "
-                         f"{result['gate_difference_between_images']:.3f}; without it logits = "
-                         f"up(W3 up(F1) + F4): {result['no_gate_equals_formula_without_F2']}")
+                         f"{result['gate_range'][1]:.2f}], varies between images (std "
+                         f"{result['gate_std_across_images']:.3f} per channel); without it logits ="
+                         f" up(W3 up(F1) + F4): {result['no_gate_equals_formula_without_F2']}")
     return result
 
 
@@ -216,21 +228,27 @@ def exercise_4(*, quick: bool = True) -> dict:
     ranking from one input size (or one CPU, or one thread count) to another; that is why the
     search of notebooks 05-06 measures latency at the deployment size on the target CPU.
     Quick mode times only a few runs per model (noisy); ``--full`` uses the notebook's 30 runs.
+    ``timing.LoadMonitor`` reports whether other programs used the CPU meanwhile
+    (``machine_busy``): then the numbers, and often the ranking, mean nothing.
     """
     settings = setup(quick=quick, seed=SEED)
     names = (_train_model_name(settings.quick), "fast_scnn")
     sizes = (256, 512)
     warmup, runs = (1, 3) if settings.quick else (5, 30)
-    median_ms, gflops = {}, {}
+    models = {}
     for name in names:
         torch.manual_seed(SEED)
-        model = build_model(name, num_classes=2).eval()  # latency does not depend on the weights
+        models[name] = build_model(name, num_classes=2).eval()  # the weights do not set the speed
+    median_ms, gflops = {}, {}
+    with LoadMonitor(warn=False, what="the LR-ASPP / Fast-SCNN timing") as monitor:
+        for name, model in models.items():
+            for size in sizes:
+                timing = benchmark_torch(model, input_size=(size, size), threads=THREADS,
+                                         warmup=warmup, runs=runs)
+                median_ms[f"{name} @ {size}"] = timing.median_ms
+    for name, model in models.items():
         for size in sizes:
-            key = f"{name} @ {size}"
-            timing = benchmark_torch(model, input_size=(size, size), threads=THREADS,
-                                     warmup=warmup, runs=runs)
-            median_ms[key] = timing.median_ms
-            gflops[key] = summarize(model, input_size=(size, size)).gflops
+            gflops[f"{name} @ {size}"] = summarize(model, input_size=(size, size)).gflops
     ranking = {size: sorted(names, key=lambda name: median_ms[f"{name} @ {size}"])
                for size in sizes}  # fastest first
     result = {
@@ -240,10 +258,14 @@ def exercise_4(*, quick: bool = True) -> dict:
         "gflops": gflops,
         "ranking": ranking,
         "same_ranking": ranking[256] == ranking[512],
+        "machine_busy": monitor.report.busy,
+        "other_processes_cores": monitor.report.other_cores,
     }
     result["summary"] = ("fastest first: " + "; ".join(f"{size} px: {' < '.join(ranking[size])}"
                                                         for size in sizes)
-                         + f" (same ranking: {result['same_ranking']})")
+                         + f" (same ranking: {result['same_ranking']})"
+                         + ("; the machine was busy: do not trust these" if monitor.report.busy
+                            else ""))
     return result
 
 

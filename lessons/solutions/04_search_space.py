@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import time
+from fractions import Fraction
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -42,18 +44,20 @@ def exercise_1(*, quick: bool = True) -> dict:
 
     Answer: no, not in general. Both layers are stride-2 layers (layer 2 goes from S4 to S8,
     24 -> 40 channels; layer 8 from S16 to S32, 80 -> 160 channels; the notebook's layer 3 is a
-    stride-1 layer). The "MFLOPs per ms" column is far from constant: a dense 1x1 convolution does
-    many FLOPs per byte it reads, while depthwise convolutions, the squeeze-excite block (a global
-    pooling plus two tiny matrix products) and h-swish of the ``mbv3`` ops, and the split / concat /
-    channel shuffle of ``shuffle`` are memory- and call-bound: they run at a low FLOP rate. So the
-    ``mbv3`` ops (expansion x4, the most FLOPs) are slower than the DARTS ops, but by less than
-    their FLOPs say, and the cheapest op by time is usually a DARTS op (``dil_3x3``, one depthwise
-    unit). At layer 8 the feature map is tiny (4x4 at 64 px, 8x8 at 128 px): every op costs a few
-    tens of microseconds whatever its FLOPs, because the fixed cost of each kernel call dominates,
-    so there the time order follows the number of kernels an op launches more than its FLOPs (the
-    returned Spearman correlation between FLOPs and latency says how well the orders agree; 1 would
-    be the same order). Lesson: measure, do not guess from FLOPs (the reason ProxylessNAS uses a
-    latency table, not a FLOP count).
+    stride-1 layer). The "MFLOPs per ms" column is far from constant. Dense 1x1 convolutions do
+    many FLOPs per byte they read and run fast; depthwise convolutions, the squeeze-excite block (a
+    global pooling and two tiny matrix products), h-swish, and the split / concat / channel shuffle
+    of ``shuffle`` do few FLOPs per byte and per kernel call and run at a low FLOP rate. So the
+    ``mbv3`` ops, whose FLOPs are mostly their x4 expansion and projection 1x1 convolutions, reach
+    the highest rate: they have several times the FLOPs of a ``dil`` op but take only about twice
+    its time. ``shuffle`` has the lowest rate: few FLOPs, but not the fastest. The cheapest op by
+    time is a DARTS ``dil`` op (one depthwise + one pointwise unit; ``dil_3x3`` and ``dil_5x5`` are
+    often within noise of each other). At layer 8 the map is tiny (4x4 at 64 px, 8x8 at 128 px):
+    every op costs a few tens of microseconds whatever its FLOPs, because the fixed cost of each
+    kernel call dominates, so there the time order follows the number of kernels an op launches
+    more than its FLOPs. The returned Spearman correlation between FLOPs and latency says how well
+    the two orders agree (1 = the same order). Lesson: measure, do not rank ops by FLOPs (the reason
+    ProxylessNAS predicts latency from a table of measurements, not from a FLOP count).
     """
     settings = setup(quick=quick, seed=SEED)
     sizes = _sizes(settings.quick)
@@ -131,8 +135,9 @@ def exercise_2(*, quick: bool = True) -> dict:
     uniform path show the spread: "all" is many more times the ``dil`` path than the ``mbv3`` one.
     (3) "all" keeps more than the seven paths: every candidate's output is saved a second time for
     the product p_i o_i(x) (its gradient with respect to p_i needs o_i(x)), plus p itself. Together
-    these land near 7, here a little above. "single" keeps only a little more than "fixed": the
-    layer input x for the re-runs of Eq. 4 in backward.
+    these land near 7, in the notebook's quick run a little above (7.46). "single" keeps only a
+    little more than "fixed": what Eq. 4 needs in backward (the layer input x, to re-run the other
+    candidates, and the active op's output), most of which the path saves anyway.
     Larger batch or image: every activation grows with batch x pixels, the weights (saved by each
     convolution that ran) do not, so the ratio moves a little (towards the pure activation ratio)
     but stays in the same place; it does not approach 7 exactly. Quick mode compares 64 px batch 2
@@ -190,7 +195,7 @@ def exercise_3(*, quick: bool = True) -> dict:
         outputs = [candidate(x) for candidate in layer.candidates]
         upstream = 2 * (outputs[active] - w)
         dL_dg = torch.stack([(upstream * o).sum() for o in outputs])
-        eye = torch.eye(len(p))
+        eye = torch.eye(len(p), dtype=p.dtype)
         by_hand = torch.stack([(dL_dg * p * (eye[i] - p[i])).sum() for i in range(len(p))])
         losses = torch.stack([loss_of(o) for o in outputs])  # L_j: the loss with op j active
         expected_loss_grad = torch.stack([(losses * p * (eye[i] - p[i])).sum()
@@ -285,18 +290,29 @@ def exercise_5(*, quick: bool = True) -> dict:
 EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5)
 
 
-def _show(value, indent: str = "  ") -> None:
-    """Print a result dict as readable ``key: value`` lines (floats rounded, lists shortened)."""
+def _format(value) -> str:
+    """One value, readable: floats to 4 significant digits, fractions also as decimals."""
+    if isinstance(value, Fraction):
+        return f"{value} = {float(value):.4g}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    return str(value)
+
+
+def _show(value: dict, indent: str = "  ") -> None:
+    """Print a result dict as indented ``key: value`` lines."""
     for key, item in value.items():
         if isinstance(item, dict):
             print(f"{indent}{key}:")
             _show(item, indent + "  ")
-        elif isinstance(item, float):
-            print(f"{indent}{key}: {item:.4g}")
-        elif isinstance(item, (list, tuple)) and item and isinstance(item[0], float):
-            print(f"{indent}{key}: [{', '.join(f'{v:.4g}' for v in item)}]")
+        elif isinstance(item, list) and item and all(isinstance(v, dict) for v in item):
+            print(f"{indent}{key}:")
+            for entry in item:
+                print(f"{indent}  - " + ", ".join(f"{k}={_format(v)}" for k, v in entry.items()))
         else:
-            print(f"{indent}{key}: {item}")
+            print(f"{indent}{key}: {_format(item)}")
 
 
 def main(argv=None) -> None:
@@ -305,8 +321,11 @@ def main(argv=None) -> None:
                         help="the notebook's workshop-sized settings (slower)")
     args = parser.parse_args(argv)
     for number, exercise in enumerate(EXERCISES, 1):
-        print(f"\nExercise {number}: {exercise.__doc__.strip().splitlines()[0]}")
-        _show(exercise(quick=not args.full))
+        started = time.perf_counter()
+        result = exercise(quick=not args.full)
+        print(f"\nExercise {number} ({time.perf_counter() - started:.1f} s): "
+              f"{exercise.__doc__.strip().splitlines()[0]}")
+        _show(result)
 
 
 if __name__ == "__main__":
