@@ -47,7 +47,7 @@ def exercise_1(*, quick: bool = True) -> dict:
     ``engine.segmentation_loss`` unpacks the pair: ``CE(main) + 0.4 * (CE(aux_1_8) + CE(aux_1_32))``
     (the function checks this identity). In ``eval()`` mode the same model returns only the logits
     tensor: the aux heads are training-only, so their parameters (``aux_params``) cost nothing at
-    inference and are not exported.
+    inference and do not appear in a graph exported in eval mode.
     """
     setup(quick=quick, seed=SEED)
     torch.manual_seed(SEED)

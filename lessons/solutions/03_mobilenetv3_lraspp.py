@@ -49,9 +49,9 @@ def exercise_1(*, quick: bool = True) -> dict:
     the network, and a 1x1 conv costs ``C_in * C_out`` weights, so halving both sides of one
     quarters it. The head shrinks too: F1 and F2 are 1x1 convs from the backbone's last map to
     128 channels, so each loses ``480 * 128`` weights (``head_saved_expected``). The rows of
-    ``summarize`` show where the savings are (``saved_by_row``). The FLOPs drop by a much smaller
-    share (``flops_saved_share``): the tail runs on the small 1/16 map, while most of the compute
-    is spent at high resolution in the early layers. The MobileNetV3 paper (Howard et al., 2019,
+    ``summarize`` show where the savings are (``saved_by_row``). The FLOPs drop by a smaller share
+    (``flops_saved_share``): the early layers, cheap in parameters but run at high resolution,
+    keep their whole cost. The MobileNetV3 paper (Howard et al., 2019,
     Sec. 6.4) keeps this reduction for segmentation because it costs almost no mIoU.
     """
     setup(quick=quick, seed=SEED)
@@ -154,14 +154,15 @@ def exercise_3(*, quick: bool = True) -> dict:
     Answer: not because of shapes: layers 4, 5 and 6 all give a (40, 28, 28) map at stride 8 for a
     224 px input, so the head's ``low_classifier`` (a 1x1 conv from 40 channels) fits any of them
     and even loads the same weights without an error. The choice is torchvision's rule:
-    ``low_index`` is the block that *enters* stride 8 (the first stride-2 row that brings the
-    running stride to 8; torchvision takes ``stage_indices[-4]`` of the blocks that down-sample),
-    which is block 4 of MobileNetV3-Large. Layer 6, the end of the stride-8 stage, would be a
-    reasonable design too (two more blocks: deeper, more semantic features, as DeepLabV3+ taps the
-    end of a stage), but weights trained with the tap at layer 4 expect layer 4's features. The
-    function moves the tap to layer 6 in a copy of the model: same parameters, same shapes, and a
-    different output. With the reference file of notebook section 4 (when present) the tap at 4
-    reproduces torchvision's output (difference ~0), the tap at 6 does not.
+    ``low_index`` is the block that *enters* stride 8 (the stride-2 row that brings the running
+    stride to 8; torchvision takes ``stage_indices[-4]``, where ``stage_indices`` lists the stem,
+    the stride-2 blocks and the last layer), which is block 4 of MobileNetV3-Large. Layer 6, the
+    end of the stride-8 stage, would be a reasonable design too (two more blocks: deeper, more
+    semantic features, as DeepLabV3+ taps the end of a stage), but weights trained with the tap at
+    layer 4 expect layer 4's features. The function moves the tap to layer 6 in a copy of the
+    model: same parameters, same shapes, and a different output. With the reference file of
+    notebook section 4 (when present) the tap at 4 reproduces torchvision's output (difference
+    ~0), the tap at 6 does not.
     """
     setup(quick=quick, seed=SEED)
     backbone = mobilenet_v3_large().eval()

@@ -6,7 +6,8 @@ asks for with ``segnas_lite``, returns the numbers in a dict, and its docstring 
 Run from the repository root:
 
     python lessons/solutions/06_search.py           # quick: 64 px, 20 + 20 steps per search
-    python lessons/solutions/06_search.py --full    # the notebook's workshop-sized settings
+    python lessons/solutions/06_search.py --full    # the notebook's workshop-sized settings:
+                                                     # seven searches of a few minutes each
 
 Searches go through ``notebook_utils.search_result``: a search with the same settings is read back
 from ``$SEGNAS_CACHE`` instead of running again (``--full`` reuses the notebook's own search).
@@ -146,28 +147,17 @@ def exercise_2(*, quick: bool = True) -> dict:
 
 # --------------------------------------------------------------------------- exercise 3
 def _budget_effects(result) -> dict:
-    """Rejection rate, E[LAT] and TV distance per layer of one search: at the start (uniform p)
-    and at the end (final p)."""
+    """Rejection and E[LAT] of one search: at the start (uniform p) and over its alpha steps."""
     history, table = result.history, table_of(result)
-    rates = history.rejection_rates()
+    rates = history.rejection_rates()  # per alpha step: rejected tries / tries
     curve = history.expected_latency_curve()
-    spread = [max(row) - min(row) for row in table.ms]  # how much the op choice matters per layer
     uniform = [[1 / len(row)] * len(row) for row in table.ms]
-    out = {"budget_ms": result.budget_ms,
-           "acceptance_uniform_p": rejection_bias(uniform, table, result.budget_ms,
-                                                  seed=SEED).acceptance_rate,
-           "rejection_rate_first_5_last_5_steps": (float(np.mean(rates[:5])),
-                                                   float(np.mean(rates[-5:]))),
-           "expected_latency_first_last": (curve[0], curve[-1]),
-           "latency_spread_per_layer": spread}
-    try:
-        bias = rejection_bias(history.alpha_steps[-1].probs, table, result.budget_ms, seed=SEED)
-        out.update(acceptance_final_p=bias.acceptance_rate, tv_per_layer=bias.tv_per_layer,
-                   largest_tv_layers=[int(l) for l in np.argsort(bias.tv_per_layer)[::-1][:3]],
-                   spearman_tv_vs_spread=spearman(bias.tv_per_layer, spread))
-    except InfeasibleBudgetError:  # not one sample from the final p fits
-        out.update(acceptance_final_p=0.0, tv_per_layer=None)
-    return out
+    return {"budget_ms": result.budget_ms,
+            "acceptance_uniform_p": rejection_bias(uniform, table, result.budget_ms,
+                                                   seed=SEED).acceptance_rate,
+            "rejection_rate_first_5_last_5_steps": (float(np.mean(rates[:5])),
+                                                    float(np.mean(rates[-5:]))),
+            "expected_latency_first_last": (curve[0], curve[-1])}
 
 
 def exercise_3(*, quick: bool = True) -> dict:
@@ -180,21 +170,23 @@ def exercise_3(*, quick: bool = True) -> dict:
     A budget just above the fastest one fails too, later: see lesson 05, exercise 3. The useful
     version halves the share of random architectures that fit (``budget_quantile`` 0.2 instead of
     0.4). Then:
-    - the rejection rate rises at the start (uniform p: 80% of the draws are rejected instead of
-      60%), and falls during the search as p moves towards faster ops;
+    - rejection: at the start (uniform p) 80% of the draws are rejected instead of 60%, i.e. 5
+      draws per accepted subnet instead of 2.5; later it depends on where p goes;
     - E[LAT] starts above the budget, so the hinge term is active and pulls E[LAT] down, step after
-      step, until it is inside the budget; at the looser budget E[LAT] starts near the budget and
-      the cross-entropy alone moves p (it may even drift to slower ops and more rejections);
-    - the TV distance (accepted op frequencies vs p) is largest where the op choice changes the
-      latency most (a large spread of the table's row): there a slow op pushes a subnet over the
-      budget by itself. It is largest at the start of a tight search; once p has moved to fast ops
-      the truncation changes little and the TV of the final p can be smaller than at the looser
-      budget: the latency term did the constraint's work. (Read the per-layer TV of the final p
-      with this in mind; with 20 steps it is noisy.)
+      step, until it is inside the budget; there the hinge stops and only the cross-entropy moves
+      p (at the looser budget E[LAT] starts near the budget and the hinge barely acts);
+    - TV distance: for the same p, the tighter budget truncates more, so the accepted frequencies
+      move further from p in every layer that matters (computed below on the looser search's final
+      p, under both budgets). The large-TV layers are those where p puts much mass on ops that are
+      slow for that layer (a large expected extra latency over the layer's fastest op): the
+      constraint removes that mass. A search under the tight budget also moves p itself towards
+      fast ops (the hinge), so its own final TV can be small: the latency term did the
+      constraint's work.
     """
     settings = setup(quick=quick, seed=SEED)
     base = search(settings.quick)
-    fastest_ms = table_of(base).fastest()[1]
+    table = table_of(base)
+    fastest_ms = table.fastest()[1]
     half = base.budget_ms / 2
     try:
         halved = _budget_effects(search(settings.quick, budget_ms=half))
@@ -202,8 +194,20 @@ def exercise_3(*, quick: bool = True) -> dict:
     except InfeasibleBudgetError as error:
         halved = {"budget_ms": half, "infeasible": True, "message": str(error).split(". ")[0]}
     tighter = search(settings.quick, budget_quantile=0.2)
+
+    probs = base.history.alpha_steps[-1].probs  # one p, two budgets: the constraint's own effect
+    extra = [float(np.dot(p, np.asarray(row) - min(row))) for p, row in zip(probs, table.ms)]
+    same_p = {}
+    for label, budget in (("base", base.budget_ms), ("quantile_0.2", tighter.budget_ms)):
+        bias = rejection_bias(probs, table, budget, seed=SEED)
+        same_p[label] = {"acceptance": bias.acceptance_rate, "tv_per_layer": bias.tv_per_layer,
+                         "mean_tv": float(np.mean(bias.tv_per_layer)),
+                         "largest_tv_layers": [int(l) for l in
+                                               np.argsort(bias.tv_per_layer)[::-1][:3]],
+                         "spearman_tv_vs_extra_latency": spearman(bias.tv_per_layer, extra)}
     return {"fastest_ms": fastest_ms, "half_budget": halved, "base": _budget_effects(base),
-            "quantile_0.2": _budget_effects(tighter)}
+            "quantile_0.2": _budget_effects(tighter),
+            "expected_extra_latency_per_layer_ms": extra, "same_p_two_budgets": same_p}
 
 
 # --------------------------------------------------------------------------- exercise 4

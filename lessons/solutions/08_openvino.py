@@ -128,7 +128,8 @@ def exercise_2(*, quick: bool = True) -> dict:
 # --------------------------------------------------------------------------- exercise 3
 def conv_output_ranges(model: nn.Module, images: torch.Tensor) -> dict[str, tuple[float, float]]:
     """Per convolution, the (min, max) of its output over ``images``: the numbers a min-max int8
-    calibration records to place its quantisation grid (NNCF's default adds statistics on top)."""
+    calibration records to place its quantisation grid (NNCF's default then also corrects the
+    biases)."""
     ranges: dict[str, tuple[float, float]] = {}
 
     def recorder(name: str):
