@@ -12,8 +12,6 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .cli import (CLIError, add_overwrite_option, add_quiet_option, fraction, image_side,
                   load_trained, nonnegative_int, positive_float, positive_int, saved_data)
@@ -90,30 +88,16 @@ def add_replace_background_arguments(p: argparse.ArgumentParser) -> None:
 def probability_source(args):
     """``prob(image)``: (3, H, W) normalised photo -> (h, w) foreground probability at the
     network's own size, from --model (OpenVINO) or --checkpoint (PyTorch)."""
-    from .matting import foreground_probability
+    from .matting import network_probability
     if bool(args.checkpoint) == bool(args.model):
         raise CLIError("give exactly one of --model MODEL.xml or --checkpoint DIR/checkpoint.pt")
     if args.model:
         from .export import OpenVINOPredictor
         predictor = OpenVINOPredictor(args.model)
-        size = predictor.ir_size
-
-        def prob(image: torch.Tensor):
-            x = image[None]
-            if size is not None:
-                x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            return foreground_probability(predictor(x), foreground=args.foreground)
-        return prob
+        return network_probability(predictor, predictor.ir_size, foreground=args.foreground)
     model, state = load_trained(args.checkpoint)
     side = args.image_size or saved_data(state).get("image_size")
-
-    def prob(image: torch.Tensor):
-        x = image[None]
-        if side:
-            x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-        with torch.no_grad():
-            return foreground_probability(model(x), foreground=args.foreground)
-    return prob
+    return network_probability(model, (side, side) if side else None, foreground=args.foreground)
 
 
 def _true_mask(masks_dir: Path, stem: str, shape: tuple[int, int]) -> np.ndarray:

@@ -58,6 +58,23 @@ def foreground_probability(logits, *, foreground: int | Iterable[int] = 1) -> np
     return probs[classes].sum(0).numpy()
 
 
+def network_probability(logits_fn: Callable, size: tuple[int, int] | None, *,
+                        foreground: int | Iterable[int] = 1) -> Callable[[torch.Tensor], np.ndarray]:
+    """``prob(image)``: a normalised (3, H, W) image -> (h, w) foreground probability of a network
+    that runs at ``size`` = (h, w) (the image is resized to it; None: as it is). ``logits_fn`` maps
+    a (1, 3, h, w) batch to (1, C, h, w) logits: an ``export.OpenVINOPredictor`` or a PyTorch model.
+    The probability stays at the network's size; ``refine_alpha`` brings it to the photo's."""
+    def prob(image: torch.Tensor) -> np.ndarray:
+        x = torch.as_tensor(image, dtype=torch.float32)[None]  # (1, 3, H, W)
+        if size is not None and tuple(x.shape[-2:]) != tuple(size):
+            x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False)
+        with torch.no_grad():
+            logits = logits_fn(x)
+        return foreground_probability(logits.detach().numpy() if isinstance(logits, torch.Tensor)
+                                      else logits, foreground=foreground)
+    return prob
+
+
 def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of an (H, W) or (H, W, C) float array to ``size`` = (h, w)."""
     if tuple(array.shape[:2]) == tuple(size):

@@ -689,7 +689,7 @@ def smoothing_tradeoff(rows: Sequence) -> Figure:
     twin.set_ylabel("foreground IoU vs truth (moving)")
     lines = ax.get_lines()[:1] + twin.get_lines()[:1]
     ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="center left")
-    ax.set_title("steadier (fewer flips) costs lag (lower IoU while moving)", fontsize=10)
+    ax.set_title("jitter on a still scene vs accuracy in motion", fontsize=10)
     return fig
 
 
