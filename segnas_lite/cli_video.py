@@ -100,12 +100,12 @@ def probability_source(args):
     return network_probability(model, (side, side) if side else None, foreground=args.foreground)
 
 
-def _true_mask(masks_dir: Path, stem: str, shape: tuple[int, int]) -> np.ndarray:
+def _true_mask(masks: dict[str, Path], stem: str, shape: tuple[int, int]) -> np.ndarray:
+    """The (H, W) bool foreground (nonzero) of the mask named like the photo, at the photo's size."""
     from PIL import Image
-    found = [p for p in masks_dir.iterdir() if p.stem == stem and p.is_file()]
-    if not found:
-        raise CLIError(f"no mask named {stem}.* in {masks_dir}")
-    with Image.open(found[0]) as picture:
+    if stem not in masks:
+        raise CLIError(f"no mask named {stem}.* in --masks")
+    with Image.open(masks[stem]) as picture:
         mask = picture.convert("L")
         if mask.size != (shape[1], shape[0]):
             mask = mask.resize((shape[1], shape[0]), Image.NEAREST)
@@ -118,9 +118,12 @@ def cmd_replace_background(args) -> int:
     from .matting import (boundary_f_score, composite, make_background, refine_alpha, resize,
                           trimap_iou)
     out = Path(args.out)
-    masks_dir = Path(args.masks) if args.masks else None
-    if masks_dir is not None and not masks_dir.is_dir():
-        raise CLIError(f"--masks {masks_dir} is not a folder")
+    masks = None
+    if args.masks:
+        from .data.folders import masks_by_stem
+        if not Path(args.masks).is_dir():
+            raise CLIError(f"--masks {args.masks} is not a folder")
+        masks = masks_by_stem(Path(args.masks))
     for path in args.images:
         if not Path(path).is_file():
             raise CLIError(f"no image at {path}")
@@ -144,8 +147,8 @@ def cmd_replace_background(args) -> int:
         Image.fromarray((result * 255).round().astype(np.uint8)).save(out / f"{stem}_composite.png")
         Image.fromarray((alpha * 255).round().astype(np.uint8)).save(out / f"{stem}_alpha.png")
         line = f"{path}: {100 * (alpha >= 0.5).mean():.1f}% foreground -> {out / (stem + '_composite.png')}"
-        if masks_dir is not None:
-            true = _true_mask(masks_dir, stem, picture.shape[:2])
+        if masks is not None:
+            true = _true_mask(masks, stem, picture.shape[:2])
             before = resize(prob, picture.shape[:2]) >= 0.5
             after = alpha >= 0.5
             row = []
