@@ -13,8 +13,8 @@ models go through the same cache as the notebooks (``$SEGNAS_CACHE``, default
 """
 from __future__ import annotations
 
-import argparse
-import math
+import sys
+from pathlib import Path
 import time
 
 import numpy as np
@@ -28,6 +28,9 @@ from segnas_lite.metrics import iou_per_image
 from segnas_lite.models import build_model
 from segnas_lite.notebook_utils import setup, trained_model
 from segnas_lite.timing import LoadMonitor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 # The parameters cell of notebooks/00_welcome.ipynb (batch size 8, learning rate 0.05: the
@@ -267,33 +270,8 @@ def exercise_3(*, quick: bool = True) -> dict:
 EXERCISES = (exercise_1, exercise_2, exercise_3)
 
 
-def _format(value) -> str:
-    """A short, readable rendering of a result value (floats with 4 significant digits)."""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
-    return str(value)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run every exercise and print a short report."""
-    parser = argparse.ArgumentParser(description="Answer key for lesson 00 (welcome).")
-    parser.add_argument("--full", action="store_true",
-                        help="the notebook's workshop-sized settings (slower)")
-    args = parser.parse_args(argv)
-    quick = setup(quick=not args.full, seed=SEED).quick
-    print(f"lesson 00, {'quick' if quick else 'full'} settings")
-    for number, exercise in enumerate(EXERCISES, start=1):
-        started = time.perf_counter()
-        result = exercise(quick=quick)
-        question = exercise.__doc__.strip().splitlines()[0]
-        print(f"\nexercise {number} ({time.perf_counter() - started:.1f} s): {question}")
-        print(f"  -> {result.pop('summary')}")
-        for key, value in result.items():
-            print(f"  {key}: {_format(value)}")
+def main(argv=None) -> None:
+    run(EXERCISES, lesson="00", argv=argv)
 
 
 if __name__ == "__main__":

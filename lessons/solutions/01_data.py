@@ -11,10 +11,9 @@ forced on when ``CI`` or ``SEGNAS_QUICK=1`` is set, as in the notebooks.
 """
 from __future__ import annotations
 
-import argparse
-import math
+import sys
+
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,9 @@ from segnas_lite.data import (IMAGENET_MEAN, PairedAugment, SyntheticPortraits, 
 from segnas_lite.data.check import check_folder
 from segnas_lite.data.synthetic import write_scene_folder
 from segnas_lite.notebook_utils import setup
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 # The class set of the folder in section 5 of the notebook (CamVid-style: raw 11 = "no label").
@@ -262,33 +264,8 @@ def exercise_4(*, quick: bool = True) -> dict:
 EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4)
 
 
-def _format(value) -> str:
-    """A short, readable rendering of a result value (floats with 4 significant digits)."""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
-    return str(value)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run every exercise and print a short report."""
-    parser = argparse.ArgumentParser(description="Answer key for lesson 01 (data).")
-    parser.add_argument("--full", action="store_true",
-                        help="the notebook's workshop-sized settings (slower)")
-    args = parser.parse_args(argv)
-    quick = setup(quick=not args.full, seed=SEED).quick
-    print(f"lesson 01, {'quick' if quick else 'full'} settings")
-    for number, exercise in enumerate(EXERCISES, start=1):
-        started = time.perf_counter()
-        result = exercise(quick=quick)
-        question = exercise.__doc__.strip().splitlines()[0]
-        print(f"\nexercise {number} ({time.perf_counter() - started:.1f} s): {question}")
-        print(f"  -> {result.pop('summary')}")
-        for key, value in result.items():
-            print(f"  {key}: {_format(value)}")
+def main(argv=None) -> None:
+    run(EXERCISES, lesson="01", argv=argv)
 
 
 if __name__ == "__main__":

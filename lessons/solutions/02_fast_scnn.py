@@ -12,11 +12,11 @@ models go through the notebooks' cache (``$SEGNAS_CACHE``). Quick mode is forced
 """
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 import copy
 import functools
 import math
-import time
 
 import torch
 from torch import nn
@@ -27,6 +27,9 @@ from segnas_lite.models import build_model
 from segnas_lite.models.fast_scnn import FeatureFusion
 from segnas_lite.notebook_utils import cache_key, cached, setup, trained_model
 from segnas_lite.summary import summarize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 # The parameters cell of notebooks/02_fast_scnn.ipynb, and its quick (CI-sized) settings: the same
@@ -243,33 +246,8 @@ def exercise_4(*, quick: bool = True) -> dict:
 EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4)
 
 
-def _format(value) -> str:
-    """A short, readable rendering of a result value (floats with 4 significant digits)."""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
-    return str(value)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run every exercise and print a short report."""
-    parser = argparse.ArgumentParser(description="Answer key for lesson 02 (Fast-SCNN).")
-    parser.add_argument("--full", action="store_true",
-                        help="the notebook's workshop-sized settings (slower)")
-    args = parser.parse_args(argv)
-    quick = setup(quick=not args.full, seed=SEED).quick
-    print(f"lesson 02, {'quick' if quick else 'full'} settings")
-    for number, exercise in enumerate(EXERCISES, start=1):
-        started = time.perf_counter()
-        result = exercise(quick=quick)
-        question = exercise.__doc__.strip().splitlines()[0]
-        print(f"\nexercise {number} ({time.perf_counter() - started:.1f} s): {question}")
-        print(f"  -> {result.pop('summary')}")
-        for key, value in result.items():
-            print(f"  {key}: {_format(value)}")
+def main(argv=None) -> None:
+    run(EXERCISES, lesson="02", argv=argv)
 
 
 if __name__ == "__main__":

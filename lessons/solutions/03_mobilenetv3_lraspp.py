@@ -11,10 +11,9 @@ forced on when ``CI`` or ``SEGNAS_QUICK=1`` is set, as in the notebooks.
 """
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 import copy
-import math
-import time
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +26,9 @@ from segnas_lite.models.mobilenetv3 import LARGE_TABLE
 from segnas_lite.notebook_utils import default_reference_weights, setup, trained_model
 from segnas_lite.summary import summarize
 from segnas_lite.timing import LoadMonitor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 THREADS = 2  # benchmark_torch's default, as in the notebook
@@ -273,33 +275,8 @@ def exercise_4(*, quick: bool = True) -> dict:
 EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4)
 
 
-def _format(value) -> str:
-    """A short, readable rendering of a result value (floats with 4 significant digits)."""
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.4g}"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_format(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_format(v) for v in value) + "]"
-    return str(value)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Run every exercise and print a short report."""
-    parser = argparse.ArgumentParser(description="Answer key for lesson 03 (MobileNetV3, LR-ASPP).")
-    parser.add_argument("--full", action="store_true",
-                        help="the notebook's workshop-sized settings (slower)")
-    args = parser.parse_args(argv)
-    quick = setup(quick=not args.full, seed=SEED).quick
-    print(f"lesson 03, {'quick' if quick else 'full'} settings")
-    for number, exercise in enumerate(EXERCISES, start=1):
-        started = time.perf_counter()
-        result = exercise(quick=quick)
-        question = exercise.__doc__.strip().splitlines()[0]
-        print(f"\nexercise {number} ({time.perf_counter() - started:.1f} s): {question}")
-        print(f"  -> {result.pop('summary')}")
-        for key, value in result.items():
-            print(f"  {key}: {_format(value)}")
+def main(argv=None) -> None:
+    run(EXERCISES, lesson="03", argv=argv)
 
 
 if __name__ == "__main__":

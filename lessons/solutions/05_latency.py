@@ -16,12 +16,12 @@ as the notebook does. Latencies depend on the machine and on what else runs.
 """
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 import functools
 import itertools
 import math
 import random
-import time
 from fractions import Fraction
 
 import numpy as np
@@ -34,6 +34,9 @@ from segnas_lite.nas.latency import (FIT_STREAM, LatencyTable, build_predictor, 
 from segnas_lite.nas.latency_report import in_place_prediction
 from segnas_lite.nas.search import default_budget, rejection_bias, sample_under_budget
 from segnas_lite.notebook_utils import setup
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 THREADS = 2
@@ -361,46 +364,11 @@ def exercise_6(*, quick: bool = True) -> dict:
     return result
 
 
-# --------------------------------------------------------------------------- the report
 EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5, exercise_6)
 
 
-def _format(value) -> str:
-    """One value, readable: floats to 4 significant digits, fractions also as decimals."""
-    if isinstance(value, Fraction):
-        return f"{value} = {float(value):.4g}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, float) for v in value):
-        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
-    return str(value)
-
-
-def _show(value: dict, indent: str = "  ") -> None:
-    """Print a result dict as indented ``key: value`` lines."""
-    for key, item in value.items():
-        if isinstance(item, dict):
-            print(f"{indent}{key}:")
-            _show(item, indent + "  ")
-        elif isinstance(item, list) and item and all(isinstance(v, dict) for v in item):
-            print(f"{indent}{key}:")
-            for entry in item:
-                print(f"{indent}  - " + ", ".join(f"{k}={_format(v)}" for k, v in entry.items()))
-        else:
-            print(f"{indent}{key}: {_format(item)}")
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true",
-                        help="the notebook's workshop-sized settings (slower)")
-    args = parser.parse_args(argv)
-    for number, exercise in enumerate(EXERCISES, 1):
-        started = time.perf_counter()
-        result = exercise(quick=not args.full)
-        print(f"\nExercise {number} ({time.perf_counter() - started:.1f} s): "
-              f"{exercise.__doc__.strip().splitlines()[0]}")
-        _show(result)
+    run(EXERCISES, lesson="05", argv=argv)
 
 
 if __name__ == "__main__":

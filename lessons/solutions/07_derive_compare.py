@@ -18,10 +18,9 @@ exercise's 12 epochs and OpenVINO. In quick mode the mIoU values mean little (le
 """
 from __future__ import annotations
 
-import argparse
+import sys
+
 import functools
-import time
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,9 @@ from segnas_lite.nas.derive import derive_measured
 from segnas_lite.nas.latency import LatencyTable, measure
 from segnas_lite.notebook_utils import search_result, setup, trained_model
 from segnas_lite.summary import summarize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 THREADS = 2
@@ -273,46 +275,11 @@ def exercise_4(*, quick: bool = True) -> dict:
             "large_vs_small_latency": large["latency_ms"] / small["latency_ms"]}
 
 
-# --------------------------------------------------------------------------- the report
 EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4)
 
 
-def _format(value) -> str:
-    """One value, readable: floats to 4 significant digits, fractions also as decimals."""
-    if isinstance(value, Fraction):
-        return f"{value} = {float(value):.4g}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, float) for v in value):
-        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
-    return str(value)
-
-
-def _show(value: dict, indent: str = "  ") -> None:
-    """Print a result dict as indented ``key: value`` lines."""
-    for key, item in value.items():
-        if isinstance(item, dict):
-            print(f"{indent}{key}:")
-            _show(item, indent + "  ")
-        elif isinstance(item, list) and item and all(isinstance(v, dict) for v in item):
-            print(f"{indent}{key}:")
-            for entry in item:
-                print(f"{indent}  - " + ", ".join(f"{k}={_format(v)}" for k, v in entry.items()))
-        else:
-            print(f"{indent}{key}: {_format(item)}")
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true",
-                        help="the notebook's workshop-sized settings (slower)")
-    args = parser.parse_args(argv)
-    for number, exercise in enumerate(EXERCISES, 1):
-        started = time.perf_counter()
-        result = exercise(quick=not args.full)
-        print(f"\nExercise {number} ({time.perf_counter() - started:.1f} s): "
-              f"{exercise.__doc__.strip().splitlines()[0]}")
-        _show(result)
+    run(EXERCISES, lesson="07", argv=argv)
 
 
 if __name__ == "__main__":

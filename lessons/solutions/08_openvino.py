@@ -15,10 +15,9 @@ without it that part is reported as skipped, as in the notebook, and the rest ru
 """
 from __future__ import annotations
 
-import argparse
+import sys
+from pathlib import Path
 import functools
-import time
-from fractions import Fraction
 
 import numpy as np
 import torch
@@ -29,6 +28,9 @@ from segnas_lite.export import (MissingDependencyError, benchmark_openvino, benc
                                 check_parity, quantize_int8, sample_images, save_ir, to_openvino)
 from segnas_lite.flags import cache_dir
 from segnas_lite.notebook_utils import search_result, setup, trained_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 MODEL = "fast_scnn"
@@ -232,46 +234,11 @@ def exercise_4(*, quick: bool = True) -> dict:
     return out
 
 
-# --------------------------------------------------------------------------- the report
 EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4)
 
 
-def _format(value) -> str:
-    """One value, readable: floats to 4 significant digits, fractions also as decimals."""
-    if isinstance(value, Fraction):
-        return f"{value} = {float(value):.4g}"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, float) for v in value):
-        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
-    return str(value)
-
-
-def _show(value: dict, indent: str = "  ") -> None:
-    """Print a result dict as indented ``key: value`` lines."""
-    for key, item in value.items():
-        if isinstance(item, dict):
-            print(f"{indent}{key}:")
-            _show(item, indent + "  ")
-        elif isinstance(item, list) and item and all(isinstance(v, dict) for v in item):
-            print(f"{indent}{key}:")
-            for entry in item:
-                print(f"{indent}  - " + ", ".join(f"{k}={_format(v)}" for k, v in entry.items()))
-        else:
-            print(f"{indent}{key}: {_format(item)}")
-
-
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true",
-                        help="the notebook's workshop-sized settings (slower)")
-    args = parser.parse_args(argv)
-    for number, exercise in enumerate(EXERCISES, 1):
-        started = time.perf_counter()
-        result = exercise(quick=not args.full)
-        print(f"\nExercise {number} ({time.perf_counter() - started:.1f} s): "
-              f"{exercise.__doc__.strip().splitlines()[0]}")
-        _show(result)
+    run(EXERCISES, lesson="08", argv=argv)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ the small Fast-SCNN of notebook 00 (from the cache when notebook 00 ran).
 """
 from __future__ import annotations
 
-import argparse
 import math
+import sys
 import tempfile
 from pathlib import Path
 
@@ -31,6 +31,9 @@ from segnas_lite.matting import (RefineConfig, boundary_f_score, default_radius,
                                  guided_filter, refine_alpha, trimap_iou)
 from segnas_lite.notebook_utils import setup, trained_model
 from segnas_lite.video import EMASmoother, ema_lag_frames, flip_rate, still_clip
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
+from report import run  # noqa: E402
 
 SEED = 0
 # notebook 00's quick recipe: the Fast-SCNN every quick notebook shares through the cache
@@ -181,15 +184,11 @@ def exercise_5(*, quick: bool = True) -> dict:
     return {"size": size, "fps": fps, "async_gain": gain}
 
 
+EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5)
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="answer key for lesson 09")
-    parser.add_argument("--full", action="store_true", help="larger images and longer clips")
-    quick = not parser.parse_args(argv).full
-    for number, exercise in enumerate((exercise_1, exercise_2, exercise_3, exercise_4,
-                                       exercise_5), 1):
-        print(f"\nexercise {number}: {exercise.__doc__.splitlines()[0]}")
-        for key, value in exercise(quick=quick).items():
-            print(f"  {key}: {value}")
+    run(EXERCISES, lesson="09", argv=argv)
 
 
 if __name__ == "__main__":
