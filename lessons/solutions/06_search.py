@@ -34,18 +34,10 @@ from segnas_lite.nas.search import rejection_bias
 from segnas_lite.notebook_utils import search_result, setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
-from report import run  # noqa: E402
+from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402
 
 SEED = 0
 # The parameters cell of notebooks/06_search.ipynb (and 07): the workshop search ...
-NOTEBOOK_SEARCH = dict(budget_ms=None, warmup_epochs=20, search_epochs=10, steps_per_epoch=40,
-                       batch_size=8, arch_lr=5e-2, estimator="full_v2", schedule="decoupled",
-                       num_fit=60, latency_form="hinge", warmup_sampling="fair")
-# ... and its quick settings, predicted by the PyTorch table (see the module docstring).
-QUICK_SEARCH = dict(budget_ms=None, warmup_epochs=1, search_epochs=1, steps_per_epoch=20,
-                    batch_size=4, arch_lr=0.3, estimator="full_v2", schedule="decoupled",
-                    latency_form="hinge", warmup_sampling="fair", backend="torch", calibrate=False,
-                    measure_child=False)
 TOLERANCE = 1e-6  # a probability that moved by less than this did not move (float32 rounding)
 
 

@@ -33,19 +33,12 @@ from segnas_lite.notebook_utils import search_result, setup, trained_model
 from segnas_lite.summary import summarize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
-from report import run  # noqa: E402
+from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402
 
 SEED = 0
 THREADS = 2
 # The search of notebooks 06 and 07 (the same settings as lessons/solutions/06_search.py, so the
 # cached search is shared): the workshop search, and its quick settings with the PyTorch table.
-NOTEBOOK_SEARCH = dict(budget_ms=None, warmup_epochs=20, search_epochs=10, steps_per_epoch=40,
-                       batch_size=8, arch_lr=5e-2, estimator="full_v2", schedule="decoupled",
-                       num_fit=60, latency_form="hinge", warmup_sampling="fair")
-QUICK_SEARCH = dict(budget_ms=None, warmup_epochs=1, search_epochs=1, steps_per_epoch=20,
-                    batch_size=4, arch_lr=0.3, estimator="full_v2", schedule="decoupled",
-                    latency_form="hinge", warmup_sampling="fair", backend="torch", calibrate=False,
-                    measure_child=False)
 # The training recipe and the latency settings: notebook values, and smaller quick ones.
 # ``epochs`` is the notebook's EPOCHS, ``long_epochs`` exercise 3's, ``pareto_epochs`` exercise 4's.
 FULL = dict(recipe=dict(image_size=128, train_length=256, val_length=64, seed=SEED),

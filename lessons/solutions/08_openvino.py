@@ -30,7 +30,7 @@ from segnas_lite.flags import cache_dir
 from segnas_lite.notebook_utils import search_result, setup, trained_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
-from report import run  # noqa: E402
+from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402
 
 SEED = 0
 MODEL = "fast_scnn"
@@ -39,15 +39,7 @@ FULL = dict(recipe=dict(image_size=128, epochs=6, train_length=256, val_length=6
             export_size=256, large_size=512, threads=2, runs=30, calibration_images=64)
 QUICK = dict(recipe=dict(image_size=64, epochs=3, train_length=160, val_length=16, seed=SEED),
              export_size=128, large_size=256, threads=2, runs=10, calibration_images=8)
-# The search of notebooks 06 and 07 (the same settings as lessons/solutions/06_search.py and
-# 07_derive_compare.py, so the cached search is shared).
-NOTEBOOK_SEARCH = dict(budget_ms=None, warmup_epochs=20, search_epochs=10, steps_per_epoch=40,
-                       batch_size=8, arch_lr=5e-2, estimator="full_v2", schedule="decoupled",
-                       num_fit=60, latency_form="hinge", warmup_sampling="fair")
-QUICK_SEARCH = dict(budget_ms=None, warmup_epochs=1, search_epochs=1, steps_per_epoch=20,
-                    batch_size=4, arch_lr=0.3, estimator="full_v2", schedule="decoupled",
-                    latency_form="hinge", warmup_sampling="fair", backend="torch", calibrate=False,
-                    measure_child=False)
+# The search of notebooks 06 and 07: NOTEBOOK_SEARCH / QUICK_SEARCH from report.py.
 
 
 def _setup(quick: bool) -> tuple[dict, bool]:
