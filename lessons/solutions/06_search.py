@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402
 
 SEED = 0
-# The parameters cell of notebooks/06_search.ipynb (and 07): the workshop search ...
+# The search of notebooks 06 and 07: NOTEBOOK_SEARCH / QUICK_SEARCH from report.py.
 TOLERANCE = 1e-6  # a probability that moved by less than this did not move (float32 rounding)
 
 

@@ -37,8 +37,7 @@ from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402
 
 SEED = 0
 THREADS = 2
-# The search of notebooks 06 and 07 (the same settings as lessons/solutions/06_search.py, so the
-# cached search is shared): the workshop search, and its quick settings with the PyTorch table.
+# The search of notebooks 06 and 07: NOTEBOOK_SEARCH / QUICK_SEARCH from report.py.
 # The training recipe and the latency settings: notebook values, and smaller quick ones.
 # ``epochs`` is the notebook's EPOCHS, ``long_epochs`` exercise 3's, ``pareto_epochs`` exercise 4's.
 FULL = dict(recipe=dict(image_size=128, train_length=256, val_length=64, seed=SEED),
