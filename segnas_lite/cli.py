@@ -16,6 +16,7 @@ import torch
 
 from . import __version__
 from .data import DatasetError
+from .distill import DistillationError
 from .models import UnknownModelError, available_models
 from .nas import GenotypeError, InfeasibleBudgetError
 from .nas.search import SearchConfigError
@@ -35,7 +36,7 @@ class CLIError(Exception):
 PACKAGE_ERRORS = (CLIError, CheckpointError, RunDirectoryError, DatasetError, UnknownModelError,
                   GenotypeError, InfeasibleBudgetError, SearchConfigError, LatencyError,
                   TimingError, FileNotFoundError, FileExistsError, BackgroundError, VideoError,
-                  MissingDependencyError)
+                  MissingDependencyError, DistillationError)
 
 
 # --------------------------------------------------------------------------- numbers, checked
@@ -172,8 +173,9 @@ def add_model_option(p: argparse.ArgumentParser, *, help: str, **kwargs) -> None
 
 
 # --------------------------------------------------------------------------- shared helpers
-def _datasets(args):
-    """(augmented train split, validation split, the ``data_info`` a run saves). With
+def _datasets(args, augment=None):
+    """(augmented train split, validation split, the ``data_info`` a run saves); ``augment``
+    defaults to ``PairedAugment()``. With
     ``--val-data`` the training folder is read whole (or its own train split) and the validation
     folder gives its val split, else all of it."""
     from .data import PairedAugment, find_layout, open_dataset
@@ -186,7 +188,7 @@ def _datasets(args):
         val_split = _val_split_of(args.val_data)
         if args.data not in ("synthetic", "synthetic-scenes"):
             train_split = "train" if "train" in _own_splits(find_layout(args.data)) else "all"
-    train_set = open_dataset(args.data, split=train_split, augment=PairedAugment(),
+    train_set = open_dataset(args.data, split=train_split, augment=augment or PairedAugment(),
                              length=args.train_size, **common)
     synthetic = val_source in ("synthetic", "synthetic-scenes")
     val_length = (max(16, (args.train_size or 256) // 8) if synthetic or args.train_size
@@ -278,14 +280,32 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_model_option(p, default="fast_scnn", help="model to train (default %(default)s)")
     p.add_argument("--genotype", help="genotype.json from `segnas search`: train that child "
                    "(instead of --model)")
-    p.add_argument("--epochs", type=positive_int, default=10, help="default %(default)s")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="default %(default)s")
-    p.add_argument("--lr", type=positive_float, default=0.02, help="peak learning rate; default %(default)s")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
-                   help="sgd (momentum 0.9, Nesterov) or adamw; default %(default)s")
-    p.add_argument("--schedule", choices=("poly", "cosine"), default="poly",
+    p.add_argument("--recipe", choices=("auto", "classic", "people"), default="auto",
+                   help="training recipe (segnas_lite/recipes.py): people, measured on real photos "
+                   "by benchmarks/recipe.py; classic, the synthetic-data defaults; auto (default) "
+                   "takes people for a people-like photo folder, classic otherwise. The flags "
+                   "below override single settings")
+    p.add_argument("--epochs", type=positive_int, default=None, help="default: the recipe's")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="default: the recipe's")
+    p.add_argument("--lr", type=positive_float, default=None,
+                   help="peak learning rate; default: the recipe's")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None,
+                   help="sgd (momentum 0.9, Nesterov) or adamw; default: the recipe's")
+    p.add_argument("--schedule", choices=("poly", "cosine"), default=None,
                    help="learning-rate decay: poly, lr * (1 - t/T)^0.9, or cosine; "
-                   "default %(default)s")
+                   "default: the recipe's")
+    p.add_argument("--augment", choices=("light", "default", "strong"), default=None,
+                   help="augmentation strength (PairedAugment.preset); default: the recipe's")
+    p.add_argument("--crop", type=positive_int, default=None, metavar="N",
+                   help="train on random N x N windows of the --image-size images; default: the "
+                   "recipe's")
+    p.add_argument("--loss", choices=("ce", "ohem", "boundary"), default=None,
+                   help="cross-entropy, OHEM (hardest 25%% of pixels) or boundary-weighted; "
+                   "default: the recipe's")
+    p.add_argument("--teacher", default=None, metavar="CHECKPOINT",
+                   help="distil a trained model's soft masks into this one (distill.py)")
+    p.add_argument("--distill-weight", type=positive_float, default=None,
+                   help="weight of the distillation term (default 0.5 with --teacher)")
     p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="training images: how many synthetic ones (default 1000) or a cap on a "
                    "folder's train split; validation uses max(16, N/8) images (synthetic: 32 by "
@@ -298,22 +318,49 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     add_overwrite_option(p, what="the run in --out")
 
 
+def resolve_recipe(args):
+    """The recipe of ``--recipe`` (``auto``: ``recipes.recipe_for`` the data) with the settings the
+    user gave on the command line put over it."""
+    from .recipes import get_recipe, recipe_for
+    if args.recipe == "auto":
+        recipe = recipe_for(args.data, class_names=tuple(args.class_names or ()) or None,
+                            num_classes=args.num_classes or 2)
+    else:
+        recipe = get_recipe(args.recipe)
+    given = {name: getattr(args, name) for name in ("epochs", "batch_size", "lr", "optimizer",
+                                                    "schedule", "augment", "crop", "loss")
+             if getattr(args, name) is not None}
+    recipe = recipe.with_changes(**given)
+    if recipe.crop is not None and recipe.crop > args.image_size:
+        raise CLIError(f"--crop {recipe.crop} is larger than --image-size {args.image_size}")
+    return recipe
+
+
 def cmd_train(args) -> int:
-    from .engine import TrainConfig, train
-    train_set, val_set, data_info = _datasets(args)
+    from .distill import load_teacher
+    from .engine import train
+    recipe = resolve_recipe(args)
+    train_set, val_set, data_info = _datasets(args, augment=recipe.augmentation())
     scan_before_training(train_set, val_set, quiet=args.quiet)
     num_classes, class_names = dataset_meta(train_set)
     info = _model_info(args)
+    teacher = load_teacher(args.teacher) if args.teacher else None
+    if args.distill_weight is not None and teacher is None:
+        raise CLIError("--distill-weight needs --teacher CHECKPOINT")
     torch.manual_seed(args.seed)
     model = build_from_info(info, num_classes)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                         optimizer=args.optimizer, schedule=args.schedule, seed=args.seed,
-                         steps_per_epoch=args.steps_per_epoch, quiet=args.quiet)
+    config = recipe.train_config(
+        seed=args.seed, quiet=args.quiet, steps_per_epoch=args.steps_per_epoch,
+        distill_weight=(args.distill_weight or 0.5) if teacher is not None else 0.0)
+    print(f"recipe {recipe.name}: {config.epochs} epochs, lr {config.lr}, {config.schedule}, "
+          f"{recipe.augment} augmentation{f', crop {recipe.crop}' if recipe.crop else ''}, "
+          f"{config.loss} loss" + (f", distilled from {args.teacher}" if teacher else ""))
     result = train(model, train_set, val_set, config=config, num_classes=num_classes,
                    out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
-                   model_info=info, class_names=class_names, data_info=data_info)
+                   model_info=info, class_names=class_names, data_info=data_info,
+                   teacher=teacher)
     final = result.final_metrics or {}
-    print(f"trained {info['name']} for {args.epochs} epochs -> {Path(args.out) / 'checkpoint.pt'}")
+    print(f"trained {info['name']} for {config.epochs} epochs -> {Path(args.out) / 'checkpoint.pt'}")
     print(f"validation mIoU {final.get('miou', float('nan')):.4f}  "
           f"pixel accuracy {final.get('pixel_accuracy', float('nan')):.4f}")
     return 0

@@ -59,6 +59,10 @@ class TrainConfig:
     num_workers: int = 0
     distill_weight: float = 0.0     # weight w of the distillation term (distill.py); 0 = off
     distill_temperature: float = 2.0
+    loss: str = "ce"                # "ce", "ohem" (hardest pixels only) or "boundary" (edges weigh more)
+    ohem_keep: float = 0.25         # "ohem": share of the labelled pixels kept, the hardest ones
+    boundary_weight: float = 4.0    # "boundary": extra weight of pixels near a class edge (1 + w)
+    boundary_width: int = 3         # "boundary": how near, in pixels of the mask
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adamw"):
@@ -67,6 +71,12 @@ class TrainConfig:
             raise ValueError(f"schedule must be 'poly' or 'cosine', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be at least 1")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        if not 0.0 < self.ohem_keep <= 1.0:
+            raise ValueError(f"ohem_keep is a share of pixels in (0, 1], got {self.ohem_keep}")
+        if self.boundary_weight < 0 or self.boundary_width < 1:
+            raise ValueError("boundary_weight must be >= 0 and boundary_width >= 1")
 
 
 @dataclass
@@ -95,16 +105,63 @@ def lr_factor(step: int, total: int, config: TrainConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+LOSSES = ("ce", "ohem", "boundary")
+
+
+def boundary_band(target: torch.Tensor, *, width: int, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """(N, H, W) bool: labelled pixels with another class within ``width`` pixels (a square window).
+
+    A pixel lies on the band when the largest and the smallest class index in its
+    (2 width + 1)^2 window differ: two max-pools, no loop. Ignored pixels count as neither class.
+    """
+    labels = target.unsqueeze(1).float()  # (N, 1, H, W)
+    valid = target != ignore_index
+    high = torch.where(valid.unsqueeze(1), labels, torch.full_like(labels, -1.0))
+    low = torch.where(valid.unsqueeze(1), -labels, torch.full_like(labels, -float(ignore_index)))
+    window = dict(kernel_size=2 * width + 1, stride=1, padding=width)
+    largest = F.max_pool2d(high, **window)
+    smallest = -F.max_pool2d(low, **window)
+    return ((largest != smallest).squeeze(1)) & valid
+
+
+def pixel_loss(logits: torch.Tensor, target: torch.Tensor, *, config: "TrainConfig") -> torch.Tensor:
+    """One scalar from per-pixel cross-entropy, reduced as ``config.loss`` says.
+
+    * ``"ce"``: the mean over labelled pixels.
+    * ``"ohem"``: the mean over the ``ohem_keep`` share of labelled pixels with the largest loss
+      (online hard example mining for segmentation: Shrivastava et al., CVPR 2016; the "bootstrapped"
+      cross-entropy of Wu, Shen & van den Hengel, 2016). Easy background stops dominating the gradient.
+    * ``"boundary"``: a weighted mean, weight ``1 + boundary_weight`` on the ``boundary_width`` band
+      around class edges (``boundary_band``), 1 elsewhere; like the border weight map of U-Net
+      (Ronneberger et al., 2015, Eq. 2), it spends the gradient where masks are wrong: the outline.
+    """
+    ignore = config.ignore_index
+    if config.loss == "ce":
+        return F.cross_entropy(logits, target, ignore_index=ignore)
+    per_pixel = F.cross_entropy(logits, target, ignore_index=ignore, reduction="none")  # (N, H, W)
+    valid = target != ignore
+    if not valid.any():
+        return logits.sum() * 0.0  # nothing labelled: no signal, but keep the graph
+    if config.loss == "ohem":
+        losses = per_pixel[valid]
+        keep = max(1, int(round(config.ohem_keep * losses.numel())))
+        return losses.topk(keep).values.mean()
+    band = boundary_band(target, width=config.boundary_width, ignore_index=ignore)
+    weight = 1.0 + config.boundary_weight * band.float()
+    return (per_pixel * weight)[valid].sum() / weight[valid].sum()
+
+
 def segmentation_loss(output: torch.Tensor | tuple, target: torch.Tensor, *,
-                      ignore_index: int, aux_weight: float) -> torch.Tensor:
-    """Cross-entropy with ignore_index; a model may return ``(main, [aux, ...])`` in training."""
+                      config: "TrainConfig") -> torch.Tensor:
+    """``pixel_loss`` of the output; a model may return ``(main, [aux, ...])`` in training, whose
+    auxiliary terms are added with weight ``config.aux_weight``."""
     if isinstance(output, tuple):
         main, aux = output
-        loss = F.cross_entropy(main, target, ignore_index=ignore_index)
+        loss = pixel_loss(main, target, config=config)
         for a in aux:
-            loss = loss + aux_weight * F.cross_entropy(a, target, ignore_index=ignore_index)
+            loss = loss + config.aux_weight * pixel_loss(a, target, config=config)
         return loss
-    return F.cross_entropy(output, target, ignore_index=ignore_index)
+    return pixel_loss(output, target, config=config)
 
 
 def _epoch_loader(dataset: Dataset, config: TrainConfig, epoch: int) -> DataLoader:
@@ -192,8 +249,7 @@ def _train_epoch(model: nn.Module, train_set: Dataset, *, optimizer, scheduler, 
     for seen, _ in enumerate(bar, start=1):
         images, masks = next(batches)
         output = model(images)
-        loss = segmentation_loss(output, masks, ignore_index=config.ignore_index,
-                                 aux_weight=config.aux_weight)
+        loss = segmentation_loss(output, masks, config=config)
         if teacher is not None and config.distill_weight > 0:
             with torch.no_grad():
                 soft = main_logits(teacher(images))

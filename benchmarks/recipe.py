@@ -1,0 +1,365 @@
+"""The real-photo recipe: the best people-val mIoU that 2 cores reach in a fixed number of minutes.
+
+    python benchmarks/recipe.py                        # screen, then finals (hours of quiet CPU)
+    python benchmarks/recipe.py --stage screen         # only the lever screen
+    python benchmarks/recipe.py --quick                # a 2-minute smoke run of every code path
+
+Every run trains from scratch on the people train split (80/20 cut, seed 0) and is scored on the
+people val split at 256 px (two-class mIoU, ``engine.evaluate``). A budget is minutes of training
+on this machine: a short calibration times each configuration's training step (``calibrate``), and
+the run gets as many whole epochs as fit. Minutes are wall time of the training loop alone (the
+evaluations for the curve are not counted), with the machine's load recorded: a run whose
+``busy`` flag is set shares its minutes with another process and is marked, not quoted.
+
+Stages
+1. **screen**: one model (``--screen-model``, LR-ASPP-Small) and ``--screen-minutes`` per run; the
+   base recipe (``common.people_training``'s: 256 px, default augmentation, SGD lr 0.05, poly,
+   cross-entropy) and one lever changed at a time: crop 160 px, light or strong augmentation,
+   OHEM or boundary-weighted loss, cosine schedule with warm-up, synthetic-to-real pretraining
+   (a share of the minutes on ``data.SyntheticPortraits``). Then the levers that beat the base by
+   more than ``--margin`` together ("combined"). The winner of base, singles and combined is
+   "the recipe".
+2. **finals**: the recipe for ``--minutes`` (30) on Fast-SCNN, LR-ASPP-Small and the searched child
+   (``--genotype``, default: seed 0's child at the largest budget of ``results/search.json``), an
+   mIoU-vs-minutes curve each (evaluated every ``--eval-minutes``), plus the issue's starting point
+   (20 epochs at 224 px, the old CLI defaults) for each. Then distillation: the child again, with
+   the best final model as teacher (Hinton et al., 2015; ``distill.py``), same minutes.
+
+Resumable: each finished piece (calibration, run, curve point) is kept in ``results/recipe/state
+.json``; a run stopped mid-way continues from its last epoch checkpoint (``engine.train``'s exact
+resume). Checkpoints: ``results/recipe/runs/<run>/checkpoint.pt`` (``segnas evaluate`` reads them;
+``benchmarks/peers.py --checkpoint`` and ``benchmarks/video.py --checkpoint`` take them).
+
+Writes ``results/recipe.json`` and ``results/recipe.png`` (mIoU vs training minutes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, ResumableState, environment, print_table, write_json  # noqa: E402
+
+from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
+from segnas_lite.engine import CHECKPOINT, evaluate, train  # noqa: E402
+from segnas_lite.models import build_model  # noqa: E402
+from segnas_lite.recipes import Recipe  # noqa: E402
+from segnas_lite.runio import atomic_open, load_checkpoint  # noqa: E402
+from segnas_lite.timing import LoadMonitor  # noqa: E402
+
+SPLIT_SEED = 0  # the people 80/20 cut every people benchmark uses
+EVAL_SIZE = 256
+
+# The base recipe: common.people_training's settings, as a Recipe.
+BASE = Recipe("base", image_size=256, augment="default", lr=0.05, schedule="poly", loss="ce")
+# One lever at a time (the screen).
+LEVERS: dict[str, dict] = {
+    "crop160": dict(crop=160),
+    "light_aug": dict(augment="light"),
+    "strong_aug": dict(augment="strong"),
+    "ohem": dict(loss="ohem"),
+    "boundary": dict(loss="boundary"),
+    "cosine_warmup": dict(schedule="cosine", warmup_steps=100),
+    "synthetic": dict(synthetic_steps=-1),  # -1: a share (--synthetic-share) of the minutes
+}
+# The issue's starting point: 20 epochs at 224 px with the CLI's old defaults (lr 0.02).
+START = Recipe("start", image_size=224, epochs=20, lr=0.02)
+
+
+# --------------------------------------------------------------------------- data and models
+def people_sets(people: str, recipe: Recipe):
+    train_set = open_dataset(people, image_size=recipe.image_size, split="train", seed=SPLIT_SEED,
+                             augment=recipe.augmentation())
+    val_set = open_dataset(people, image_size=EVAL_SIZE, split="val", seed=SPLIT_SEED)
+    return train_set, val_set
+
+
+def synthetic_set(recipe: Recipe, steps: int, seed: int):
+    return open_dataset("synthetic", image_size=recipe.image_size, split="train", seed=seed,
+                        augment=recipe.augmentation(), length=max(1, steps) * recipe.batch_size)
+
+
+def searched_child_info(search_json: Path) -> dict:
+    """Seed 0's searched child at the largest budget of ``benchmarks/search.py``'s results."""
+    rows = json.loads(search_json.read_text())["rows"]
+    searched = [r for r in rows if r["kind"] == "searched" and r["label"].endswith("s0")]
+    if not searched:
+        raise SystemExit(f"{search_json} has no searched child; run benchmarks/search.py or pass "
+                         "--genotype FILE")
+    row = max(searched, key=lambda r: r["budget_frac"])
+    return {"name": "nas_child", "kwargs": {"genotype": json.dumps({"space": "seed",
+                                                                    "ops": row["ops"]})}}
+
+
+def model_infos(args) -> dict[str, dict]:
+    if args.genotype:
+        child = {"name": "nas_child", "kwargs": {"genotype": Path(args.genotype).read_text()}}
+    else:
+        child = searched_child_info(RESULTS / "search.json")
+    return {"fast_scnn": {"name": "fast_scnn", "kwargs": {}},
+            "lraspp_small": {"name": "lraspp_mobilenetv3_small", "kwargs": {}},
+            "searched_child": child}
+
+
+def build(info: dict, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(info["name"], num_classes=2, **info.get("kwargs", {}))
+
+
+def load_model(checkpoint: Path) -> torch.nn.Module:
+    state = load_checkpoint(checkpoint)
+    model = build_model(state["model_info"]["name"], num_classes=2,
+                        **state["model_info"].get("kwargs", {}))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+# --------------------------------------------------------------------------- calibration
+def step_seconds(info: dict, recipe: Recipe, *, source: str, people: str, teacher, seed: int,
+                 steps: int) -> float:
+    """Seconds per training step of ``info`` under ``recipe`` on ``source`` ("people" or
+    "synthetic"): two short trainings of ``steps`` steps, the second one timed (the first warms
+    the allocator and thread pools)."""
+    model = build(info, seed)
+    if source == "synthetic":
+        data = synthetic_set(recipe, steps, seed)
+    else:
+        data, _ = people_sets(people, recipe)
+    config = recipe.train_config(seed=seed, quiet=True, epochs=1, steps_per_epoch=steps,
+                                 distill_weight=0.5 if teacher is not None else 0.0)
+    train(model, data, config=config, num_classes=2, teacher=teacher)
+    started = time.perf_counter()
+    train(model, data, config=config, num_classes=2, teacher=teacher)
+    return (time.perf_counter() - started) / steps
+
+
+# --------------------------------------------------------------------------- one run
+def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state: ResumableState,
+            teacher_path: Path | None = None, fixed_epochs: int | None = None) -> dict:
+    """Train ``info`` with ``recipe`` for ``minutes`` (or ``fixed_epochs``) and return its row;
+    resumes a run that was stopped. The row holds the final people-val mIoU and the curve."""
+    done = state.get("runs", key)
+    if done is not None:
+        return done
+    teacher = load_model(teacher_path) if teacher_path is not None else None
+    seed = args.seed
+    calib = state.get("calibration", key)
+    if calib is None:
+        with LoadMonitor(warn=False, what=f"calibrating {key}") as monitor:
+            calib = {"people_step_s": step_seconds(info, recipe, source="people",
+                                                   people=args.people, teacher=teacher,
+                                                   seed=seed, steps=args.calib_steps)}
+            if recipe.synthetic_steps:
+                calib["synthetic_step_s"] = step_seconds(
+                    info, recipe, source="synthetic", people=args.people, teacher=None,
+                    seed=seed, steps=args.calib_steps)
+        calib["busy"] = monitor.report.busy
+        state.put("calibration", key, calib)
+    train_set, val_set = people_sets(args.people, recipe)
+    per_epoch = len(train_set) // recipe.batch_size
+    budget_s = minutes * 60.0
+    synthetic_steps = recipe.synthetic_steps
+    if synthetic_steps < 0:  # a share of the minutes
+        synthetic_steps = int(args.synthetic_share * budget_s / calib["synthetic_step_s"])
+    left_s = budget_s - synthetic_steps * calib.get("synthetic_step_s", 0.0)
+    epochs = fixed_epochs or max(1, int(left_s / (calib["people_step_s"] * per_epoch)))
+    eval_every = max(1, round(args.eval_minutes * 60 / (calib["people_step_s"] * per_epoch)))
+    run_dir = Path(args.results_dir) / "runs" / key
+    model = build(info, seed)
+    spent = {"synthetic_s": 0.0}
+    if synthetic_steps:
+        spent["synthetic_s"] = pretrain_synthetic(model, recipe, steps=synthetic_steps,
+                                                  run_dir=run_dir / "synthetic", seed=seed)
+    config = recipe.train_config(seed=seed, quiet=not args.verbose, epochs=epochs,
+                                 distill_weight=args.distill_weight if teacher else 0.0)
+    curve = state.get("curves", key, [])
+    clock = {"train_s": sum(r.get("seconds", 0.0) for r in _history(run_dir))}
+
+    def on_epoch_end(record: dict) -> None:
+        clock["train_s"] += record["seconds"]
+        epoch = record["epoch"]
+        if epoch % eval_every == 0 or epoch == epochs:
+            metrics = evaluate(model, val_set, num_classes=2, quiet=True)
+            minutes_so_far = (spent["synthetic_s"] + clock["train_s"]) / 60.0
+            curve.append({"epoch": epoch, "minutes": round(minutes_so_far, 2),
+                          "miou": metrics.miou})
+            state.put("curves", key, curve)
+            print(f"  {key}: epoch {epoch}/{epochs}, {minutes_so_far:.1f} min, "
+                  f"mIoU {metrics.miou:.4f}", flush=True)
+
+    resume = (run_dir / CHECKPOINT).exists()
+    data_info = {"data": str(args.people), "val_data": None, "image_size": recipe.image_size,
+                 "num_classes": 2, "class_names": ["background", "person"]}
+    with LoadMonitor(warn=False, what=f"training {key}") as monitor:
+        train(model, train_set, config=config, num_classes=2, out_dir=run_dir, resume=resume,
+              model_info=info, teacher=teacher, data_info=data_info, on_epoch_end=on_epoch_end)
+    final = curve[-1] if curve else {"miou": evaluate(model, val_set, num_classes=2,
+                                                      quiet=True).miou}
+    row = {"run": key, "model": info["name"], "recipe": asdict(recipe),
+           "synthetic_steps": synthetic_steps, "epochs": epochs,
+           "steps": epochs * per_epoch, "minutes_budget": minutes,
+           "minutes": round((spent["synthetic_s"] + clock["train_s"]) / 60.0, 2),
+           "miou": final["miou"], "teacher": str(teacher_path) if teacher_path else None,
+           "checkpoint": str(run_dir / CHECKPOINT), "busy": monitor.report.busy,
+           "resumed": resume, "params": sum(p.numel() for p in model.parameters())}
+    return state.put("runs", key, row)
+
+
+def pretrain_synthetic(model, recipe: Recipe, *, steps: int, run_dir: Path, seed: int) -> float:
+    """Train on ``steps`` batches of synthetic portraits (own poly schedule) -> seconds spent.
+    A finished pretraining is loaded from ``run_dir`` instead of repeated."""
+    data = synthetic_set(recipe, steps, seed)
+    config = recipe.train_config(seed=seed, quiet=True, epochs=1, steps_per_epoch=steps)
+    resume = (run_dir / CHECKPOINT).exists()
+    started = time.perf_counter()
+    train(model, data, config=config, num_classes=2, out_dir=run_dir, resume=resume)
+    if resume:  # the loop was skipped: load the weights and count the time it took then
+        model.load_state_dict(load_checkpoint(run_dir / CHECKPOINT)["model"])
+        return sum(r.get("seconds", 0.0) for r in _history(run_dir))
+    return time.perf_counter() - started
+
+
+def _history(run_dir: Path) -> list[dict]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------- stages
+def screen(args, state: ResumableState, infos: dict) -> tuple[Recipe, list[dict]]:
+    info = infos[args.screen_model]
+    rows = [run_one("screen_base", info, BASE, minutes=args.screen_minutes, args=args,
+                    state=state)]
+    for lever, change in LEVERS.items():
+        rows.append(run_one(f"screen_{lever}", info, BASE.with_changes(name=lever, **change),
+                            minutes=args.screen_minutes, args=args, state=state))
+    base = rows[0]["miou"]
+    winners = [r["run"][len("screen_"):] for r in rows[1:] if r["miou"] > base + args.margin]
+    combined = {}
+    for lever in winners:
+        for field_name, value in LEVERS[lever].items():
+            if field_name not in combined:  # two levers on one field: the first (better) wins
+                combined[field_name] = value
+    if len(winners) > 1:
+        rows.append(run_one("screen_combined", info,
+                            BASE.with_changes(name="+".join(winners), **combined),
+                            minutes=args.screen_minutes, args=args, state=state))
+    best = max(rows, key=lambda r: r["miou"])
+    recipe = Recipe(**{**best["recipe"], "name": "people"})
+    if recipe.synthetic_steps:
+        recipe = recipe.with_changes(synthetic_steps=-1)
+    return recipe, rows
+
+
+def finals(args, state: ResumableState, infos: dict, recipe: Recipe) -> list[dict]:
+    rows = []
+    for short, info in infos.items():
+        rows.append(run_one(f"start_{short}", info, START, minutes=0, args=args, state=state,
+                            fixed_epochs=1 if args.quick else START.epochs))
+    trained = {}
+    for short, info in infos.items():
+        trained[short] = run_one(f"final_{short}", info, recipe, minutes=args.minutes,
+                                 args=args, state=state)
+        rows.append(trained[short])
+    teachers = [trained[k] for k in ("fast_scnn", "lraspp_small")]
+    teacher = max(teachers, key=lambda r: r["miou"])
+    rows.append(run_one("final_searched_child_distilled", infos["searched_child"], recipe,
+                        minutes=args.minutes, args=args, state=state,
+                        teacher_path=Path(teacher["checkpoint"])))
+    return rows
+
+
+# --------------------------------------------------------------------------- report
+def plot_curves(state: ResumableState, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    curves = state.data["pieces"].get("curves", {})
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
+    for ax, prefix, title in ((axes[0], "screen_", "screen: one lever at a time"),
+                              (axes[1], ("final_", "start_"), "finals: the recipe")):
+        for key, points in sorted(curves.items()):
+            if not key.startswith(prefix) or not points:
+                continue
+            ax.plot([p["minutes"] for p in points], [p["miou"] for p in points], "o-",
+                    ms=3, label=key.split("_", 1)[1])
+        ax.set_xlabel("training minutes (2 cores)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("people-val mIoU (256 px)")
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+    print(f"wrote {path}")
+
+
+COLUMNS = [("run", "run", "s"), ("model", "model", "s"), ("epochs", "epochs", "d"),
+           ("steps", "steps", "d"), ("minutes", "minutes", ".1f"), ("miou", "mIoU", ".4f"),
+           ("busy", "busy", "")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", default=str(default_people_dir()))
+    parser.add_argument("--stage", choices=("screen", "all"), default="all",
+                        help="screen: the lever screen only; all: then the finals")
+    parser.add_argument("--minutes", type=float, default=30.0, help="budget of a final run")
+    parser.add_argument("--screen-minutes", type=float, default=5.0)
+    parser.add_argument("--screen-model", default="lraspp_small",
+                        choices=("fast_scnn", "lraspp_small", "searched_child"))
+    parser.add_argument("--eval-minutes", type=float, default=2.5,
+                        help="evaluate for the curve about this often")
+    parser.add_argument("--margin", type=float, default=0.005,
+                        help="a lever joins 'combined' when it beats the base by more than this")
+    parser.add_argument("--synthetic-share", type=float, default=0.3,
+                        help="share of the minutes the synthetic lever spends on synthetic data")
+    parser.add_argument("--distill-weight", type=float, default=0.5)
+    parser.add_argument("--genotype", help="genotype.json of the searched child")
+    parser.add_argument("--calib-steps", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: tiny budgets, results in results/recipe-quick")
+    parser.add_argument("--fresh", action="store_true", help="discard a saved state")
+    parser.add_argument("--verbose", action="store_true", help="progress bars per epoch")
+    parser.add_argument("--results-dir", default=None)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.minutes, args.screen_minutes, args.eval_minutes = 0.4, 0.2, 0.2
+        args.calib_steps = 2
+    if not Path(args.people).is_dir():
+        raise SystemExit(f"no people folder at {args.people}: pass --people DIR")
+    name = "recipe-quick" if args.quick else "recipe"
+    args.results_dir = args.results_dir or str(RESULTS / name)
+    torch.set_num_threads(args.threads)
+    settings = {k: v for k, v in vars(args).items()
+                if k not in ("fresh", "verbose", "stage", "results_dir")}
+    state = ResumableState(Path(args.results_dir) / "state.json", recipe=settings,
+                           fresh=args.fresh)
+    infos = model_infos(args)
+    started = time.perf_counter()
+    recipe, screen_rows = screen(args, state, infos)
+    print(f"\nthe recipe: {recipe}\n")
+    final_rows = finals(args, state, infos, recipe) if args.stage != "screen" else []
+    rows = screen_rows + final_rows
+    table = print_table(rows, COLUMNS)
+    plot_curves(state, RESULTS / f"{name}.png")
+    write_json(RESULTS / f"{name}.json", {
+        "environment": environment(), "settings": settings, "recipe": asdict(recipe),
+        "rows": rows, "curves": state.data["pieces"].get("curves", {}),
+        "calibration": state.data["pieces"].get("calibration", {}),
+        "wall_seconds_this_run": round(time.perf_counter() - started, 1), "table": table})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Training recipes: every setting of a training run that is not the model, under one name.
+
+A recipe answers "how do I train on my photos?" with numbers measured, not guessed:
+``benchmarks/recipe.py`` trains Fast-SCNN, LR-ASPP-Small and a searched child on real people photos
+under a fixed budget of minutes and compares the levers one at a time (schedule, augmentation
+strength, crop size, synthetic-to-real pretraining, OHEM or boundary loss, distillation). The
+winner is ``RECIPES["people"]``; ``segnas train`` picks it for photo folders of people
+(``recipe_for``), and ``--recipe`` names another.
+
+* ``"classic"``: the package's first defaults (10 epochs, lr 0.02, the default augmentation),
+  right for the synthetic data, whose endless fresh images need no regularisation.
+* ``"people"``: for real photos of people (a few hundred images): see its comment for what each
+  setting bought in ``benchmarks/recipe.py``.
+
+Synthetic-to-real pretraining (``synthetic_steps``) first trains on generated portraits
+(``data.SyntheticPortraits``), then on the photos; distillation needs a teacher checkpoint
+(``segnas train --teacher``) and is not part of a default recipe, since a default cannot assume
+that a larger trained model exists.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .data import PairedAugment
+from .engine import TrainConfig
+
+
+class UnknownRecipeError(ValueError):
+    """A recipe name that is not in :data:`RECIPES`."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to train: data size, augmentation, schedule, loss, pretraining. No model in here."""
+
+    name: str
+    image_size: int = 256         # side the photos are resized to (training and validation)
+    crop: int | None = None       # train on random crop x crop windows (PairedAugment.crop)
+    augment: str = "default"      # PairedAugment.preset strength: light, default, strong
+    epochs: int = 10
+    batch_size: int = 8
+    optimizer: str = "sgd"
+    lr: float = 0.02
+    schedule: str = "poly"
+    warmup_steps: int = 0
+    loss: str = "ce"              # engine.pixel_loss: ce, ohem, boundary
+    synthetic_steps: int = 0      # steps on synthetic portraits before the photos (0 = none)
+
+    def augmentation(self) -> PairedAugment:
+        return PairedAugment.preset(self.augment, crop=self.crop)
+
+    def train_config(self, *, seed: int = 0, quiet: bool = False, **changes) -> TrainConfig:
+        """The engine's ``TrainConfig`` for this recipe; ``changes`` set other fields
+        (``steps_per_epoch``, ``distill_weight``, ...)."""
+        fields = dict(epochs=self.epochs, batch_size=self.batch_size, optimizer=self.optimizer,
+                      lr=self.lr, schedule=self.schedule, warmup_steps=self.warmup_steps,
+                      loss=self.loss, seed=seed, quiet=quiet)
+        return TrainConfig(**{**fields, **changes})
+
+    def with_changes(self, **changes) -> "Recipe":
+        return replace(self, **changes)
+
+
+RECIPES: dict[str, Recipe] = {
+    "classic": Recipe("classic"),
+    # people: measured by benchmarks/recipe.py (see README "Training on real photos").
+    "people": Recipe("people", image_size=256, crop=None, augment="default", epochs=60, lr=0.05,
+                     schedule="poly", warmup_steps=0, loss="ce", synthetic_steps=0),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise UnknownRecipeError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+PEOPLE_WORDS = ("person", "people", "human", "portrait", "selfie", "foreground")
+
+
+def is_people_like(source: str, class_names: tuple[str, ...] | None, num_classes: int) -> bool:
+    """A folder of real photos with a person-versus-background mask: two classes, and the people
+    layout (``Training_Images/`` + ``Ground_Truth/``) or a class name that says person."""
+    if source in ("synthetic", "synthetic-scenes") or num_classes != 2:
+        return False
+    from .data import find_layout
+    try:
+        if find_layout(source).kind == "people":
+            return True
+    except Exception:  # not a folder layout: let the caller's own checks speak
+        return False
+    names = " ".join(class_names or ()).lower()
+    return any(word in names for word in PEOPLE_WORDS)
+
+
+def recipe_for(source: str, *, class_names: tuple[str, ...] | None = None,
+               num_classes: int = 2) -> Recipe:
+    """The default recipe of a data source: ``"people"`` for people-like photo folders
+    (``is_people_like``), ``"classic"`` otherwise."""
+    return RECIPES["people" if is_people_like(source, class_names, num_classes) else "classic"]
