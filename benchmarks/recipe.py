@@ -332,18 +332,21 @@ def main(argv: list[str] | None = None) -> None:
                         help="smoke run: tiny budgets, results in results/recipe-quick")
     parser.add_argument("--fresh", action="store_true", help="discard a saved state")
     parser.add_argument("--verbose", action="store_true", help="progress bars per epoch")
-    parser.add_argument("--results-dir", default=None)
+    parser.add_argument("--out", default=None,
+                        help="JSON to write (default results/recipe.json, --quick: "
+                        "results/recipe-quick.json); the figure goes beside it as .png, the state "
+                        "and checkpoints into the folder of the same name")
     args = parser.parse_args(argv)
     if args.quick:
         args.minutes, args.screen_minutes, args.eval_minutes = 0.4, 0.2, 0.2
         args.calib_steps = 2
     if not Path(args.people).is_dir():
         raise SystemExit(f"no people folder at {args.people}: pass --people DIR")
-    name = "recipe-quick" if args.quick else "recipe"
-    args.results_dir = args.results_dir or str(RESULTS / name)
+    out = Path(args.out or RESULTS / ("recipe-quick.json" if args.quick else "recipe.json"))
+    args.results_dir = str(out.with_suffix(""))
     torch.set_num_threads(args.threads)
     settings = {k: v for k, v in vars(args).items()
-                if k not in ("fresh", "verbose", "stage", "results_dir")}
+                if k not in ("fresh", "verbose", "stage", "results_dir", "out")}
     state = ResumableState(Path(args.results_dir) / "state.json", recipe=settings,
                            fresh=args.fresh)
     infos = model_infos(args)
@@ -353,8 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     final_rows = finals(args, state, infos, recipe) if args.stage != "screen" else []
     rows = screen_rows + final_rows
     table = print_table(rows, COLUMNS)
-    plot_curves(state, RESULTS / f"{name}.png")
-    write_json(RESULTS / f"{name}.json", {
+    plot_curves(state, out.with_suffix(".png"))
+    write_json(out, {
         "environment": environment(), "settings": settings, "recipe": asdict(recipe),
         "rows": rows, "curves": state.data["pieces"].get("curves", {}),
         "calibration": state.data["pieces"].get("calibration", {}),

@@ -19,7 +19,7 @@ import json
 import os
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -117,15 +117,24 @@ def trained_model(name: str, *, source: str = "synthetic", image_size: int = 64,
     earlier notebook trained it with the same settings.
 
     ``source`` is what :func:`segnas_lite.data.open_dataset` accepts ("synthetic",
-    "synthetic-scenes" or a folder). The model is in eval mode; ``history`` is the engine's per-epoch
-    list of dicts (train loss, validation mIoU, ...).
+    "synthetic-scenes" or a folder). A people-like photo folder is trained with the people recipe's
+    augmentation, schedule and loss (``recipes.recipe_for``; ``epochs`` and ``lr`` stay as given).
+    The model is in eval mode; ``history`` is the engine's per-epoch list of dicts (train loss,
+    validation mIoU, ...).
     """
     from .data import open_dataset
+    from .recipes import recipe_for
     settings = dict(source=str(source), image_size=image_size, epochs=epochs,
                     train_length=train_length, val_length=val_length, batch_size=batch_size,
                     lr=lr, seed=seed, model_kwargs=model_kwargs)
+    recipe = None if str(source).startswith("synthetic") else recipe_for(str(source))
+    if recipe is not None and recipe.name != "classic":
+        settings["recipe"] = asdict(recipe)
+    else:
+        recipe = None
     train_set = open_dataset(source, image_size=image_size, split="train", seed=seed,
-                             length=train_length)
+                             length=train_length,
+                             augment=recipe.augmentation() if recipe is not None else None)
     num_classes = train_set.num_classes
 
     def compute() -> dict:
@@ -134,7 +143,10 @@ def trained_model(name: str, *, source: str = "synthetic", image_size: int = 64,
         torch.manual_seed(seed)
         model = build_model(name, num_classes=num_classes, **model_kwargs)
         # Progress bars follow SEGNAS_QUIET (set by setup() in quick mode).
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        if recipe is not None:
+            config = recipe.train_config(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
+        else:
+            config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
         result = train(model, train_set, val_set, config=config, num_classes=num_classes)
         return {"state_dict": model.state_dict(), "history": result.history}
 

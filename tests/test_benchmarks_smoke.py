@@ -125,3 +125,32 @@ def test_search_smoke_answers_the_budget_question_and_resumes(tmp_path):
     assert [r["miou"] for r in again["rows"]] == [r["miou"] for r in result["rows"]]
     assert json.loads((results / "state.json").read_text())["pieces"] == state["pieces"]
     assert again["wall_seconds_this_run"] < result["wall_seconds_this_run"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not PEOPLE.is_dir(), reason="needs ../shared/data/people")
+def test_recipe_quick_screens_every_lever_then_runs_the_finals(tmp_path):
+    out = tmp_path / "recipe.json"
+    run_script("recipe.py", "--quick", "--people", str(PEOPLE), "--out", str(out),
+               cache=tmp_path / "cache", timeout=1800)
+    result = json.loads(out.read_text())
+    runs = [r["run"] for r in result["rows"]]
+    assert runs[:8] == ["screen_base", "screen_crop160", "screen_light_aug", "screen_strong_aug",
+                        "screen_ohem", "screen_boundary", "screen_cosine_warmup",
+                        "screen_synthetic"]
+    for short in ("fast_scnn", "lraspp_small", "searched_child"):
+        assert f"start_{short}" in runs and f"final_{short}" in runs
+    distilled = result["rows"][-1]
+    assert distilled["run"] == "final_searched_child_distilled" and distilled["teacher"]
+    for row in result["rows"]:
+        assert 0.0 <= row["miou"] <= 1.0 and row["steps"] > 0 and positive(row["minutes"])
+        assert Path(row["checkpoint"]).exists()
+    assert out.with_suffix(".png").exists()
+    assert result["recipe"]["name"] == "people"
+    # a second run finds every piece in its state and trains nothing again
+    before = out.read_text()
+    run_script("recipe.py", "--quick", "--people", str(PEOPLE), "--out", str(out),
+               cache=tmp_path / "cache", timeout=600)
+    again = json.loads(out.read_text())
+    assert [r["miou"] for r in again["rows"]] == [r["miou"] for r in json.loads(before)["rows"]]
+    assert again["wall_seconds_this_run"] < 60

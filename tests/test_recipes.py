@@ -247,3 +247,35 @@ def test_train_refuses_bad_recipe_flags(tmp_path, capsys):
                  "--batch-size", "4", "--epochs", "1", "--out", str(tmp_path / "c"),
                  "--quiet"]) == 0
     assert "recipe classic" in capsys.readouterr().out
+
+
+def test_notebook_training_on_a_people_folder_uses_the_recipe(tmp_path, monkeypatch):
+    from segnas_lite import notebook_utils
+    monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
+    people = _fake_people(tmp_path / "people")
+    seen = []
+    real = notebook_utils.cache_key
+    monkeypatch.setattr(notebook_utils, "cache_key", lambda *a, **k: seen.append(k) or real(*a, **k))
+    model, history = notebook_utils.trained_model("fast_scnn", source=str(people), image_size=32,
+                                                  epochs=1, train_length=8, val_length=4,
+                                                  batch_size=4)
+    assert len(history) == 1 and not model.training
+    assert seen[-1]["recipe"]["name"] == "people"
+    notebook_utils.trained_model("fast_scnn", source="synthetic", image_size=32, epochs=1,
+                                 train_length=8, val_length=4, batch_size=4)
+    assert "recipe" not in seen[-1]  # synthetic runs keep their cache keys
+
+
+def test_the_people_recipe_is_what_the_benchmark_measured():
+    """RECIPES["people"] must be the winner that benchmarks/recipe.py wrote, not a guess."""
+    from dataclasses import asdict
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "recipe.json"
+    if not path.exists():
+        pytest.skip("benchmarks/results/recipe.json not written yet")
+    measured = json.loads(path.read_text())["recipe"]
+    ours = asdict(RECIPES["people"])
+    for key in ("image_size", "crop", "augment", "batch_size", "optimizer", "lr", "schedule",
+                "warmup_steps", "loss"):
+        assert ours[key] == measured[key], key
+    assert (ours["synthetic_steps"] != 0) == (measured["synthetic_steps"] != 0)
