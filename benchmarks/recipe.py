@@ -355,6 +355,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nthe recipe: {recipe}\n")
     final_rows = finals(args, state, infos, recipe) if args.stage != "screen" else []
     rows = screen_rows + final_rows
+    listed = {r["run"] for r in rows}  # finals finished by an earlier, stopped run: shown too
+    rows += [r for key, r in state.data["pieces"].get("runs", {}).items() if key not in listed]
     table = print_table(rows, COLUMNS)
     plot_curves(state, out.with_suffix(".png"))
     write_json(out, {
