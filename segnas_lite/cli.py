@@ -165,6 +165,14 @@ def add_overwrite_option(p: argparse.ArgumentParser, *, what: str) -> None:
     p.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
 
+def add_teacher_options(p: argparse.ArgumentParser, *, into: str) -> None:
+    """``--teacher CHECKPOINT`` and ``--distill-weight W`` (distill.py; Hinton et al., 2015)."""
+    p.add_argument("--teacher", default=None, metavar="CHECKPOINT",
+                   help=f"a `segnas train` checkpoint whose soft masks are distilled into {into}")
+    p.add_argument("--distill-weight", type=nonnegative_float, default=None,
+                   help="weight of the distillation term (default 0.5 with --teacher)")
+
+
 def add_model_option(p: argparse.ArgumentParser, *, help: str, **kwargs) -> None:
     """``--model NAME``, one of ``segnas_lite.models.MODELS`` (the list ``segnas models`` prints)."""
     names = available_models()
@@ -302,10 +310,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loss", choices=("ce", "ohem", "boundary"), default=None,
                    help="cross-entropy, OHEM (hardest 25%% of pixels) or boundary-weighted; "
                    "default: the recipe's")
-    p.add_argument("--teacher", default=None, metavar="CHECKPOINT",
-                   help="distil a trained model's soft masks into this one (distill.py)")
-    p.add_argument("--distill-weight", type=positive_float, default=None,
-                   help="weight of the distillation term (default 0.5 with --teacher)")
+    add_teacher_options(p, into="this model")
     p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="training images: how many synthetic ones (default 1000) or a cap on a "
                    "folder's train split; validation uses max(16, N/8) images (synthetic: 32 by "
@@ -351,7 +356,8 @@ def cmd_train(args) -> int:
     model = build_from_info(info, num_classes)
     config = recipe.train_config(
         seed=args.seed, quiet=args.quiet, steps_per_epoch=args.steps_per_epoch,
-        distill_weight=(args.distill_weight or 0.5) if teacher is not None else 0.0)
+        distill_weight=(0.5 if args.distill_weight is None else args.distill_weight)
+        if teacher is not None else 0.0)
     print(f"recipe {recipe.name}: {config.epochs} epochs, lr {config.lr}, {config.schedule}, "
           f"{recipe.augment} augmentation{f', crop {recipe.crop}' if recipe.crop else ''}, "
           f"{config.loss} loss" + (f", distilled from {args.teacher}" if teacher else ""))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .cli import (add_data_options, add_overwrite_option, add_quiet_option, add_seed_option,
-                  data_options, fraction, image_side, nonnegative_float, positive_float,
+                  add_teacher_options, data_options, fraction, image_side, positive_float,
                   positive_int, refuse_class_set_for_synthetic)
 from .nas.gates import LATENCY_FORMS
 from .nas.latency import BACKENDS
@@ -42,10 +42,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-sampling", choices=("fair", "constrained"), default=None,
                    help="warm-up paths: fair (default: uniform, every op trained equally) or "
                    "constrained (uniform under the budget, as the seed)")
-    p.add_argument("--teacher", default=None, metavar="CHECKPOINT",
-                   help="a `segnas train` checkpoint distilled into the super-net during warm-up")
-    p.add_argument("--distill-weight", type=nonnegative_float, default=None,
-                   help="weight of the distillation term (default 0.5 with --teacher)")
+    add_teacher_options(p, into="the super-net during warm-up")
     p.add_argument("--no-calibrate", action="store_true",
                    help="use the plain in-place table (no end-to-end calibration)")
     p.add_argument("--quick", action="store_true",
