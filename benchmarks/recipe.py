@@ -288,8 +288,11 @@ def plot_curves(state: ResumableState, path: Path) -> None:
         for key, points in sorted(curves.items()):
             if not key.startswith(prefix) or not points:
                 continue
-            ax.plot([p["minutes"] for p in points], [p["miou"] for p in points], "o-",
-                    ms=3, label=key.split("_", 1)[1])
+            kind, label = key.split("_", 1)
+            style = "s" if kind == "start" else "o-"  # a start run is one point
+            ax.plot([p["minutes"] for p in points], [p["miou"] for p in points], style,
+                    ms=3 if kind != "start" else 6,
+                    label=label if kind == "screen" else f"{kind}: {label}")
         ax.set_xlabel("training minutes (2 cores)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
