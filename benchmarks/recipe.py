@@ -178,7 +178,8 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
                                                   run_dir=run_dir / "synthetic", seed=seed)
     config = recipe.train_config(seed=seed, quiet=not args.verbose, epochs=epochs,
                                  distill_weight=args.distill_weight if teacher else 0.0)
-    curve = state.get("curves", key, [])
+    resume = (run_dir / CHECKPOINT).exists()
+    curve = state.get("curves", key, []) if resume else []  # no checkpoint: the run starts over
     clock = {"train_s": sum(r.get("seconds", 0.0) for r in _history(run_dir))}
 
     def on_epoch_end(record: dict) -> None:
@@ -193,7 +194,6 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
             print(f"  {key}: epoch {epoch}/{epochs}, {minutes_so_far:.1f} min, "
                   f"mIoU {metrics.miou:.4f}", flush=True)
 
-    resume = (run_dir / CHECKPOINT).exists()
     data_info = {"data": str(args.people), "val_data": None, "image_size": recipe.image_size,
                  "num_classes": 2, "class_names": ["background", "person"]}
     with LoadMonitor(warn=False, what=f"training {key}") as monitor:
