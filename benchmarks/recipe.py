@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ResumableState, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
+from segnas_lite.distill import load_teacher  # noqa: E402
 from segnas_lite.engine import CHECKPOINT, evaluate, train  # noqa: E402
 from segnas_lite.models import build_model  # noqa: E402
 from segnas_lite.recipes import Recipe  # noqa: E402
@@ -112,14 +113,6 @@ def build(info: dict, seed: int) -> torch.nn.Module:
     return build_model(info["name"], num_classes=2, **info.get("kwargs", {}))
 
 
-def load_model(checkpoint: Path) -> torch.nn.Module:
-    state = load_checkpoint(checkpoint)
-    model = build_model(state["model_info"]["name"], num_classes=2,
-                        **state["model_info"].get("kwargs", {}))
-    model.load_state_dict(state["model"])
-    return model.eval()
-
-
 # --------------------------------------------------------------------------- calibration
 def step_seconds(info: dict, recipe: Recipe, *, source: str, people: str, teacher, seed: int,
                  steps: int) -> float:
@@ -147,7 +140,7 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
     done = state.get("runs", key)
     if done is not None:
         return done
-    teacher = load_model(teacher_path) if teacher_path is not None else None
+    teacher = load_teacher(teacher_path) if teacher_path is not None else None
     seed = args.seed
     calib = state.get("calibration", key)
     if calib is None:
