@@ -50,6 +50,7 @@ from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
 from segnas_lite.distill import load_teacher  # noqa: E402
 from segnas_lite.engine import CHECKPOINT, evaluate, train  # noqa: E402
 from segnas_lite.models import build_model  # noqa: E402
+from segnas_lite.nas import Genotype  # noqa: E402
 from segnas_lite.recipes import Recipe  # noqa: E402
 from segnas_lite.runio import atomic_open, load_checkpoint  # noqa: E402
 from segnas_lite.timing import LoadMonitor  # noqa: E402
@@ -88,14 +89,15 @@ def synthetic_set(recipe: Recipe, steps: int, seed: int):
 
 def searched_child_info(search_json: Path) -> dict:
     """Seed 0's searched child at the largest budget of ``benchmarks/search.py``'s results."""
-    rows = json.loads(search_json.read_text())["rows"]
+    results = json.loads(search_json.read_text())
+    rows = results["rows"]
     searched = [r for r in rows if r["kind"] == "searched" and r["label"].endswith("s0")]
     if not searched:
         raise SystemExit(f"{search_json} has no searched child; run benchmarks/search.py or pass "
                          "--genotype FILE")
     row = max(searched, key=lambda r: r["budget_frac"])
-    return {"name": "nas_child", "kwargs": {"genotype": json.dumps({"space": "seed",
-                                                                    "ops": row["ops"]})}}
+    genotype = Genotype(results["settings"]["space"], tuple(row["ops"]))
+    return {"name": "nas_child", "kwargs": {"genotype": genotype.to_json()}}
 
 
 def model_infos(args) -> dict[str, dict]:
@@ -278,13 +280,16 @@ def plot_curves(state: ResumableState, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, prefix, title in ((axes[0], "screen_", "screen: one lever at a time"),
                               (axes[1], ("final_", "start_"), "finals: the recipe")):
+        colours: dict[str, str] = {}  # finals: one colour per model, its start point included
         for key, points in sorted(curves.items()):
             if not key.startswith(prefix) or not points:
                 continue
             kind, label = key.split("_", 1)
-            style = "s" if kind == "start" else "o-"  # a start run is one point
+            model = label.removesuffix("_distilled")
+            colour = None if kind == "screen" else colours.setdefault(model, f"C{len(colours)}")
+            style = "s" if kind == "start" else ("o--" if label.endswith("_distilled") else "o-")
             ax.plot([p["minutes"] for p in points], [p["miou"] for p in points], style,
-                    ms=3 if kind != "start" else 6,
+                    ms=3 if kind != "start" else 6, color=colour,
                     label=label if kind == "screen" else f"{kind}: {label}")
         ax.set_xlabel("training minutes (2 cores)")
         ax.set_title(title)
