@@ -52,8 +52,8 @@ def short_training_miou(model_info: dict, source: str, *, size: int, steps: int,
     ``model_info`` is ``{"name": ..., "kwargs": {...}}`` as stored in checkpoints.
     """
     from segnas_lite.data import PairedAugment, open_dataset
-    from segnas_lite.engine import TrainConfig, evaluate, train
-    from segnas_lite.models import build_model
+    from segnas_lite.train.engine import TrainConfig, evaluate, train
+    from segnas_lite.zoo import build_model
     synthetic = source.startswith("synthetic")
     train_set = open_dataset(source, image_size=size, split="train", seed=seed,
                              augment=PairedAugment(), length=steps * 8 if synthetic else None)
@@ -75,8 +75,8 @@ def people_training(model_info: dict, people_dir: str | Path, *, size: int, step
     ``split_seed`` whatever the training ``seed`` is. Returns the people-val mIoU, pixel accuracy,
     the steps actually run and the wall time in seconds."""
     from segnas_lite.data import PairedAugment, open_dataset
-    from segnas_lite.engine import TrainConfig, evaluate, train
-    from segnas_lite.models import build_model
+    from segnas_lite.train.engine import TrainConfig, evaluate, train
+    from segnas_lite.zoo import build_model
     started = time.perf_counter()
     train_set = open_dataset(people_dir, image_size=size, split="train", seed=split_seed,
                              augment=PairedAugment())

@@ -29,10 +29,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
-from segnas_lite.export import save_ir, to_openvino  # noqa: E402
+from segnas_lite.deploy.export import save_ir, to_openvino  # noqa: E402
 from segnas_lite.nas import get_space  # noqa: E402
 from segnas_lite.nas.latency import _child, random_genotypes  # noqa: E402
 from segnas_lite.nas.latency_report import latency_report  # noqa: E402
+from segnas_lite.teaching.viz import latency_report_figure, save_figure  # noqa: E402
 from segnas_lite.timing import BenchmarkAppError, LoadMonitor, crosscheck  # noqa: E402
 
 TARGETS = {"torch": ("torch", "f32"), "openvino-f32": ("openvino", "f32"),
@@ -46,6 +47,7 @@ def target_row(space, size: int, target: str, args, out: Path) -> dict:
                             precision=precision, image_size=size, threads=args.threads,
                             num_fit=args.num_fit, num_validate=args.validate, seed=args.seed,
                             refresh=not args.use_cache, overwrite=True, quiet=True)
+    save_figure(latency_report_figure(report), out / f"{target}_{size}" / "predicted_vs_measured.png")
     row = {"target": target, "ran": report["ran_precision"], "size": size,
            "before_spearman": report["in_place"]["spearman"],
            "before_mape": report["in_place"]["mape"],

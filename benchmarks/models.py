@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, print_table, short_training_miou, write_json  # noqa: E402
 
 from segnas_lite.data import default_people_dir  # noqa: E402
-from segnas_lite.models import build_model  # noqa: E402
+from segnas_lite.zoo import build_model  # noqa: E402
 from segnas_lite.nas.latency import measure  # noqa: E402
-from segnas_lite.summary import summarize  # noqa: E402
+from segnas_lite.models.summary import summarize  # noqa: E402
 
 MODELS = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small")
 

@@ -104,8 +104,8 @@ def main() -> None:
                  "busy": monitor.report.busy, **score(peer, photos, masks)})
 
     # ours -----------------------------------------------------------------------------------------
-    from segnas_lite.cli import load_trained, saved_data
-    from segnas_lite.export import OpenVINOPredictor, to_openvino
+    from segnas_lite.zoo import load_trained, saved_data
+    from segnas_lite.deploy.export import OpenVINOPredictor, to_openvino
     from segnas_lite.timing import compile_openvino, time_openvino
     for checkpoint in args.checkpoint:
         model, state = load_trained(checkpoint)

@@ -47,11 +47,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ResumableState, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
-from segnas_lite.distill import load_teacher  # noqa: E402
-from segnas_lite.engine import CHECKPOINT, evaluate, train  # noqa: E402
-from segnas_lite.models import build_model  # noqa: E402
+from segnas_lite.zoo import load_trained  # noqa: E402
+from segnas_lite.train.engine import CHECKPOINT, evaluate, train  # noqa: E402
+from segnas_lite.zoo import build_model  # noqa: E402
 from segnas_lite.nas import Genotype  # noqa: E402
-from segnas_lite.recipes import Recipe  # noqa: E402
+from segnas_lite.train.recipes import Recipe  # noqa: E402
 from segnas_lite.runio import atomic_open, load_checkpoint  # noqa: E402
 from segnas_lite.timing import LoadMonitor  # noqa: E402
 
@@ -142,7 +142,7 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
     done = state.get("runs", key)
     if done is not None:
         return done
-    teacher = load_teacher(teacher_path) if teacher_path is not None else None
+    teacher = load_trained(teacher_path, frozen=True)[0] if teacher_path is not None else None
     seed = args.seed
     calib = state.get("calibration", key)
     if calib is None:

@@ -74,7 +74,7 @@ from common import (RESULTS, ResumableState, environment, people_training,  # no
 
 from segnas_lite import flags  # noqa: E402
 from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
-from segnas_lite.models import build_model  # noqa: E402
+from segnas_lite.zoo import build_model  # noqa: E402
 from segnas_lite.nas import Genotype, MacroConfig, get_space  # noqa: E402
 from segnas_lite.nas.latency import (best_of, build_predictor, measure,  # noqa: E402
                                      measure_genotypes)
@@ -82,9 +82,9 @@ from segnas_lite.nas.gates import LATENCY_FORMS  # noqa: E402
 from segnas_lite.nas.search import run_search  # noqa: E402
 from segnas_lite.nas.space import scaled_space  # noqa: E402
 from segnas_lite.runio import stream_seed  # noqa: E402
-from segnas_lite.summary import summarize  # noqa: E402
+from segnas_lite.models.summary import summarize  # noqa: E402
 from segnas_lite.timing import LoadMonitor  # noqa: E402
-from segnas_lite.viz import budget_pareto  # noqa: E402
+from segnas_lite.teaching.viz import budget_pareto  # noqa: E402
 
 SPLIT_SEED = 0      # the people split, whatever the search seed
 RANDOM_STREAM = 7   # stream_seed stream of the random subnets

@@ -8,11 +8,11 @@
    (default Fast-SCNN) for ``--train-steps`` SGD steps at ``--train-size`` px on the people train
    split (80/20, seed 0), kept in ``results/video/`` so a second run reuses it. Exported to an
    OpenVINO IR (f32 weights) at ``--ir-size``.
-2. **Refinement** (``segnas_lite.matting``): every people-val photo judged at ``--eval-size`` px
+2. **Refinement** (``segnas_lite.portrait.matting``): every people-val photo judged at ``--eval-size`` px
    (image and mask stretched to that square): two-class mIoU, boundary F-score (tolerance 0.8% of
    the diagonal) and trimap IoU, for the hard upsampled mask and each refinement setting, with the
    refinement's own time per photo.
-3. **Stability** (``segnas_lite.video``): each of ``--clips`` val photos becomes a static clip
+3. **Stability** (``segnas_lite.portrait.video``): each of ``--clips`` val photos becomes a static clip
    (sensor noise 0.02, 1 px camera shake) and a panned clip (4 px a frame, true mask known); the
    EMA momentum is swept: flip rate on the static clips against foreground IoU on the panned ones.
 4. **FPS**: the IR on a stream of frames, one request at a time (LATENCY hint) and through an
@@ -37,10 +37,10 @@ from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import PairedAugment, default_people_dir, denormalize, open_dataset  # noqa: E402
 from segnas_lite.data.transforms import normalize  # noqa: E402
-from segnas_lite.matting import (RefineConfig, default_radius, evaluate_refinement,  # noqa: E402
+from segnas_lite.portrait.matting import (RefineConfig, default_radius, evaluate_refinement,  # noqa: E402
                                  foreground_probability)
 from segnas_lite.runio import atomic_torch_save, load_checkpoint  # noqa: E402
-from segnas_lite.video import (consecutive_iou, flip_rate, panned_clip,  # noqa: E402
+from segnas_lite.portrait.video import (consecutive_iou, flip_rate, panned_clip,  # noqa: E402
                                smoothing_tradeoff, still_clip)
 from segnas_lite.timing import LoadMonitor, time_throughput  # noqa: E402
 
@@ -49,10 +49,10 @@ MOMENTA = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)
 
 def people_model(args, people: Path):
     """The network under test: a checkpoint, or a short training on the people train split."""
-    from segnas_lite.engine import TrainConfig, evaluate, train
-    from segnas_lite.models import build_model
+    from segnas_lite.train.engine import TrainConfig, evaluate, train
+    from segnas_lite.zoo import build_model
     if args.checkpoint:
-        from segnas_lite.cli import load_trained
+        from segnas_lite.zoo import load_trained
         model, _ = load_trained(args.checkpoint)
         return model, {"source": args.checkpoint}
     cache = RESULTS / "video" / f"{args.model}_{args.train_size}px_{args.train_steps}steps.pt"
@@ -105,7 +105,7 @@ def main() -> None:
     payload: dict = {"environment": environment(), "settings": vars(args)}
 
     # 1. the model and its IR ---------------------------------------------------------------------
-    from segnas_lite.export import OpenVINOPredictor, to_openvino
+    from segnas_lite.deploy.export import OpenVINOPredictor, to_openvino
     model, payload["model"] = people_model(args, people)
     ir = RESULTS / "video" / "model.xml"
     ir.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +177,7 @@ def main() -> None:
                             ("flip_rate_static", "flips/frame (static)", ".4%"),
                             ("iou_moving", "IoU (panned)", ".3f")])
     payload["stability"] = {"raw_per_clip": raw, "smoothing": smoothing}
-    from segnas_lite import viz
+    from segnas_lite.teaching import viz
     figure = viz.smoothing_tradeoff(smoothing)
     figure_path = Path(args.out).with_name(Path(args.out).stem + "_smoothing.png")
     figure.savefig(figure_path, dpi=110)

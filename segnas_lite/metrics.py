@@ -18,8 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from segnas_lite.errors import SegnasError
 
-class MetricsError(ValueError):
+
+class MetricsError(SegnasError, ValueError):
     """Predictions and labels that cannot be compared (shape mismatch, class out of range)."""
 
 

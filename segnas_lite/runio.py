@@ -18,17 +18,19 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import torch
 
+from segnas_lite.errors import SegnasError
 
-class RunDirectoryError(FileExistsError):
+
+class RunDirectoryError(SegnasError, FileExistsError):
     """The output folder already holds a run and neither resume nor overwrite was asked for."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(SegnasError, RuntimeError):
     """A checkpoint that cannot be used (missing, corrupt, or from a different model)."""
 
 
 # --------------------------------------------------------------------------- atomic files
-class MissingDependencyError(ImportError):
+class MissingDependencyError(SegnasError, ImportError):
     """An optional package (NNCF, OpenCV, ...) is needed and not installed; the message says how
     to install it."""
 
@@ -152,7 +154,7 @@ def set_rng_state(state: dict) -> None:
 # --------------------------------------------------------------------------- progress bars
 def progress(iterable: Iterable, *, quiet: bool = False, **kwargs: Any):
     """A tqdm progress bar, or the bare iterable when ``quiet`` or ``SEGNAS_QUIET=1``."""
-    from .flags import quiet as quiet_env
+    from segnas_lite.flags import quiet as quiet_env
     if quiet or quiet_env():
         return iterable
     from tqdm.auto import tqdm

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from segnas_lite.errors import SegnasError
+
 BACKENDS = ("torch", "openvino")
 PRECISIONS = ("f32", "bf16", "default")  # OpenVINO's INFERENCE_PRECISION_HINT; "default" = plugin's
 HINTS = ("LATENCY", "THROUGHPUT")
@@ -42,7 +44,7 @@ STEAL_CORES = 0.1  # so does a VM host taking a tenth of a core from us
 SPEED_CHANGE_PCT = 15.0  # so does the machine itself running a fixed probe that much slower/faster
 
 
-class TimingError(ValueError):
+class TimingError(SegnasError, ValueError):
     """A timing request that cannot work (unknown backend or precision, no runs)."""
 
 
@@ -413,7 +415,7 @@ def compile_openvino(model, *, precision: str = "f32", threads: int | None = 2,
         model = ov_core().read_model(Path(model))
     elif isinstance(model, nn.Module):
         raise TimingError("compile_openvino takes an openvino.Model or an IR path; convert a "
-                          "PyTorch module with segnas_lite.export.to_openvino first")
+                          "PyTorch module with segnas_lite.deploy.export.to_openvino first")
     return ov_core().compile_model(model, "CPU", config)
 
 
@@ -519,7 +521,7 @@ def call_overhead(*, backend: str = "torch", precision: str = "f32", threads: in
 
 
 # --------------------------------------------------------------------------- cross-check
-class BenchmarkAppError(RuntimeError):
+class BenchmarkAppError(SegnasError, RuntimeError):
     """OpenVINO's ``benchmark_app`` is missing, failed, or printed no latency we can read."""
 
 

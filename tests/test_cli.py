@@ -87,7 +87,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
 
 def test_choices_come_from_the_registries(capsys):
     from segnas_lite.cli import build_parser
-    from segnas_lite.models import available_models
+    from segnas_lite.zoo import available_models
     from segnas_lite.nas import SPACES
     sub = next(a for a in build_parser()._actions if a.dest == "command").choices
     option = lambda cmd, dest: next(a for a in sub[cmd]._actions if a.dest == dest)  # noqa: E731

@@ -3,8 +3,8 @@ viz.smoothed_frame, widgets.cutout_explorer, widgets.smoothing_explorer)."""
 import numpy as np
 import pytest
 
-from segnas_lite import viz, widgets
-from segnas_lite.video import SmoothingRow
+from segnas_lite.teaching import viz, widgets
+from segnas_lite.portrait.video import SmoothingRow
 
 
 def _scene(size=48):

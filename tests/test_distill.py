@@ -7,8 +7,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from segnas_lite.data import SyntheticPortraits
-from segnas_lite.distill import DistillationError, distillation_loss, load_teacher
-from segnas_lite.engine import TrainConfig, train
+from segnas_lite.runio import CheckpointError
+from segnas_lite.train.distill import DistillationError, distillation_loss
+from segnas_lite.zoo import load_trained
+from segnas_lite.train.engine import TrainConfig, train
 from segnas_lite.runio import atomic_torch_save
 
 
@@ -80,18 +82,18 @@ def test_training_with_a_teacher_moves_the_student_towards_it(tmp_path):
 
 def test_load_teacher_refuses_checkpoints_without_a_model(tmp_path):
     atomic_torch_save({"weights": torch.zeros(1)}, tmp_path / "bad.pt")
-    with pytest.raises(DistillationError, match="segnas train"):
-        load_teacher(tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="segnas train"):
+        load_trained(tmp_path / "bad.pt", frozen=True)
 
 
 def test_load_teacher_rebuilds_a_trained_model_frozen_and_in_eval_mode(tmp_path):
-    from segnas_lite.models import build_model
+    from segnas_lite.zoo import build_model
     torch.manual_seed(0)
     model = build_model("fast_scnn", num_classes=2)
     data = SyntheticPortraits(length=8, image_size=64, seed=0)
     train(model, data, config=TrainConfig(epochs=1, batch_size=4, steps_per_epoch=1, quiet=True),
           num_classes=2, out_dir=tmp_path / "run", model_info={"name": "fast_scnn", "kwargs": {}})
-    teacher = load_teacher(tmp_path / "run" / "checkpoint.pt")
+    teacher, _ = load_trained(tmp_path / "run" / "checkpoint.pt", frozen=True)
     assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
     x = torch.stack([data[i][0] for i in range(2)])
     model.eval()

@@ -6,7 +6,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from segnas_lite.runio import CheckpointError, RunDirectoryError
-from segnas_lite.engine import (TrainConfig, evaluate,
+from segnas_lite.train.engine import (TrainConfig, evaluate,
                                 load_checkpoint, lr_factor, train)
 
 

@@ -1,4 +1,4 @@
-"""Tests for segnas_lite.export: OpenVINO conversion, parity, predictor, benchmarks, INT8.
+"""Tests for segnas_lite.deploy.export: OpenVINO conversion, parity, predictor, benchmarks, INT8.
 
 Randomly initialised models have BatchNorm running statistics (mean 0, var 1) that do not match
 their activations, so their logits are tiny and the argmax mask is one class everywhere: mask
@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from segnas_lite import export as E
+from segnas_lite.deploy import export as E
 
 SIZE = (96, 96)
 MODEL_NAMES = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small")
@@ -268,9 +268,9 @@ def test_sample_images_are_seeded_portraits_and_tiny_sizes_work():
 # --------------------------------------------------------------------------- package models
 def _build(name: str) -> nn.Module:
     try:
-        from segnas_lite.models import build_model
+        from segnas_lite.zoo import build_model
     except ImportError as error:
-        pytest.skip(f"segnas_lite.models.build_model is not available yet ({error})")
+        pytest.skip(f"segnas_lite.zoo.build_model is not available yet ({error})")
     torch.manual_seed(0)
     try:
         model = build_model(name, num_classes=2)

@@ -1,11 +1,11 @@
-"""Soft edges and compositing (segnas_lite.matting): the box filter, the guided filter, alpha
+"""Soft edges and compositing (segnas_lite.portrait.matting): the box filter, the guided filter, alpha
 compositing, backgrounds and the edge metrics, each on small cases with known answers."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from segnas_lite.matting import (BackgroundError, RefineConfig, box_mean, boundary,
+from segnas_lite.portrait.matting import (BackgroundError, RefineConfig, box_mean, boundary,
                                  boundary_f_score, composite, evaluate_refinement, feather,
                                  foreground_probability, guided_filter, make_background,
                                  parse_colour, refine_alpha, trimap_iou)
@@ -200,7 +200,7 @@ def test_evaluate_refinement_shows_the_guided_filter_helping():
 
 
 def test_default_radius_spans_one_network_output_pixel():
-    from segnas_lite.matting import default_radius
+    from segnas_lite.portrait.matting import default_radius
     assert default_radius((512, 512), (256, 256)) == 16  # 8 px per output pixel, x2 upsampling
     assert default_radius((192, 192, 3), (64, 64)) == 24
     assert default_radius((400, 300)) == 4  # no network size: 1% of the larger side

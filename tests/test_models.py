@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segnas_lite.models import (UnknownModelError, available_models, build_model,
-                                mobilenet_v3_large, mobilenet_v3_small)
+from segnas_lite.zoo import UnknownModelError, available_models, build_model
+from segnas_lite.models import mobilenet_v3_large, mobilenet_v3_small
 from segnas_lite.models.fast_scnn import adaptive_avg_matrix, bin_average_pool
-from segnas_lite.summary import summarize
+from segnas_lite.models.summary import summarize
 
 MODEL_NAMES = ["fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small"]
 REFERENCE = (Path(__file__).resolve().parents[1].parent / "shared" / "reference"

@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segnas_lite.models import build_model
+from segnas_lite.zoo import build_model
 from segnas_lite.nas import (ChildNet, Genotype, GenotypeError, MacroConfig, MixedOp, SegMacro,
                              SegSuperNet, SpaceError, build_child, expected_latency,
                              latency_rows_to_table, seed_space, tiny_space)

@@ -9,7 +9,7 @@ import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
 
-from segnas_lite import notebook_runner as R
+from segnas_lite.teaching import notebook_runner as R
 
 
 def channel_pair():

@@ -147,7 +147,7 @@ def test_runs_in_quick_mode(path: Path, tmp_path, shared_cache, monkeypatch):
     monkeypatch.setenv("SEGNAS_QUIET", "1")
     monkeypatch.setenv("SEGNAS_CACHE", str(shared_cache))
     started = time.perf_counter()
-    from segnas_lite.notebook_runner import execute_notebook
+    from segnas_lite.teaching.notebook_runner import execute_notebook
     execute_notebook(path, tmp_path / path.name, cwd=NOTEBOOK_DIR, cell_timeout=300)
     seconds = time.perf_counter() - started
     executed = _read(tmp_path / path.name)

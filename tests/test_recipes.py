@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from segnas_lite.data import IGNORE_INDEX, PairedAugment
 from segnas_lite.data.synthetic import write_scene_folder
-from segnas_lite.engine import TrainConfig, boundary_band, pixel_loss, segmentation_loss, train
-from segnas_lite.models import build_model
-from segnas_lite.recipes import RECIPES, Recipe, UnknownRecipeError, get_recipe, is_people_like, recipe_for
+from segnas_lite.train.engine import TrainConfig, boundary_band, pixel_loss, segmentation_loss, train
+from segnas_lite.zoo import build_model
+from segnas_lite.train.recipes import RECIPES, Recipe, UnknownRecipeError, get_recipe, is_people_like, recipe_for
 
 
 def _square_mask(size: int = 16) -> torch.Tensor:
@@ -250,7 +250,7 @@ def test_train_refuses_bad_recipe_flags(tmp_path, capsys):
 
 
 def test_notebook_training_on_a_people_folder_uses_the_recipe(tmp_path, monkeypatch):
-    from segnas_lite import notebook_utils
+    from segnas_lite.teaching import notebook_utils
     monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
     people = _fake_people(tmp_path / "people")
     seen = []

@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from segnas_lite.models import build_model
+from segnas_lite.zoo import build_model
 from segnas_lite.nas import Genotype, GenotypeError, SpaceError, get_space, seed_space, tiny_space
 from segnas_lite.nas.latency import table_key
 from segnas_lite.nas.space import scaled_space

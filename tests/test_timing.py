@@ -108,7 +108,7 @@ def test_load_monitor_does_not_count_our_own_work():
 @pytest.mark.slow
 def test_our_timer_agrees_with_benchmark_app(tmp_path):
     """The independent check: OpenVINO's own tool, same IR and settings, within 10% (quiet machine)."""
-    from segnas_lite.export import save_ir, to_openvino
+    from segnas_lite.deploy.export import save_ir, to_openvino
     from segnas_lite.nas import Genotype, build_child, seed_space
     space = seed_space()
     child = build_child(Genotype.uniform(space, "mbv3_3x3"), num_classes=2).eval()

@@ -1,11 +1,11 @@
-"""Steady video (segnas_lite.video): stability metrics, EMA smoothing and its lag, still clips, the
+"""Steady video (segnas_lite.portrait.video): stability metrics, EMA smoothing and its lag, still clips, the
 writer, sync vs async OpenVINO inference, the throughput timer and the two CLI commands."""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from segnas_lite.video import (EMASmoother, VideoError, VideoWriter, consecutive_iou,
+from segnas_lite.portrait.video import (EMASmoother, VideoError, VideoWriter, consecutive_iou,
                                ema_lag_frames, flip_rate, smoothing_tradeoff, still_clip)
 
 
@@ -106,7 +106,7 @@ def test_gif_writer_appears_only_when_closed(tmp_path):
 
 def test_mp4_round_trip(tmp_path):
     pytest.importorskip("cv2")
-    from segnas_lite.video import read_video
+    from segnas_lite.portrait.video import read_video
     out = tmp_path / "clip.mp4"
     writer = VideoWriter(out, fps=12)
     for v in range(5):
@@ -121,8 +121,8 @@ def test_mp4_round_trip(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_ir(tmp_path_factory):
     pytest.importorskip("openvino")
-    from segnas_lite.export import to_openvino
-    from segnas_lite.models import build_model
+    from segnas_lite.deploy.export import to_openvino
+    from segnas_lite.zoo import build_model
     torch.manual_seed(0)
     model = build_model("fast_scnn", num_classes=2).eval()
     path = tmp_path_factory.mktemp("ir") / "model.xml"
@@ -131,7 +131,7 @@ def tiny_ir(tmp_path_factory):
 
 
 def test_async_inference_gives_the_sync_results_in_frame_order(tiny_ir):
-    from segnas_lite.video import FrameSegmenter
+    from segnas_lite.portrait.video import FrameSegmenter
     frames = still_clip((np.random.default_rng(2).random((48, 40, 3)) * 255).astype(np.uint8), 7,
                         noise=0.1)
     sync = list(FrameSegmenter(tiny_ir, mode="sync", precision="f32")(frames))
@@ -209,7 +209,7 @@ def test_cli_replace_background_with_masks(tiny_ir, tmp_path, capsys):
 
 
 def test_panned_clip_moves_image_and_mask_together():
-    from segnas_lite.video import panned_clip
+    from segnas_lite.portrait.video import panned_clip
     image = np.zeros((6, 10, 3), np.uint8)
     image[:, 2] = 255
     mask = (image[..., 0] > 0).astype(np.int64)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from segnas_lite import notebook_utils, viz, widgets
+from segnas_lite.teaching import notebook_utils, viz, widgets
 from segnas_lite.data import IGNORE_INDEX, PairedAugment, SyntheticPortraits
-from segnas_lite.summary import SummaryRow
+from segnas_lite.models.summary import SummaryRow
 
 OPS = ["mbv3_3x3", "mbv3_5x5", "zero"]
 
@@ -304,7 +304,7 @@ def test_augmentation_explorer_and_model_breakdown():
     index, seed = box.children[:2]
     seed.value = 7
     assert "seed 7" in _titles(box.figure)[-1] and box.redraws == 2
-    from segnas_lite.models import build_model
+    from segnas_lite.zoo import build_model
     box = widgets.model_breakdown({"fast": build_model("fast_scnn", num_classes=2)}, sizes=(64, 128))
     small = _titles(box.figure)[-1]
     box.children[1].value = 128

@@ -22,11 +22,11 @@ import torch
 
 from segnas_lite.data import open_dataset
 from segnas_lite.data.drawing import SKIN_TONES
-from segnas_lite.engine import TrainConfig, predict, train
+from segnas_lite.train.engine import TrainConfig, predict, train
 from segnas_lite.flags import cache_dir
 from segnas_lite.metrics import iou_per_image
-from segnas_lite.models import build_model
-from segnas_lite.notebook_utils import setup, trained_model
+from segnas_lite.zoo import build_model
+from segnas_lite.teaching.notebook_utils import setup, trained_model
 from segnas_lite.timing import LoadMonitor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report

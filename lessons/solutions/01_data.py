@@ -23,7 +23,7 @@ from segnas_lite.data import (IMAGENET_MEAN, PairedAugment, SyntheticPortraits, 
                               open_dataset)
 from segnas_lite.data.check import check_folder
 from segnas_lite.data.synthetic import write_scene_folder
-from segnas_lite.notebook_utils import setup
+from segnas_lite.teaching.notebook_utils import setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import run  # noqa: E402

@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from segnas_lite.data import open_dataset
-from segnas_lite.engine import TrainConfig, segmentation_loss, train
-from segnas_lite.models import build_model
+from segnas_lite.train.engine import TrainConfig, segmentation_loss, train
+from segnas_lite.zoo import build_model
 from segnas_lite.models.fast_scnn import FeatureFusion
-from segnas_lite.notebook_utils import cache_key, cached, setup, trained_model
-from segnas_lite.summary import summarize
+from segnas_lite.teaching.notebook_utils import cache_key, cached, setup, trained_model
+from segnas_lite.models.summary import summarize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import run  # noqa: E402

@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from segnas_lite.data import open_dataset
-from segnas_lite.export import benchmark_torch
-from segnas_lite.models import build_model, mobilenet_v3_large
+from segnas_lite.deploy.export import benchmark_torch
+from segnas_lite.models import mobilenet_v3_large
+from segnas_lite.zoo import build_model
 from segnas_lite.models.mobilenetv3 import LARGE_TABLE
-from segnas_lite.notebook_utils import default_reference_weights, setup, trained_model
-from segnas_lite.summary import summarize
+from segnas_lite.teaching.notebook_utils import default_reference_weights, setup, trained_model
+from segnas_lite.models.summary import summarize
 from segnas_lite.timing import LoadMonitor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report

@@ -23,8 +23,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from segnas_lite.nas import (SEED_OPS, Genotype, MixedOp, SegSuperNet, build_child, build_op,
                              proxyless_space, seed_space)
 from segnas_lite.nas.latency import measure, spearman
-from segnas_lite.notebook_utils import saved_activation_mib, setup
-from segnas_lite.summary import summarize
+from segnas_lite.teaching.notebook_utils import saved_activation_mib, setup
+from segnas_lite.models.summary import summarize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import run  # noqa: E402

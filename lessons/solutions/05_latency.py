@@ -33,7 +33,7 @@ from segnas_lite.nas.latency import (FIT_STREAM, LatencyTable, build_predictor, 
                                      random_genotypes, spearman, table_blocks, validate)
 from segnas_lite.nas.latency_report import in_place_prediction
 from segnas_lite.nas.search import default_budget, rejection_bias, sample_under_budget
-from segnas_lite.notebook_utils import setup
+from segnas_lite.teaching.notebook_utils import setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import run  # noqa: E402

@@ -31,7 +31,7 @@ from segnas_lite.nas import InfeasibleBudgetError, expected_latency, latency_los
 from segnas_lite.nas.gates import LATENCY_FORMS
 from segnas_lite.nas.latency import LatencyTable, spearman
 from segnas_lite.nas.search import rejection_bias
-from segnas_lite.notebook_utils import search_result, setup
+from segnas_lite.teaching.notebook_utils import search_result, setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402

@@ -29,8 +29,8 @@ from segnas_lite.nas import (InfeasibleBudgetError, derive_argmax, derive_under_
                              genotype_latency)
 from segnas_lite.nas.derive import derive_measured
 from segnas_lite.nas.latency import LatencyTable, measure
-from segnas_lite.notebook_utils import search_result, setup, trained_model
-from segnas_lite.summary import summarize
+from segnas_lite.teaching.notebook_utils import search_result, setup, trained_model
+from segnas_lite.models.summary import summarize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402

@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from segnas_lite.data import denormalize, normalize
-from segnas_lite.export import (MissingDependencyError, benchmark_openvino, benchmark_torch,
+from segnas_lite.deploy.export import (MissingDependencyError, benchmark_openvino, benchmark_torch,
                                 check_parity, quantize_int8, sample_images, save_ir, to_openvino)
 from segnas_lite.flags import cache_dir
-from segnas_lite.notebook_utils import search_result, setup, trained_model
+from segnas_lite.teaching.notebook_utils import search_result, setup, trained_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import NOTEBOOK_SEARCH, QUICK_SEARCH, run  # noqa: E402

@@ -27,10 +27,10 @@ import torch.nn.functional as F
 
 from segnas_lite.data import SyntheticPortraits
 from segnas_lite.data.transforms import normalize
-from segnas_lite.matting import (RefineConfig, boundary_f_score, default_radius, feather,
+from segnas_lite.portrait.matting import (RefineConfig, boundary_f_score, default_radius, feather,
                                  guided_filter, refine_alpha, trimap_iou)
-from segnas_lite.notebook_utils import setup, trained_model
-from segnas_lite.video import EMASmoother, ema_lag_frames, flip_rate, still_clip
+from segnas_lite.teaching.notebook_utils import setup, trained_model
+from segnas_lite.portrait.video import EMASmoother, ema_lag_frames, flip_rate, still_clip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import run  # noqa: E402
@@ -164,8 +164,8 @@ def exercise_5(*, quick: bool = True) -> dict:
     the next request) with inference, so the gain shrinks to a few percent at most, and a busy
     machine can hide it entirely. (Measure on a quiet machine; lines marked busy are not quotable.)
     """
-    from segnas_lite.export import to_openvino
-    from segnas_lite.models import build_model
+    from segnas_lite.deploy.export import to_openvino
+    from segnas_lite.zoo import build_model
     from segnas_lite.timing import time_throughput
     torch.manual_seed(SEED)
     size, frames = (128, 40) if quick else (256, 300)

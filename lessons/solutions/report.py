@@ -12,7 +12,7 @@ import time
 from fractions import Fraction
 from typing import Callable, Sequence
 
-from segnas_lite.notebook_utils import quick_mode
+from segnas_lite.teaching.notebook_utils import quick_mode
 
 
 def format_value(value) -> str:

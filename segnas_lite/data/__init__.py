@@ -18,17 +18,17 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from .errors import (ChannelMismatchError, DatasetError, EmptyDatasetError, MaskMappingError,
+from segnas_lite.data.errors import (ChannelMismatchError, DatasetError, EmptyDatasetError, MaskMappingError,
                      MaskValueError, MissingFolderError, MissingImageError, MissingMaskError,
                      UnknownSourceError, UnreadableImageError)
-from .folders import (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS, IMAGE_EXTENSIONS,
+from segnas_lite.data.folders import (CITYSCAPES_CLASSES, CITYSCAPES_PALETTE, CITYSCAPES_TRAIN_IDS, IMAGE_EXTENSIONS,
                       VOC_CLASSES, CityscapesSegmentation, PairedFiles, SegmentationFolder,
                       VOCSegmentation, default_people_dir, folder_pairs, load_image, match_by_stem,
                       people_dataset)
-from .layouts import (POOL, DataOptions, FolderLayout, find_layout, parse_class_names,
+from segnas_lite.data.layouts import (POOL, DataOptions, FolderLayout, find_layout, parse_class_names,
                       parse_mask_mapping)
-from .synthetic import SyntheticPortraits, SyntheticScenes, synthetic_video
-from .transforms import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, PairedAugment, denormalize, normalize
+from segnas_lite.data.synthetic import SyntheticPortraits, SyntheticScenes, synthetic_video
+from segnas_lite.data.transforms import IGNORE_INDEX, IMAGENET_MEAN, IMAGENET_STD, PairedAugment, denormalize, normalize
 
 __all__ = [
     "CITYSCAPES_CLASSES", "CITYSCAPES_PALETTE", "CITYSCAPES_TRAIN_IDS", "IGNORE_INDEX", "IMAGENET_MEAN",

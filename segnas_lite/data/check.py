@@ -34,11 +34,11 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Subset
 
-from .errors import DatasetError, MaskValueError
-from .folders import (CITYSCAPES_TRAIN_IDS, MAPPING_HINT, CityscapesSegmentation, PairedFiles, _open,
+from segnas_lite.data.errors import DatasetError, MaskValueError
+from segnas_lite.data.folders import (CITYSCAPES_TRAIN_IDS, MAPPING_HINT, CityscapesSegmentation, PairedFiles, _open,
                       _read_mask, match_by_stem)
-from .layouts import POOL, DataOptions, find_layout
-from .transforms import IGNORE_INDEX
+from segnas_lite.data.layouts import POOL, DataOptions, find_layout
+from segnas_lite.data.transforms import IGNORE_INDEX
 
 ERRORS = ("unreadable", "image without mask", "mask values", "mask channels", "image mode")
 WARNINGS = ("mask without image", "image converted", "size mismatch")
@@ -152,7 +152,7 @@ def check_folder(root, *, num_classes: int | None = None, ignore_index: int = IG
                  mask_mapping: dict[int, int] | None = None, unmapped: str = "error",
                  class_names=None, quiet: bool = False) -> DataReport:
     """Open every image and mask of a dataset folder and report the problems (module docstring)."""
-    from ..runio import progress
+    from segnas_lite.runio import progress
     layout = find_layout(root)
     options = DataOptions(num_classes=num_classes, ignore_index=ignore_index,
                           mask_mapping=mask_mapping, unmapped=unmapped,
@@ -246,8 +246,8 @@ def scan_masks(dataset, *, quiet: bool = False, cache: bool = True) -> int:
     """Check every mask a dataset reads against its class set; raise ``MaskValueError`` naming the
     bad files (up to five) before any training step. Returns the number of masks scanned (0 for
     synthetic data or a scan remembered in the cache)."""
-    from ..flags import cache_dir
-    from ..runio import atomic_write_text, progress
+    from segnas_lite.flags import cache_dir
+    from segnas_lite.runio import atomic_write_text, progress
     base, pairs = _pairs_of(dataset)
     if base is None or not pairs:
         return 0

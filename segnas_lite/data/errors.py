@@ -4,8 +4,10 @@ Catch ``DatasetError`` to catch them all.
 """
 from __future__ import annotations
 
+from segnas_lite.errors import SegnasError
 
-class DatasetError(Exception):
+
+class DatasetError(SegnasError):
     """Base class of every data error in segnas_lite (catch this one to catch them all)."""
 
 

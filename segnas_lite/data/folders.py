@@ -23,9 +23,10 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .errors import (ChannelMismatchError, EmptyDatasetError, MaskMappingError, MaskValueError,
+from segnas_lite.data.errors import (ChannelMismatchError, EmptyDatasetError, MaskMappingError, MaskValueError,
                      MissingFolderError, MissingImageError, MissingMaskError, UnreadableImageError)
-from .transforms import AUGMENT_STREAM, IGNORE_INDEX, PairedAugment, item_rng, normalize
+from segnas_lite.data.transforms import AUGMENT_STREAM, IGNORE_INDEX, PairedAugment, item_rng, normalize
+from segnas_lite.data.palette import palette
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 MAPPING_HINT = ("Give the class set: --num-classes N, --ignore-index V (the raw 'no label' value), "
@@ -126,7 +127,6 @@ class PairedFiles(Dataset):
                  num_classes: int = 2, augment: PairedAugment | None = None, seed: int = 0,
                  class_names: Sequence[str] | None = None, check_sizes: bool = True,
                  unmapped: str = "error"):
-        from ..viz import palette  # imported here: viz loads matplotlib, which data loading never needs
         if not pairs:
             raise EmptyDatasetError("no image/mask pairs to read")
         if unmapped not in ("error", "ignore"):

@@ -30,9 +30,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .errors import MaskMappingError, UnknownSourceError
-from .folders import CITYSCAPES_CLASSES, VOC_CLASSES, _voc_root
-from .transforms import IGNORE_INDEX
+from segnas_lite.data.errors import MaskMappingError, UnknownSourceError
+from segnas_lite.data.folders import CITYSCAPES_CLASSES, VOC_CLASSES, _voc_root
+from segnas_lite.data.transforms import IGNORE_INDEX
 
 SPLITS = ("train", "val", "test")
 POOL = "all"  # the one split of a folder without its own splits

@@ -19,9 +19,10 @@ import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
 
-from .drawing import (any_colour, camera_effects, distractor_colour, draw_clutter, ellipse,
+from segnas_lite.data.drawing import (any_colour, camera_effects, distractor_colour, draw_clutter, ellipse,
                       hair_colour, jitter, ramp, rotate_move, skin_colour, smooth_noise, solid, texture)
-from .transforms import AUGMENT_STREAM, CONTENT_STREAM, PairedAugment, item_rng, normalize
+from segnas_lite.data.transforms import AUGMENT_STREAM, CONTENT_STREAM, PairedAugment, item_rng, normalize
+from segnas_lite.data.palette import palette
 
 
 class _SyntheticBase(Dataset):
@@ -32,7 +33,6 @@ class _SyntheticBase(Dataset):
 
     def __init__(self, *, length: int = 1000, image_size: int = 256, seed: int = 0,
                  augment: PairedAugment | None = None):
-        from ..viz import palette  # imported here: viz loads matplotlib, which data loading never needs
         if length < 0 or image_size < 16:
             raise ValueError(f"need length >= 0 and image_size >= 16, got {length}, {image_size}")
         self.length, self.image_size, self.seed, self.augment = length, image_size, seed, augment
@@ -455,7 +455,7 @@ def write_scene_folder(root, *, counts: dict[str, int], image_size: int = 64, se
     ``segnas train --data`` on without a download. ``counts``: images per split (each split uses its
     own seed). With ``void`` the mask's top-left 4x4 corner holds that raw value ("no label"), as
     CamVid's 11. Refuses a ``root`` that already holds files unless ``overwrite``."""
-    from ..runio import atomic_open
+    from segnas_lite.runio import atomic_open
     root = Path(root)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise FileExistsError(f"{root} is not empty; choose another folder or pass overwrite=True")

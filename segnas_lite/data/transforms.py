@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from .errors import MaskValueError
+from segnas_lite.data.errors import MaskValueError
 
 # ImageNet statistics (Deng et al., 2009), used by every pretrained backbone in the package.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from segnas_lite.layers import ConvBNAct, DepthwiseSeparable, InvertedResidual
+from segnas_lite.models.layers import ConvBNAct, DepthwiseSeparable, InvertedResidual
 
 
 def adaptive_avg_matrix(size: int, bins: int, *, dtype: torch.dtype = torch.float32,
@@ -186,5 +186,5 @@ class FastSCNN(nn.Module):
 
 
 def fast_scnn(*, num_classes: int, aux: bool = False, dropout: float = 0.1) -> FastSCNN:
-    """Build Fast-SCNN (keyword-only factory used by :func:`segnas_lite.models.build_model`)."""
+    """Build Fast-SCNN (keyword-only factory used by :func:`segnas_lite.zoo.build_model`)."""
     return FastSCNN(num_classes=num_classes, aux=aux, dropout=dropout)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from segnas_lite.layers import ConvBNAct, InvertedResidual, make_divisible
+from segnas_lite.models.layers import ConvBNAct, InvertedResidual, make_divisible
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ Typical use::
     net.set_mode("single"); net.sample_genotype()               # search: alpha gets the Eq. 4 gradient
     child = build_child(derive_argmax(net.probabilities(), space), num_classes=2)
 """
-from .derive import InfeasibleBudgetError, derive_argmax, derive_under_budget, genotype_latency
-from .gates import (BinaryGateGrad, LatencyLossError, LatencyTableError, binary_gate,
+from segnas_lite.nas.derive import InfeasibleBudgetError, derive_argmax, derive_under_budget, genotype_latency
+from segnas_lite.nas.gates import (BinaryGateGrad, LatencyLossError, LatencyTableError, binary_gate,
                     expected_latency, latency_loss, latency_rows_to_table, rescale_two_path_)
-from .ops import MBV3_EXPANSION, OPS, PROXYLESS_OPS, SEED_OPS, build_op, is_zero
-from .space import (SPACES, Genotype, GenotypeError, LayerSpec, MacroConfig, SearchSpace,
+from segnas_lite.nas.ops import MBV3_EXPANSION, OPS, PROXYLESS_OPS, SEED_OPS, build_op, is_zero
+from segnas_lite.nas.space import (SPACES, Genotype, GenotypeError, LayerSpec, MacroConfig, SearchSpace,
                     SpaceError, chain_space, get_space, pad_rows, proxyless_space, seed_space,
                     tiny_space)
-from .supernet import (ALPHA_INIT_STD, ChainLayer, ChildNet, MixedOp, MixedOpStateError,
+from segnas_lite.nas.supernet import (ALPHA_INIT_STD, ChainLayer, ChildNet, MixedOp, MixedOpStateError,
                        SegMacro, SegSuperNet, build_child)
 
 __all__ = [

@@ -24,12 +24,13 @@ from typing import Sequence
 
 import numpy as np
 
-from .space import Genotype
+from segnas_lite.errors import SegnasError
+from segnas_lite.nas.space import Genotype
 
 LAMBDAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # prior strengths tried, in units of one measurement
 
 
-class CalibrationError(ValueError):
+class CalibrationError(SegnasError, ValueError):
     """Too few or mismatched measurements to calibrate a table."""
 
 

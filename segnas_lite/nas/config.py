@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..data import IGNORE_INDEX
-from ..timing import PRECISIONS
-from .gates import LATENCY_FORMS
-from .latency import BACKENDS
+from segnas_lite.errors import SegnasError
+from segnas_lite.data import IGNORE_INDEX
+from segnas_lite.timing import PRECISIONS
+from segnas_lite.nas.gates import LATENCY_FORMS
+from segnas_lite.nas.latency import BACKENDS
 
 
-class SearchConfigError(ValueError):
+class SearchConfigError(SegnasError, ValueError):
     """A search setting that cannot work (unknown option, too little data, table of another space)."""
 
 

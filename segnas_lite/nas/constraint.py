@@ -13,9 +13,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from .derive import InfeasibleBudgetError
-from .latency import LatencyTable
-from .space import Genotype
+from segnas_lite.nas.derive import InfeasibleBudgetError
+from segnas_lite.nas.latency import LatencyTable
+from segnas_lite.nas.space import Genotype
 
 
 def sample_under_budget(draw: Callable[[], Genotype], latency: Callable[[Genotype], float],

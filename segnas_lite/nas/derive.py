@@ -23,10 +23,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .space import Genotype, SearchSpace
+from segnas_lite.errors import SegnasError
+from segnas_lite.nas.space import Genotype, SearchSpace
 
 
-class InfeasibleBudgetError(ValueError):
+class InfeasibleBudgetError(SegnasError, ValueError):
     """No architecture of the space fits the latency budget."""
 
 

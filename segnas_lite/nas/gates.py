@@ -46,15 +46,16 @@ from typing import Callable, Sequence
 
 import torch
 
-from .space import pad_rows
+from segnas_lite.errors import SegnasError
+from segnas_lite.nas.space import pad_rows
 
 LATENCY_FORMS = ("mul_log", "additive", "hinge", "target", "none")
 
-class LatencyTableError(ValueError):
+class LatencyTableError(SegnasError, ValueError):
     """The latency table does not match the probabilities (shape, or a missing entry)."""
 
 
-class LatencyLossError(ValueError):
+class LatencyLossError(SegnasError, ValueError):
     """The latency loss cannot be formed with these values (e.g. log of a latency <= 1 ms)."""
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..runio import atomic_write_text
-from .space import Genotype, pad_rows
+from segnas_lite.runio import atomic_write_text
+from segnas_lite.nas.space import Genotype, pad_rows
 
 
 @dataclass

@@ -29,18 +29,19 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from .. import flags
-from ..runio import atomic_write_text, progress, stream_seed
-from ..timing import PRECISIONS, LoadMonitor, noise_pct, prepare, time_module, time_runner
-from .calibrate import Calibration, calibrate, mape
-from .ops import build_op
-from .space import Genotype, MacroConfig, SearchSpace, pad_rows
-from .supernet import ChainLayer, ChildNet, SegMacro
+from segnas_lite.errors import SegnasError
+from segnas_lite import flags
+from segnas_lite.runio import atomic_write_text, progress, stream_seed
+from segnas_lite.timing import PRECISIONS, LoadMonitor, noise_pct, prepare, time_module, time_runner
+from segnas_lite.nas.calibrate import Calibration, calibrate, mape
+from segnas_lite.nas.ops import build_op
+from segnas_lite.nas.space import Genotype, MacroConfig, SearchSpace, pad_rows
+from segnas_lite.nas.supernet import ChainLayer, ChildNet, SegMacro
 
 BACKENDS = ("torch", "openvino")
 
 
-class LatencyError(RuntimeError):
+class LatencyError(SegnasError, RuntimeError):
     """A latency measurement or table that cannot be used."""
 
 

@@ -12,11 +12,11 @@ import json
 import os
 from pathlib import Path
 
-from ..runio import atomic_open, atomic_write_text, guard_run_dir
-from ..timing import SPEED_CHANGE_PCT
-from .calibrate import mape
-from .latency import LatencyTable, build_predictor, spearman, validate
-from .space import Genotype, SearchSpace
+from segnas_lite.runio import atomic_write_text, guard_run_dir
+from segnas_lite.timing import SPEED_CHANGE_PCT
+from segnas_lite.nas.calibrate import mape
+from segnas_lite.nas.latency import LatencyTable, build_predictor, spearman, validate
+from segnas_lite.nas.space import Genotype, SearchSpace
 
 REPORT = "latency_report.json"
 FIGURE = "predicted_vs_measured.png"
@@ -34,8 +34,8 @@ def latency_report(space: SearchSpace, *, out_dir: str | os.PathLike, backend: s
                    num_fit: int = 60, num_validate: int = 30, seed: int = 0, refresh: bool = False,
                    overwrite: bool = False, quiet: bool = False) -> dict:
     """Build/load the predictor, validate it on held-out random subnets, write the report and the
-    figure into ``out_dir``; returns the report (what ``latency_report.json`` holds)."""
-    from ..viz import predicted_vs_measured
+    figure's data into ``out_dir``; returns the report (what ``latency_report.json`` holds). The
+    figure is drawn by the caller (``teaching.viz.latency_report_figure``): nothing in ``nas`` draws."""
     out = Path(out_dir)
     guard_run_dir(out, [REPORT, FIGURE], resume=False, overwrite=overwrite, what="latency report")
     table = build_predictor(space, image_size=(image_size, image_size), backend=backend,
@@ -64,13 +64,8 @@ def latency_report(space: SearchSpace, *, out_dir: str | os.PathLike, backend: s
     report["speed_vs_calibration_pct"] = (
         round(100.0 * (checked_probe / fitted_probe - 1.0), 1)
         if fitted_probe and checked_probe else None)
+    report["space"] = space.name
     out.mkdir(parents=True, exist_ok=True)
-    figure = predicted_vs_measured(check.predicted_ms, check.measured_ms, spearman=check.spearman,
-                                   mape=check.mape, before=before,
-                                   title=f"{space.name} space, {backend} {precision}, "
-                                         f"{image_size} px")
-    with atomic_open(out / FIGURE, "wb") as fh:
-        figure.savefig(fh, format="png", dpi=120)
     atomic_write_text(out / REPORT, json.dumps(report, indent=1))
     return report
 

@@ -32,7 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..layers import InvertedResidual, make_divisible
+from segnas_lite.models.layers import InvertedResidual, make_divisible
 
 MBV3_EXPANSION = 4
 """Expansion ratio of the seed's ``mbv3_*`` ops. MobileNetV3-Large uses 3 to 6 depending on the

@@ -32,19 +32,19 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from ..data import split_indices
-from ..distill import distillation_loss, load_teacher
-from ..runio import (RunDirectoryError, atomic_torch_save, atomic_write_text, guard_run_dir,
+from segnas_lite.data import split_indices
+from segnas_lite.train.distill import distillation_loss
+from segnas_lite.runio import (RunDirectoryError, atomic_torch_save, atomic_write_text, guard_run_dir,
                      load_checkpoint, progress, rng_state, seed_everything, set_rng_state,
                      torch_generator)
-from .constraint import RejectionBias, default_budget, rejection_bias, sample_under_budget
-from .derive import InfeasibleBudgetError, derive_argmax, derive_measured, derive_under_budget
-from .gates import expected_latency, latency_loss
-from .history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
-from .config import QUICK, SearchConfig, SearchConfigError
-from .latency import LatencyTable, MeasuredLatency, build_predictor, build_table
-from .space import Genotype, SearchSpace, get_space
-from .supernet import SegSuperNet
+from segnas_lite.nas.constraint import RejectionBias, default_budget, rejection_bias, sample_under_budget
+from segnas_lite.nas.derive import InfeasibleBudgetError, derive_argmax, derive_measured, derive_under_budget
+from segnas_lite.nas.gates import expected_latency, latency_loss
+from segnas_lite.nas.history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
+from segnas_lite.nas.config import QUICK, SearchConfig, SearchConfigError
+from segnas_lite.nas.latency import LatencyTable, MeasuredLatency, build_predictor, build_table
+from segnas_lite.nas.space import Genotype, SearchSpace, get_space
+from segnas_lite.nas.supernet import SegSuperNet
 
 __all__ = [  # settings in config.py, records in history.py, the constraint in constraint.py: re-exported
     "AlphaStep", "EpochSummary", "History", "ProxylessSearch", "QUICK", "RejectionBias", "Sample",
@@ -452,7 +452,7 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
                resume: bool = False, overwrite: bool = False, seed: int = 0, quiet: bool = False,
                backend: str = "openvino", precision: str = "f32", latency_size: int | None = None,
                calibrate: bool = True, num_fit: int | None = None, threads: int = 2,
-               length: int | None = None, teacher: str | os.PathLike | nn.Module | None = None,
+               length: int | None = None, teacher: nn.Module | None = None,
                data_options: dict | None = None, **overrides) -> SearchResult:
     """Build everything and search: ``segnas search`` calls this.
 
@@ -466,12 +466,12 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
     (``constraint.default_budget``). With ``calibrate`` the table is
     fitted to ``num_fit`` end-to-end measurements of random subnets (default 16 quick, else 60;
     ``latency.build_predictor``); both are cached on disk. ``overrides``: any ``SearchConfig``
-    field. On resume the table saved in ``out_dir`` is reused. ``teacher``: a trained model or a
-    ``segnas train`` checkpoint to distill from in the warm-up (with ``distill_weight``, default 0.5
+    field. On resume the table saved in ``out_dir`` is reused. ``teacher``: a trained model (``zoo.load_trained(path,
+    frozen=True)``) to distill from in the warm-up (with ``distill_weight``, default 0.5
     when a teacher is given).
     """
-    from ..data import open_dataset
-    from ..data.check import scan_masks
+    from segnas_lite.data import open_dataset
+    from segnas_lite.data.check import scan_masks
     if budget_ms is not None and budget_frac is not None:
         raise SearchConfigError("give budget_ms or budget_frac, not both")
     if budget_frac is not None and not 0.0 <= budget_frac <= 1.0:
@@ -502,8 +502,6 @@ def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = N
         fastest, slowest = table.fastest()[1], table.slowest()[1]
         config.budget_ms = fastest + budget_frac * (slowest - fastest)
     seed_everything(seed)  # building the predictor drew random numbers
-    if teacher is not None and not isinstance(teacher, nn.Module):
-        teacher = load_teacher(teacher)
     if teacher is not None and "distill_weight" not in overrides:
         config.distill_weight = 0.5
     search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,

@@ -22,7 +22,8 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .ops import OPS, PROXYLESS_OPS, SEED_OPS
+from segnas_lite.errors import SegnasError
+from segnas_lite.nas.ops import OPS, PROXYLESS_OPS, SEED_OPS
 
 
 def pad_rows(rows: Sequence[Sequence[float]], fill: float = float("nan")) -> np.ndarray:
@@ -39,11 +40,11 @@ def pad_rows(rows: Sequence[Sequence[float]], fill: float = float("nan")) -> np.
     return out
 
 
-class SpaceError(ValueError):
+class SpaceError(SegnasError, ValueError):
     """A search space is malformed (unknown op, zero op where it cannot be identity, bad strides)."""
 
 
-class GenotypeError(ValueError):
+class GenotypeError(SegnasError, ValueError):
     """A genotype does not fit its search space (wrong space name, length or op)."""
 
 
@@ -227,7 +228,7 @@ class Genotype:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-        from ..runio import atomic_write_text
+        from segnas_lite.runio import atomic_write_text
         atomic_write_text(path, self.to_json())
 
     @classmethod
@@ -302,7 +303,7 @@ def scaled_space(space: SearchSpace, width: float) -> SearchSpace:
     genotypes of a scaled space save, load and build like any other. The macro's ASPP and decoder
     widths (``MacroConfig``) are not part of the space and stay as they are.
     """
-    from ..layers import make_divisible  # here: the rest of this module needs no torch layers
+    from segnas_lite.models.layers import make_divisible  # here: the rest of this module needs no torch layers
     width = round(float(width), 4)
     if not math.isfinite(width) or width <= 0:
         raise SpaceError(f"width must be a positive number, got {width}")

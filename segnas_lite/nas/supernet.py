@@ -23,10 +23,11 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from ..layers import ConvBNAct, DepthwiseSeparable
-from .gates import binary_gate, rescale_two_path_
-from .ops import build_op, is_zero
-from .space import Genotype, LayerSpec, MacroConfig, SearchSpace, get_space
+from segnas_lite.errors import SegnasError
+from segnas_lite.models.layers import ConvBNAct, DepthwiseSeparable
+from segnas_lite.nas.gates import binary_gate, rescale_two_path_
+from segnas_lite.nas.ops import build_op, is_zero
+from segnas_lite.nas.space import Genotype, LayerSpec, MacroConfig, SearchSpace, get_space
 
 MODES = ("fixed", "single", "all")
 ESTIMATORS = ("full_v2", "two")
@@ -35,7 +36,7 @@ ALPHA_INIT_STD = 1e-3
 1e-3`` in ``mit-han-lab/proxylessnas/search/imagenet_arch_search.py``): all ops start equally likely."""
 
 
-class MixedOpStateError(RuntimeError):
+class MixedOpStateError(SegnasError, RuntimeError):
     """A MixedOp was asked for something its current mode / sampling state cannot give."""
 
 

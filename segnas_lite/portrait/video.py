@@ -30,10 +30,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.transforms import normalize
+from segnas_lite.errors import SegnasError
+from segnas_lite.data.transforms import normalize
 
 
-class VideoError(RuntimeError):
+class VideoError(SegnasError, RuntimeError):
     """A video that cannot be read or written."""
 
 
@@ -42,7 +43,7 @@ def _cv2():
     try:
         import cv2  # noqa: PLC0415 (optional dependency)
     except ImportError:
-        from .runio import MissingDependencyError
+        from segnas_lite.runio import MissingDependencyError
         raise MissingDependencyError("reading and writing .mp4/.avi needs OpenCV: "
                                      "pip install 'segnas_lite[video]' (opencv-python-headless); "
                                      "a .gif output needs nothing extra") from None
@@ -120,8 +121,8 @@ class FrameSegmenter:
 
     def __init__(self, model, *, mode: str = "sync", precision: str = "default",
                  threads: int | None = 2, requests: int | None = None, foreground: int = 1) -> None:
-        from .export import static_input_size
-        from .timing import compile_openvino
+        from segnas_lite.deploy.export import static_input_size
+        from segnas_lite.timing import compile_openvino
         if mode not in ("sync", "async"):
             raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
         self.mode, self.foreground = mode, foreground

@@ -2,7 +2,7 @@
 
 Every function takes plain data (tensors, arrays, lists of dicts), returns a ``matplotlib.figure.Figure``
 and never calls ``plt.show()``: a notebook displays the returned figure, the CLI saves it, and the
-widgets in ``segnas_lite.widgets`` redraw it with new arguments.
+widgets in ``segnas_lite.teaching.widgets`` redraw it with new arguments.
 """
 from __future__ import annotations
 
@@ -13,61 +13,14 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .data import IGNORE_INDEX
-
-
-# --------------------------------------------------------------------------- class colours
-def palette(num_classes: int = 256) -> np.ndarray:
-    """(num_classes, 3) uint8 colours, the Pascal VOC rule: the bits of the class index are spread
-    over the high bits of R, G and B. Class 0 is black; index 255 (ignore) is a pale cream."""
-    colours = np.zeros((num_classes, 3), dtype=np.uint8)
-    for index in range(num_classes):
-        value, r, g, b = index, 0, 0, 0
-        for bit in range(8):
-            r |= ((value >> 0) & 1) << (7 - bit)
-            g |= ((value >> 1) & 1) << (7 - bit)
-            b |= ((value >> 2) & 1) << (7 - bit)
-            value >>= 3
-        colours[index] = (r, g, b)
-    return colours
-
-
-def _to_numpy(array) -> np.ndarray:
-    if isinstance(array, torch.Tensor):
-        return array.detach().cpu().numpy()
-    return np.asarray(array)
-
-
-def colorize(mask, colours: np.ndarray | None = None) -> np.ndarray:
-    """Class-index mask (H, W) -> uint8 RGB (H, W, 3). ``colours`` defaults to ``palette(256)``;
-    ignore pixels (255) get the palette's entry 255 when the table has one, else white."""
-    mask = _to_numpy(mask).astype(np.int64)
-    table = palette(256) if colours is None else np.asarray(colours, dtype=np.uint8)
-    if len(table) < 256:  # pad so that any index in 0..255 has a colour (unknown ones white)
-        table = np.concatenate([table, np.full((256 - len(table), 3), 255, np.uint8)])
-    return table[np.clip(mask, 0, 255)]
-
-
-def overlay(image01, mask, alpha: float = 0.5, colours: np.ndarray | None = None) -> np.ndarray:
-    """Blend class colours over an image for display -> float (H, W, 3) in [0, 1].
-
-    ``image01`` is (H, W, 3) in [0, 1] or a (3, H, W) tensor in [0, 1] (use ``denormalize`` first).
-    Background (class 0) and ignore pixels keep the photo; every other class is mixed with its colour:
-    ``out = (1 - alpha) * image + alpha * colour``.
-    """
-    image = _to_numpy(image01).astype(np.float32)
-    if image.ndim == 3 and image.shape[0] == 3 and image.shape[-1] != 3:
-        image = image.transpose(1, 2, 0)  # (3, H, W) -> (H, W, 3)
-    mask = _to_numpy(mask).astype(np.int64)
-    colour = colorize(mask, colours).astype(np.float32) / 255.0
-    tint = ((mask != 0) & (mask != IGNORE_INDEX))[..., None]
-    return np.where(tint, (1.0 - alpha) * image + alpha * colour, image).clip(0.0, 1.0)
+from segnas_lite.data import IGNORE_INDEX
+from segnas_lite.data.palette import colorize, overlay, palette  # used below
 
 
 # --------------------------------------------------------------------------- masks
 def _as_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """A normalised (3, H, W) tensor or an (H, W, 3) array in [0, 1] -> (H, W, 3) float array."""
-    from .data import denormalize
+    from segnas_lite.data import denormalize
     if isinstance(image, torch.Tensor):
         return denormalize(image).permute(1, 2, 0).clamp(0, 1).numpy()
     return np.clip(np.asarray(image, dtype=np.float32), 0, 1)
@@ -99,7 +52,7 @@ def mask_grid(images: Sequence, masks: Sequence, preds: Sequence | None = None, 
 
     The prediction's title carries the image's mIoU; ``titles`` replace the "image" labels.
     """
-    from .metrics import iou_per_image
+    from segnas_lite.metrics import iou_per_image
     rows = min(len(images), max_rows)
     cols = 4 if preds is not None else 2
     fig = Figure(figsize=(2.6 * cols, 2.6 * rows), layout="constrained")
@@ -125,7 +78,7 @@ def mask_panels(image, mask, pred=None, *, num_classes: int = 2, show_class: int
     reports that class's IoU; ``None`` shows every class and the image's mIoU.
     The prediction panel's title carries the score, e.g. ``prediction (mIoU 0.83)``.
     """
-    from .metrics import SegmentationMetrics, confusion_matrix
+    from segnas_lite.metrics import SegmentationMetrics, confusion_matrix
     gt = torch.as_tensor(np.asarray(mask)).long()
     name = (class_names[show_class] if class_names is not None and show_class is not None
             else f"class {show_class}")
@@ -249,7 +202,7 @@ def block_breakdown(summary_rows: Sequence, *, title: str = "where the parameter
                     ) -> Figure:
     """Horizontal bars of parameters and GFLOPs per model part.
 
-    ``summary_rows`` are :class:`segnas_lite.summary.SummaryRow` objects (``summarize(m).rows``) or
+    ``summary_rows`` are :class:`segnas_lite.models.summary.SummaryRow` objects (``summarize(m).rows``) or
     dicts with ``name``, ``params`` and ``flops`` (FLOPs with multiply-add = 2).
     """
     names = [str(_row_value(r, "name")) for r in summary_rows]
@@ -415,8 +368,8 @@ def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float],
     ``before``: the same subnets as predicted by the plain in-place table, drawn in grey, so the
     figure shows what calibration changed.
     """
-    from .nas.calibrate import mape as mape_of
-    from .nas.latency import spearman as spearman_of
+    from segnas_lite.nas.calibrate import mape as mape_of
+    from segnas_lite.nas.latency import spearman as spearman_of
     pred = np.asarray(predicted, dtype=float)
     meas = np.asarray(measured, dtype=float)
     fig = Figure(figsize=(4.6, 4.2), layout="constrained")
@@ -443,6 +396,22 @@ def predicted_vs_measured(predicted: Sequence[float], measured: Sequence[float],
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
+
+
+def latency_report_figure(report: dict) -> Figure:
+    """:func:`predicted_vs_measured` for what ``nas.latency_report.latency_report`` returns."""
+    return predicted_vs_measured(
+        report["predicted_ms"], report["measured_ms"], spearman=report["spearman"],
+        mape=report["mape"], before=report["in_place_ms"],
+        title=f"{report['space']} space, {report['backend']} {report['precision']}, "
+              f"{report['image_size']} px")
+
+
+def save_figure(figure: Figure, path) -> None:
+    """Write ``figure`` as a PNG atomically (a reader never sees half a file)."""
+    from segnas_lite.runio import atomic_open
+    with atomic_open(path, "wb") as fh:
+        figure.savefig(fh, format="png", dpi=120)
 
 
 def alpha_stability(entropy: Sequence[float], agreement: Sequence[float], *,
@@ -631,7 +600,7 @@ def cutout_panels(image01: np.ndarray, prob: np.ndarray, alpha: np.ndarray, resu
 
     ``zoom`` = (row, col, half-size) adds a second row with the same panels cropped around that
     point (default: a point on the foreground's upper edge), where the edges can be seen."""
-    from .matting import resize
+    from segnas_lite.portrait.matting import resize
     image01 = np.asarray(image01, dtype=np.float32)
     shape = image01.shape[:2]
     up = resize(np.asarray(prob, dtype=np.float32), shape)
@@ -697,8 +666,8 @@ def smoothed_frame(frames: Sequence[np.ndarray], probs: Sequence[np.ndarray], *,
                    index: int, threshold: float = 0.5) -> Figure:
     """Frame ``index`` of a clip with its raw and EMA-smoothed masks, and the pixels that flipped
     since the previous frame in each (red): what smoothing does to the jitter."""
-    from .matting import resize
-    from .video import EMASmoother
+    from segnas_lite.portrait.matting import resize
+    from segnas_lite.portrait.video import EMASmoother
     if not 1 <= index < len(probs) or len(frames) != len(probs):
         raise ValueError(f"need 1 <= index < {len(probs)} and one probability map per frame")
     ema = EMASmoother(momentum)

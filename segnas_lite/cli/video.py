@@ -1,6 +1,6 @@
 """``segnas replace-background`` and ``segnas video``: soft-edged cut-outs of photos and videos.
 
-Both run the same chain (``segnas_lite.matting``, ``segnas_lite.video``): the network's foreground
+Both run the same chain (``segnas_lite.portrait.matting``, ``segnas_lite.portrait.video``): the network's foreground
 probability -> (video: temporal smoothing) -> edge-aware refinement on the full-size frame -> alpha
 composite over a new background.
 """
@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import (CLIError, add_overwrite_option, add_quiet_option, fraction, image_side,
-                  load_trained, nonnegative_int, positive_float, positive_int, saved_data)
-from .matting import REFINE_METHODS, RefineConfig
-from .runio import progress
-from .timing import PRECISIONS
+from segnas_lite.cli import (CLIError, add_overwrite_option, add_quiet_option, fraction, image_side,
+                  nonnegative_int, positive_float, positive_int)
+from segnas_lite.zoo import load_trained, saved_data
+from segnas_lite.portrait.matting import REFINE_METHODS, RefineConfig
+from segnas_lite.runio import progress
+from segnas_lite.timing import PRECISIONS
 
 
 def momentum(text: str) -> float:
@@ -61,7 +62,7 @@ def add_refine_options(p: argparse.ArgumentParser, *, background: str | None) ->
 def refine_config(args, shape: tuple[int, int], network: tuple[int, int] | None, *,
                   subsample: int = 1) -> RefineConfig:
     """The refinement of the command line; the default radius spans the network's coarse steps."""
-    from .matting import default_radius
+    from segnas_lite.portrait.matting import default_radius
     radius = args.radius if args.radius is not None else default_radius(shape, network)
     return RefineConfig(method=args.refine, threshold=args.threshold, radius=radius, eps=args.eps,
                         subsample=subsample)
@@ -88,11 +89,11 @@ def add_replace_background_arguments(p: argparse.ArgumentParser) -> None:
 def probability_source(args):
     """``prob(image)``: (3, H, W) normalised photo -> (h, w) foreground probability at the
     network's own size, from --model (OpenVINO) or --checkpoint (PyTorch)."""
-    from .matting import network_probability
+    from segnas_lite.portrait.matting import network_probability
     if bool(args.checkpoint) == bool(args.model):
         raise CLIError("give exactly one of --model MODEL.xml or --checkpoint DIR/checkpoint.pt")
     if args.model:
-        from .export import OpenVINOPredictor
+        from segnas_lite.deploy.export import OpenVINOPredictor
         predictor = OpenVINOPredictor(args.model)
         return network_probability(predictor, predictor.ir_size, foreground=args.foreground)
     model, state = load_trained(args.checkpoint)
@@ -114,13 +115,13 @@ def _true_mask(masks: dict[str, Path], stem: str, shape: tuple[int, int]) -> np.
 
 def cmd_replace_background(args) -> int:
     from PIL import Image
-    from .data import denormalize, load_image
-    from .matting import (boundary_f_score, composite, make_background, refine_alpha, resize,
+    from segnas_lite.data import denormalize, load_image
+    from segnas_lite.portrait.matting import (boundary_f_score, composite, make_background, refine_alpha, resize,
                           trimap_iou)
     out = Path(args.out)
     masks = None
     if args.masks:
-        from .data.folders import masks_by_stem
+        from segnas_lite.data.folders import masks_by_stem
         if not Path(args.masks).is_dir():
             raise CLIError(f"--masks {args.masks} is not a folder")
         masks = masks_by_stem(Path(args.masks))
@@ -193,10 +194,10 @@ def add_video_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_video(args) -> int:
-    from .data import denormalize, synthetic_video
-    from .matting import composite, make_background, refine_alpha
-    from .video import EMASmoother, FrameSegmenter, VideoWriter, read_video
-    from .viz import overlay
+    from segnas_lite.data import denormalize, synthetic_video
+    from segnas_lite.portrait.matting import composite, make_background, refine_alpha
+    from segnas_lite.portrait.video import EMASmoother, FrameSegmenter, VideoWriter, read_video
+    from segnas_lite.data.palette import overlay
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise CLIError(f"{out} exists; pass --overwrite or choose another --out")

@@ -8,13 +8,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import (add_data_options, add_overwrite_option, add_quiet_option, add_seed_option,
+from segnas_lite.cli import (add_data_options, add_overwrite_option, add_quiet_option, add_seed_option,
                   add_teacher_options, data_options, fraction, image_side, positive_float,
                   positive_int, refuse_class_set_for_synthetic)
-from .nas.gates import LATENCY_FORMS
-from .nas.latency import BACKENDS
-from .nas.space import SPACES, get_space
-from .timing import PRECISIONS
+from segnas_lite.nas.gates import LATENCY_FORMS
+from segnas_lite.nas.latency import BACKENDS
+from segnas_lite.nas.space import SPACES, get_space
+from segnas_lite.timing import PRECISIONS
+from segnas_lite.zoo import load_trained
 
 
 # --------------------------------------------------------------------------- search
@@ -56,7 +57,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_search(args) -> int:
     """ProxylessNAS search with the seed's two changes; writes genotype.json, history.json."""
-    from .nas.search import run_search
+    from segnas_lite.nas.search import run_search
     refuse_class_set_for_synthetic(args)
     result = run_search(space=args.space, budget_ms=args.budget_ms, budget_frac=args.budget_frac,
                         data=args.data, data_options=data_options(args),
@@ -64,7 +65,8 @@ def cmd_search(args) -> int:
                         constraint=args.constraint, resume=args.resume, overwrite=args.overwrite,
                         seed=args.seed, quiet=args.quiet, backend=args.backend,
                         precision=args.precision, latency_size=args.latency_size,
-                        calibrate=not args.no_calibrate, teacher=args.teacher,
+                        calibrate=not args.no_calibrate,
+                        teacher=load_trained(args.teacher, frozen=True)[0] if args.teacher else None,
                         **{key: value for key, value in (
                             ("latency_form", args.latency_form),
                             ("warmup_sampling", args.warmup_sampling),
@@ -112,12 +114,14 @@ def add_latency_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_latency(args) -> int:
     """Build or load the latency predictor for a deployment target and validate it."""
-    from .nas.latency_report import latency_report, report_text
+    from segnas_lite.nas.latency_report import latency_report, report_text
     report = latency_report(get_space(args.space), out_dir=args.out, backend=args.backend,
                             precision=args.precision, image_size=args.image_size,
                             threads=args.threads, num_fit=args.num_fit,
                             num_validate=args.validate, seed=args.seed, refresh=args.refresh,
                             overwrite=args.overwrite, quiet=args.quiet)
+    from segnas_lite.teaching.viz import latency_report_figure, save_figure
+    save_figure(latency_report_figure(report), Path(args.out) / "predicted_vs_measured.png")
     print(report_text(report))
     print(f"written: {Path(args.out) / 'latency_report.json'}, "
           f"{Path(args.out) / 'predicted_vs_measured.png'}")

@@ -20,13 +20,13 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from .data import SyntheticPortraits
-from .engine import TrainConfig, evaluate, predict, train
-from .models import build_model
-from .nas import get_space
-from .nas.search import SearchResult, run_search
-from .runio import RunDirectoryError, atomic_write_text
-from .summary import summarize
+from segnas_lite.data import SyntheticPortraits
+from segnas_lite.train.engine import TrainConfig, evaluate, predict, train
+from segnas_lite.zoo import build_model
+from segnas_lite.nas import get_space
+from segnas_lite.nas.search import SearchResult, run_search
+from segnas_lite.runio import RunDirectoryError, atomic_write_text
+from segnas_lite.models.summary import summarize
 
 NUM_CLASSES = 2  # SyntheticPortraits: background, person
 SPACE = "seed"   # the search space of step 3
@@ -63,7 +63,7 @@ def train_and_measure(label: str, info: dict, run_dir: Path, *, data: tuple[Data
                       config: DemoConfig, threads: int) -> tuple[nn.Module, dict, list[dict]]:
     """Train ``info``'s model with the demo recipe into ``run_dir``; return the model, its table
     row (parameters, GFLOPs, PyTorch latency, training seconds, mIoU) and its training history."""
-    from .export import benchmark_torch
+    from segnas_lite.deploy.export import benchmark_torch
     train_set, val_set = data
     size = (config.image_size, config.image_size)
     torch.manual_seed(config.seed)
@@ -86,7 +86,7 @@ def train_and_measure(label: str, info: dict, run_dir: Path, *, data: tuple[Data
 def export_with_parity(model: nn.Module, run_dir: Path, *, image_size: int, threads: int) -> dict:
     """Write ``run_dir/model.xml``, print its f32 parity and time it in f32 and in OpenVINO's
     default precision: the row's OpenVINO columns."""
-    from .export import benchmark_openvino, check_parity, to_openvino
+    from segnas_lite.deploy.export import benchmark_openvino, check_parity, to_openvino
     xml = run_dir / "model.xml"
     to_openvino(model, input_size=(image_size, image_size), out_path=xml, overwrite=True)
     parity = check_parity(model, xml, precision="f32")
@@ -101,7 +101,7 @@ def export_with_parity(model: nn.Module, run_dir: Path, *, image_size: int, thre
 def save_model_figures(model: nn.Module, history: list[dict], *, val_set: Dataset, label: str,
                        name: str, out: Path) -> None:
     """``demo_predictions_<name>.png`` (4 validation portraits) and ``demo_training_<name>.png``."""
-    from .viz import mask_grid, training_curves
+    from segnas_lite.teaching.viz import mask_grid, training_curves
     images, masks = zip(*(val_set[i] for i in range(4)))
     mask_grid(images, masks, predict(model, torch.stack(images)), num_classes=NUM_CLASSES).savefig(
         out / f"demo_predictions_{name}.png", dpi=90)
@@ -130,7 +130,7 @@ def quick_search(out: Path, *, config: DemoConfig, threads: int) -> SearchResult
 
 def save_alpha_figure(result: SearchResult, out: Path) -> None:
     """``demo_alpha.png``: op probabilities after the search, the budget genotype outlined."""
-    from .viz import alpha_heatmap
+    from segnas_lite.teaching.viz import alpha_heatmap
     op_names = [list(spec.ops) for spec in get_space(SPACE).layers]
     alpha_heatmap(result.history.alpha_matrix(-1), op_names, genotype=result.genotype_budget,
                   title="op probabilities after the search").savefig(out / "demo_alpha.png", dpi=90)

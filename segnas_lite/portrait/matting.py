@@ -33,10 +33,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segnas_lite.errors import SegnasError
+
 REFINE_METHODS = ("guided", "feather", "none")
 
 
-class BackgroundError(ValueError):
+class BackgroundError(SegnasError, ValueError):
     """A ``--background`` that is neither an image file, a colour nor ``blur``."""
 
 
@@ -379,8 +381,8 @@ def evaluate_refinement(prob_fn: Callable[[torch.Tensor], np.ndarray], dataset,
     (H, W) and refined with the image as guide. The same probabilities feed every setting, so the
     rows differ only by refinement. Seconds per image count the refinement alone."""
     import time
-    from .data import denormalize
-    from .runio import progress
+    from segnas_lite.data import denormalize
+    from segnas_lite.runio import progress
     n = len(dataset) if limit is None else min(limit, len(dataset))
     # per setting: [intersection, union] of background and foreground over the whole set (the
     # package's mIoU: a confusion over all pixels, not a mean of per-image scores), and per-image

@@ -49,7 +49,7 @@ class SteadyKernelClient(AsyncKernelClient):
 class SteadyKernelManager(AsyncKernelManager):
     """Starts kernels whose clients are ``SteadyKernelClient``."""
 
-    client_class = DottedObjectName("segnas_lite.notebook_runner.SteadyKernelClient")
+    client_class = DottedObjectName("segnas_lite.teaching.notebook_runner.SteadyKernelClient")
     client_factory = Type(SteadyKernelClient)  # what ``client()`` builds; must match client_class
 
 
@@ -61,4 +61,4 @@ def execute_notebook(path: str | os.PathLike, out: str | os.PathLike, *, cwd: st
     return papermill.execute_notebook(
         str(path), str(out), parameters=parameters or {}, kernel_name="python3", cwd=str(cwd),
         progress_bar=False, execution_timeout=cell_timeout,
-        kernel_manager_class="segnas_lite.notebook_runner.SteadyKernelManager")
+        kernel_manager_class="segnas_lite.teaching.notebook_runner.SteadyKernelManager")

@@ -25,13 +25,14 @@ from typing import Any, Callable
 
 import torch
 
-from .engine import TrainConfig, train
-from .flags import cache_dir, cpu_name, quick_forced
-from .models import build_model
-from .runio import atomic_torch_save, atomic_write_text, seed_everything
+from segnas_lite.errors import SegnasError
+from segnas_lite.train.engine import TrainConfig, train
+from segnas_lite.flags import cache_dir, cpu_name, quick_forced
+from segnas_lite.zoo import build_model
+from segnas_lite.runio import atomic_torch_save, atomic_write_text, seed_everything
 
 
-class CacheError(RuntimeError):
+class CacheError(SegnasError, RuntimeError):
     """A cached result that cannot be read; delete the file named in the message and run again."""
 
 
@@ -122,8 +123,8 @@ def trained_model(name: str, *, source: str = "synthetic", image_size: int = 64,
     The model is in eval mode; ``history`` is the engine's per-epoch list of dicts (train loss,
     validation mIoU, ...).
     """
-    from .data import open_dataset
-    from .recipes import recipe_for
+    from segnas_lite.data import open_dataset
+    from segnas_lite.train.recipes import recipe_for
     settings = dict(source=str(source), image_size=image_size, epochs=epochs,
                     train_length=train_length, val_length=val_length, batch_size=batch_size,
                     lr=lr, seed=seed, model_kwargs=model_kwargs)
@@ -226,8 +227,8 @@ def search_result(*, space: str = "seed", image_size: int = 64, seed: int = 0,
     ``history.json``, ``summary.json``, ...) into ``<cache>/search/<key>``; a later call with the same
     settings reads them back instead of searching again.
     """
-    from .nas import Genotype
-    from .nas.search import History, SearchResult, run_search
+    from segnas_lite.nas import Genotype
+    from segnas_lite.nas.search import History, SearchResult, run_search
     key = cache_key("search", space=space, image_size=image_size, seed=seed, **search_kwargs)
     out_dir = cache_dir() / "search" / key
     if refresh or not (out_dir / "summary.json").is_file():

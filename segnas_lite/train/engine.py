@@ -26,10 +26,10 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from .data import IGNORE_INDEX
-from .distill import distillation_loss, main_logits
-from .metrics import ConfusionMeter, SegmentationMetrics
-from .runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint, progress, rng_state, seed_everything,
+from segnas_lite.data import IGNORE_INDEX
+from segnas_lite.train.distill import distillation_loss, main_logits
+from segnas_lite.metrics import ConfusionMeter, SegmentationMetrics
+from segnas_lite.runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint, progress, rng_state, seed_everything,
                     set_rng_state, torch_generator)
 
 CHECKPOINT = "checkpoint.pt"

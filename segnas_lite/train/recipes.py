@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .data import PairedAugment
-from .engine import TrainConfig
+from segnas_lite.errors import SegnasError
+from segnas_lite.data import PairedAugment
+from segnas_lite.train.engine import TrainConfig
 
 
-class UnknownRecipeError(ValueError):
+class UnknownRecipeError(SegnasError, ValueError):
     """A recipe name that is not in :data:`RECIPES`."""
 
 
@@ -91,7 +92,7 @@ def is_people_like(source: str, class_names: tuple[str, ...] | None, num_classes
     layout (``Training_Images/`` + ``Ground_Truth/``) or a class name that says person."""
     if source in ("synthetic", "synthetic-scenes") or num_classes != 2:
         return False
-    from .data import find_layout
+    from segnas_lite.data import find_layout
     try:
         if find_layout(source).kind == "people":
             return True

@@ -14,29 +14,16 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .data import DatasetError
-from .distill import DistillationError
-from .models import UnknownModelError, available_models
-from .nas import GenotypeError, InfeasibleBudgetError
-from .nas.search import SearchConfigError
-from .nas.latency import LatencyError
-from .timing import TimingError
-from .matting import BackgroundError
-from .runio import (CheckpointError, MissingDependencyError, RunDirectoryError, atomic_write_text,
+from segnas_lite.errors import SegnasError
+from segnas_lite import __version__
+from segnas_lite.zoo import (available_models, build_from_info, load_trained,
+                             saved_data)
+from segnas_lite.runio import (atomic_write_text,
                     load_checkpoint, progress)
-from .video import VideoError
 
 
-class CLIError(Exception):
+class CLIError(SegnasError):
     """A problem with the command line (bad path, conflicting options)."""
-
-
-# The errors ``main`` prints as one line (exit status 2) instead of a traceback.
-PACKAGE_ERRORS = (CLIError, CheckpointError, RunDirectoryError, DatasetError, UnknownModelError,
-                  GenotypeError, InfeasibleBudgetError, SearchConfigError, LatencyError,
-                  TimingError, FileNotFoundError, FileExistsError, BackgroundError, VideoError,
-                  MissingDependencyError, DistillationError)
 
 
 # --------------------------------------------------------------------------- numbers, checked
@@ -86,7 +73,7 @@ def mask_value(text: str) -> int:
 
 
 def _mapping(text: str) -> dict[int, int]:
-    from .data import DatasetError, parse_mask_mapping
+    from segnas_lite.data import DatasetError, parse_mask_mapping
     try:
         return parse_mask_mapping(text)
     except DatasetError as error:
@@ -94,7 +81,7 @@ def _mapping(text: str) -> dict[int, int]:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    from .data import DatasetError, parse_class_names
+    from segnas_lite.data import DatasetError, parse_class_names
     try:
         return parse_class_names(text)
     except DatasetError as error:
@@ -174,7 +161,7 @@ def add_teacher_options(p: argparse.ArgumentParser, *, into: str) -> None:
 
 
 def add_model_option(p: argparse.ArgumentParser, *, help: str, **kwargs) -> None:
-    """``--model NAME``, one of ``segnas_lite.models.MODELS`` (the list ``segnas models`` prints)."""
+    """``--model NAME``, one of ``segnas_lite.zoo.MODELS`` (the list ``segnas models`` prints)."""
     names = available_models()
     p.add_argument("--model", choices=names, metavar="NAME",
                    help=f"{help}; one of: {', '.join(names)}", **kwargs)
@@ -186,7 +173,7 @@ def _datasets(args, augment=None):
     defaults to ``PairedAugment()``. With
     ``--val-data`` the training folder is read whole (or its own train split) and the validation
     folder gives its val split, else all of it."""
-    from .data import PairedAugment, find_layout, open_dataset
+    from segnas_lite.data import PairedAugment, find_layout, open_dataset
     options = data_options(args)
     refuse_class_set_for_synthetic(args)
     common = dict(image_size=args.image_size, seed=args.seed, **options)
@@ -241,7 +228,7 @@ def _source_text(source: str | None) -> str | None:
 
 def scan_before_training(*datasets, quiet: bool) -> None:
     """Every mask of the datasets against the class set, before the first step (``data.check``)."""
-    from .data.check import scan_masks
+    from segnas_lite.data.check import scan_masks
     for dataset in datasets:
         scan_masks(dataset, quiet=quiet)
 
@@ -252,26 +239,10 @@ def dataset_meta(dataset) -> tuple[int, tuple[str, ...] | None]:
     return base.num_classes, getattr(base, "class_names", None)
 
 
-def build_from_info(info: dict, num_classes: int) -> torch.nn.Module:
-    """Rebuild a model from the ``model_info`` stored in a checkpoint."""
-    from .models import build_model
-    return build_model(info["name"], num_classes=num_classes, **info.get("kwargs", {}))
-
-
-def load_trained(checkpoint: str) -> tuple[torch.nn.Module, dict]:
-    state = load_checkpoint(checkpoint)
-    if not state.get("model_info"):
-        raise CLIError(f"{checkpoint} does not say which model it holds; was it written by "
-                       "`segnas train`?")
-    model = build_from_info(state["model_info"], state["num_classes"])
-    model.load_state_dict(state["model"])
-    return model.eval(), state
-
-
 def _model_info(args) -> dict:
     """What to build: the child of ``--genotype`` when given, else ``--model``."""
     if args.genotype:
-        from .nas.space import Genotype
+        from segnas_lite.nas.space import Genotype
         genotype = Genotype.load(args.genotype)
         return {"name": "nas_child", "kwargs": {"genotype": genotype.to_json()}}
     if args.model == "nas_child":
@@ -289,7 +260,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--genotype", help="genotype.json from `segnas search`: train that child "
                    "(instead of --model)")
     p.add_argument("--recipe", choices=("auto", "classic", "people"), default="auto",
-                   help="training recipe (segnas_lite/recipes.py): people, measured on real photos "
+                   help="training recipe (segnas_lite/train/recipes.py): people, measured on real photos "
                    "by benchmarks/recipe.py; classic, the synthetic-data defaults; auto (default) "
                    "takes people for a people-like photo folder, classic otherwise. The flags "
                    "below override single settings")
@@ -326,7 +297,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 def resolve_recipe(args):
     """The recipe of ``--recipe`` (``auto``: ``recipes.recipe_for`` the data) with the settings the
     user gave on the command line put over it."""
-    from .recipes import get_recipe, recipe_for
+    from segnas_lite.train.recipes import get_recipe, recipe_for
     if args.recipe == "auto":
         recipe = recipe_for(args.data, class_names=tuple(args.class_names or ()) or None,
                             num_classes=args.num_classes or 2)
@@ -342,14 +313,13 @@ def resolve_recipe(args):
 
 
 def cmd_train(args) -> int:
-    from .distill import load_teacher
-    from .engine import train
+    from segnas_lite.train.engine import train
     recipe = resolve_recipe(args)
     train_set, val_set, data_info = _datasets(args, augment=recipe.augmentation())
     scan_before_training(train_set, val_set, quiet=args.quiet)
     num_classes, class_names = dataset_meta(train_set)
     info = _model_info(args)
-    teacher = load_teacher(args.teacher) if args.teacher else None
+    teacher = load_trained(args.teacher, frozen=True)[0] if args.teacher else None
     if args.distill_weight is not None and teacher is None:
         raise CLIError("--distill-weight needs --teacher CHECKPOINT")
     torch.manual_seed(args.seed)
@@ -389,14 +359,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="metrics JSON (default: evaluation.json beside the checkpoint)")
 
 
-def saved_data(state: dict) -> dict:
-    """The ``data_info`` a checkpoint carries (empty for runs written before it existed)."""
-    return dict(state.get("data_info") or {})
-
-
 def cmd_evaluate(args) -> int:
-    from .data import open_dataset
-    from .engine import evaluate
+    from segnas_lite.data import open_dataset
+    from segnas_lite.train.engine import evaluate
     model, state = load_trained(args.checkpoint)
     saved = saved_data(state)
     source = args.data or saved.get("data") or "synthetic"
@@ -425,7 +390,7 @@ def cmd_evaluate(args) -> int:
 
 
 def _val_split_of(source: str) -> str:
-    from .data import find_layout
+    from segnas_lite.data import find_layout
     return "val" if "val" in _own_splits(find_layout(source)) else "all"
 
 
@@ -446,7 +411,7 @@ def _segmenter(args):
     """``segment(x)``: (1, 3, H, W) normalised image -> (H, W) class indices, from --checkpoint
     (PyTorch) or --model (OpenVINO)."""
     if args.model:
-        from .export import OpenVINOPredictor
+        from segnas_lite.deploy.export import OpenVINOPredictor
         predictor = OpenVINOPredictor(args.model)
         return lambda x: predictor(x).argmax(1)[0]
     import torch.nn.functional as F
@@ -464,8 +429,8 @@ def _segmenter(args):
 def cmd_predict(args) -> int:
     import numpy as np
     from PIL import Image
-    from .data import denormalize, load_image
-    from .viz import colorize, overlay
+    from segnas_lite.data import denormalize, load_image
+    from segnas_lite.data.palette import colorize, overlay
     if bool(args.checkpoint) == bool(args.model):
         raise CLIError("give exactly one of --checkpoint DIR/checkpoint.pt or --model MODEL.xml")
     out = Path(args.out)
@@ -503,7 +468,7 @@ def _class_shares(mask, names) -> str:
 
 # --------------------------------------------------------------------------- demo
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
-    from .demo import DemoConfig
+    from segnas_lite.teaching.demo import DemoConfig
     p.add_argument("--image-size", type=image_side, default=DemoConfig.image_size,
                    help="square side of the synthetic portraits; default %(default)s")
     p.add_argument("--epochs", type=positive_int, default=DemoConfig.epochs, help="default %(default)s")
@@ -523,7 +488,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_demo(args) -> int:
     """Train Fast-SCNN, export it, search, retrain the child, print the table (``demo.run``)."""
-    from . import demo
+    from segnas_lite.teaching import demo
     config = demo.DemoConfig(image_size=args.image_size, epochs=args.epochs,
                              train_size=args.train_size, lr=args.lr, seed=args.seed,
                              skip_search=args.skip_search, skip_export=args.skip_export,
@@ -553,7 +518,7 @@ def add_export_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_export(args) -> int:
     """Write an OpenVINO IR, then print f32 parity and default-precision mask agreement."""
-    from .export import check_parity, to_openvino
+    from segnas_lite.deploy.export import check_parity, to_openvino
     if args.checkpoint:
         model, _ = load_trained(args.checkpoint)
     elif args.genotype or args.model:
@@ -593,7 +558,7 @@ def cmd_notebooks(args) -> int:
     """Execute every numbered notebook in order with papermill (an instructor's dry run)."""
     import os
     import papermill
-    from .notebook_runner import execute_notebook
+    from segnas_lite.teaching.notebook_runner import execute_notebook
     source = Path(args.notebooks) if args.notebooks else Path(__file__).resolve().parents[1] / "notebooks"
     paths = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
@@ -643,7 +608,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_data(args) -> int:
     """``segnas data check PATH``: the data doctor (``data.check.check_folder``)."""
-    from .data.check import check_folder
+    from segnas_lite.data.check import check_folder
     report = check_folder(args.path, quiet=args.quiet, **data_options(args))
     print(report.to_text())
     if args.json:
@@ -662,8 +627,8 @@ def add_models_arguments(p: argparse.ArgumentParser) -> None:
 
 def cmd_models(args) -> int:
     """List the models with their parameter count and FLOPs (reproduces the README's figures)."""
-    from .models import build_model
-    from .summary import summarize
+    from segnas_lite.zoo import build_model
+    from segnas_lite.models.summary import summarize
     size = args.image_size
     print(f"{'model':<28}{'params':>12}{f'GFLOPs@{size}':>14}   ({args.num_classes} classes)")
     for name in available_models():
@@ -697,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
                  add_predict_arguments, cmd_predict)
     _add_command(sub, "demo", "the quick end-to-end job on synthetic data",
                  add_demo_arguments, cmd_demo)
-    from .cli_nas import add_latency_arguments, add_search_arguments, cmd_latency, cmd_search
+    from segnas_lite.cli.nas import add_latency_arguments, add_search_arguments, cmd_latency, cmd_search
     _add_command(sub, "search", "ProxylessNAS search under a latency budget",
                  add_search_arguments, cmd_search)
     _add_command(sub, "latency", "build and validate the latency predictor for a deployment target",
@@ -710,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
                  add_models_arguments, cmd_models)
     _add_command(sub, "data", "check a dataset folder before training (segnas data check PATH)",
                  add_data_arguments, cmd_data)
-    from .cli_video import (add_replace_background_arguments, add_video_arguments,
+    from segnas_lite.cli.video import (add_replace_background_arguments, add_video_arguments,
                             cmd_replace_background, cmd_video)
     _add_command(sub, "replace-background", "cut people out of photos with soft edges and put "
                  "them on a new background", add_replace_background_arguments,
@@ -724,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except PACKAGE_ERRORS as exc:
+    except (SegnasError, OSError) as exc:  # every named error of the package, and the OS's
         print(f"segnas {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,4 @@
-"""Interactive versions of the ``segnas_lite.viz`` figures (ipywidgets 8, JupyterLab 4).
+"""Interactive versions of the ``segnas_lite.teaching.viz`` figures (ipywidgets 8, JupyterLab 4).
 
 Every widget is the same recipe: a few controls, one ``ipywidgets.Output`` and a ``redraw()`` that
 calls a viz function with the controls' values and displays the new figure in the Output. The
@@ -19,10 +19,11 @@ import numpy as np
 import ipywidgets as widgets
 from IPython.display import display
 
-from . import viz
+from segnas_lite.errors import SegnasError
+from segnas_lite.teaching import viz
 
 
-class WidgetInputError(ValueError):
+class WidgetInputError(SegnasError, ValueError):
     """The data given to a widget has inconsistent lengths or shapes; the message says which."""
 
 
@@ -224,7 +225,7 @@ def augmentation_explorer(dataset, augment, *, count: int = 5) -> widgets.VBox:
 def model_breakdown(models: dict, *, sizes: Sequence[int] = (128, 256, 512, 1024)) -> widgets.VBox:
     """Parameters and FLOPs per part of each model in ``models`` ({name: nn.Module}) at a chosen
     square input size: the parameters stay, the FLOPs grow with the number of pixels."""
-    from .summary import summarize
+    from segnas_lite.models.summary import summarize
     if not models:
         raise WidgetInputError("give at least one model")
     name = widgets.Dropdown(options=list(models), description="model")
@@ -259,7 +260,7 @@ def latency_table(table, genotypes: dict | None = None) -> widgets.VBox:
 def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float]) -> widgets.VBox:
     """Predicted vs measured latency of the first k architectures (a slider): Spearman and MAPE
     are recomputed for those k, which shows how uncertain they are when k is small."""
-    from .nas.latency import spearman
+    from segnas_lite.nas.latency import spearman
     if len(predicted_ms) != len(measured_ms) or len(predicted_ms) < 3:
         raise WidgetInputError(f"need as many measured as predicted latencies (at least 3): got "
                                f"{len(predicted_ms)} and {len(measured_ms)}")
@@ -279,7 +280,7 @@ def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float])
 def cutout_explorer(image01: np.ndarray, prob: np.ndarray, *, background: str = "blur"
                     ) -> widgets.VBox:
     """``viz.cutout_panels`` with the refinement's knobs: threshold (or soft), method and radius."""
-    from .matting import RefineConfig, composite, default_radius, make_background, refine_alpha
+    from segnas_lite.portrait.matting import RefineConfig, composite, default_radius, make_background, refine_alpha
     image01 = np.asarray(image01, dtype=np.float32)
     if image01.ndim != 3 or image01.shape[2] != 3 or np.asarray(prob).ndim != 2:
         raise WidgetInputError(f"need an (H, W, 3) image and an (h, w) probability map, got "

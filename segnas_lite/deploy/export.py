@@ -36,13 +36,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import SyntheticPortraits, synthetic_video  # notebook 08 imports synthetic_video from here
-from .runio import MissingDependencyError, stream_seed  # noqa: F401 (re-exported)
-from .timing import (Timing, TimingError, compile_openvino, compiled_precision, ov_core,
+from segnas_lite.errors import SegnasError
+from segnas_lite.data import SyntheticPortraits, synthetic_video  # notebook 08 imports synthetic_video from here
+from segnas_lite.runio import MissingDependencyError, stream_seed  # noqa: F401 (re-exported)
+from segnas_lite.timing import (Timing, TimingError, compile_openvino, compiled_precision, ov_core,
                      time_openvino, time_torch)
 
 
-class ExportError(RuntimeError):
+class ExportError(SegnasError, RuntimeError):
     """The model cannot be exported, compiled or fed with the given shape/precision."""
 
 

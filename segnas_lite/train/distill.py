@@ -13,14 +13,14 @@ what make the architecture gradient noisy) and the retraining of derived network
 """
 from __future__ import annotations
 
-import os
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from segnas_lite.errors import SegnasError
 
 
-class DistillationError(ValueError):
+class DistillationError(SegnasError, ValueError):
     """Student and teacher outputs that cannot be compared, or a teacher that cannot be loaded."""
 
 
@@ -60,21 +60,3 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 def main_logits(output) -> torch.Tensor:
     """The main output of a model that may return ``(main, [aux, ...])`` in training mode."""
     return output[0] if isinstance(output, tuple) else output
-
-
-def load_teacher(checkpoint: str | os.PathLike) -> nn.Module:
-    """A trained model from a ``segnas train`` checkpoint, in eval mode, with frozen weights.
-
-    Loaded with ``weights_only=True`` (``runio.load_checkpoint``): a checkpoint cannot run code."""
-    from .models import build_model
-    from .runio import load_checkpoint
-    state = load_checkpoint(checkpoint)
-    info = state.get("model_info") if isinstance(state, dict) else None
-    if not info or "model" not in state:
-        raise DistillationError(f"{checkpoint} does not say which model it holds; a teacher must be "
-                                "a checkpoint written by `segnas train`")
-    model = build_model(info["name"], num_classes=int(state["num_classes"]), **info.get("kwargs", {}))
-    model.load_state_dict(state["model"])
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.eval()

@@ -1,0 +1,1 @@
+"""Deployment on the CPU with OpenVINO: export, parity, the static-IR predictor, INT8."""

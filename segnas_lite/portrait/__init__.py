@@ -1,0 +1,1 @@
+"""Portrait cut-outs and steady video: refinement, compositing, smoothing, the pipelines."""

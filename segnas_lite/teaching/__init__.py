@@ -1,0 +1,1 @@
+"""What the notebooks use: plots, widgets, notebook helpers and runner, the demo."""

@@ -1,0 +1,1 @@
+"""Training: losses, the train/evaluate loop, distillation, recipes."""
