@@ -123,10 +123,14 @@ def wrap(model: nn.Module, ctx: Context, *, sync_bn: bool = False) -> nn.Module:
     """``model`` on its device, wrapped in DDP when there are several processes.
 
     ``sync_bn``: BatchNorm statistics over the whole global batch instead of each process's share
-    (``nn.SyncBatchNorm``; worth it when a process holds only a few images per step)."""
+    (``nn.SyncBatchNorm``; worth it when a process holds only a few images per step). PyTorch runs
+    it on CUDA only, so on the CPU it is refused with a ``DeviceError``."""
+    if sync_bn and ctx.device.type != "cuda":
+        raise DeviceError("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs on GPUs only. On the "
+                          "CPU, give each process more images per step (--batch-size) instead")
     model = model.to(ctx.device)
     if not ctx.distributed:
-        return model
+        return model  # one process: BatchNorm already sees the whole batch
     if sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -159,3 +163,13 @@ def gather(obj: Any, ctx: Context) -> list[Any]:
     out: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def mean_over_ranks(value: float, ctx: Context) -> float:
+    """The mean of ``value`` over all processes (each process's own value alone)."""
+    if not ctx.distributed:
+        return value
+    total = torch.tensor([float(value)], dtype=torch.float64,
+                         device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.all_reduce(total)
+    return float(total.item()) / ctx.world_size

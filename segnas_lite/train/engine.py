@@ -1,4 +1,5 @@
-"""Training and evaluation loops with atomic checkpoints and exact resume.
+"""Training and evaluation loops with atomic checkpoints and exact resume (the losses are in
+``losses.py``).
 
 A run directory holds three files:
 
@@ -10,6 +11,11 @@ Determinism: the batch order of epoch ``e`` is a permutation drawn from a genera
 ``(seed, e)``, datasets draw augmentations from ``(seed, epoch, index)`` and the global RNGs are saved
 in the checkpoint, so a run that is stopped after any epoch and resumed ends with bit-identical weights
 (``tests/test_engine.py`` checks this).
+
+Several processes: under ``torchrun`` the same loop runs data parallel (``distributed.py``): each
+process reads its shard of every epoch, gradients are averaged, and only rank 0 writes the run
+folder, which is the same as a single process's. ``device`` and ``amp`` pick where and in which
+precision the steps run; without ``torchrun`` on the CPU nothing changes.
 """
 from __future__ import annotations
 
@@ -23,18 +29,25 @@ from typing import Callable, Iterable
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from segnas_lite.data import IGNORE_INDEX
+from segnas_lite.errors import SegnasError
+from segnas_lite.train import distributed
 from segnas_lite.train.distill import distillation_loss, main_logits
+from segnas_lite.train.losses import LOSSES, segmentation_loss
 from segnas_lite.metrics import ConfusionMeter, SegmentationMetrics
-from segnas_lite.runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint, progress, rng_state, seed_everything,
-                    set_rng_state, torch_generator)
+from segnas_lite.runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint,
+                               progress, rng_state, seed_everything, set_rng_state, stream_seed,
+                               torch_generator)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
+
+
+class TrainConfigError(SegnasError, ValueError):
+    """A training setting that cannot work (unknown optimizer, epochs < 1, ...)."""
 
 
 @dataclass
@@ -63,20 +76,25 @@ class TrainConfig:
     ohem_keep: float = 0.25         # "ohem": share of the labelled pixels kept, the hardest ones
     boundary_weight: float = 4.0    # "boundary": extra weight of pixels near a class edge (1 + w)
     boundary_width: int = 3         # "boundary": how near, in pixels of the mask
+    device: str = "auto"            # "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
+    amp: str | None = None          # autocast: "bf16" (CPU with AMX / AVX-512 BF16, or CUDA), "fp16" (CUDA)
+    sync_bn: bool = False           # several processes: BatchNorm over the global batch
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+            raise TrainConfigError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.schedule not in ("poly", "cosine"):
-            raise ValueError(f"schedule must be 'poly' or 'cosine', got {self.schedule!r}")
+            raise TrainConfigError(f"schedule must be 'poly' or 'cosine', got {self.schedule!r}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
+            raise TrainConfigError("epochs and batch_size must be at least 1")
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+            raise TrainConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 0.0 < self.ohem_keep <= 1.0:
-            raise ValueError(f"ohem_keep is a share of pixels in (0, 1], got {self.ohem_keep}")
+            raise TrainConfigError(f"ohem_keep is a share of pixels in (0, 1], got {self.ohem_keep}")
         if self.boundary_weight < 0 or self.boundary_width < 1:
-            raise ValueError("boundary_weight must be >= 0 and boundary_width >= 1")
+            raise TrainConfigError("boundary_weight must be >= 0 and boundary_width >= 1")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise TrainConfigError(f"amp must be None, 'bf16' or 'fp16', got {self.amp!r}")
 
 
 @dataclass
@@ -105,68 +123,17 @@ def lr_factor(step: int, total: int, config: TrainConfig) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-LOSSES = ("ce", "ohem", "boundary")
-
-
-def boundary_band(target: torch.Tensor, *, width: int, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """(N, H, W) bool: labelled pixels with another class within ``width`` pixels (a square window).
-
-    A pixel lies on the band when the largest and the smallest class index in its
-    (2 width + 1)^2 window differ: two max-pools, no loop. Ignored pixels count as neither class.
-    """
-    labels = target.unsqueeze(1).float()  # (N, 1, H, W)
-    valid = target != ignore_index
-    high = torch.where(valid.unsqueeze(1), labels, torch.full_like(labels, -1.0))
-    low = torch.where(valid.unsqueeze(1), -labels, torch.full_like(labels, -float(ignore_index)))
-    window = dict(kernel_size=2 * width + 1, stride=1, padding=width)
-    largest = F.max_pool2d(high, **window)
-    smallest = -F.max_pool2d(low, **window)
-    return ((largest != smallest).squeeze(1)) & valid
-
-
-def pixel_loss(logits: torch.Tensor, target: torch.Tensor, *, config: "TrainConfig") -> torch.Tensor:
-    """One scalar from per-pixel cross-entropy, reduced as ``config.loss`` says.
-
-    * ``"ce"``: the mean over labelled pixels.
-    * ``"ohem"``: the mean over the ``ohem_keep`` share of labelled pixels with the largest loss
-      (online hard example mining for segmentation: Shrivastava et al., CVPR 2016; the "bootstrapped"
-      cross-entropy of Wu, Shen & van den Hengel, 2016). Easy background stops dominating the gradient.
-    * ``"boundary"``: a weighted mean, weight ``1 + boundary_weight`` on the ``boundary_width`` band
-      around class edges (``boundary_band``), 1 elsewhere; like the border weight map of U-Net
-      (Ronneberger et al., 2015, Eq. 2), it spends the gradient where masks are wrong: the outline.
-    """
-    ignore = config.ignore_index
-    if config.loss == "ce":
-        return F.cross_entropy(logits, target, ignore_index=ignore)
-    per_pixel = F.cross_entropy(logits, target, ignore_index=ignore, reduction="none")  # (N, H, W)
-    valid = target != ignore
-    if not valid.any():
-        return logits.sum() * 0.0  # nothing labelled: no signal, but keep the graph
-    if config.loss == "ohem":
-        losses = per_pixel[valid]
-        keep = max(1, int(round(config.ohem_keep * losses.numel())))
-        return losses.topk(keep).values.mean()
-    band = boundary_band(target, width=config.boundary_width, ignore_index=ignore)
-    weight = 1.0 + config.boundary_weight * band.float()
-    return (per_pixel * weight)[valid].sum() / weight[valid].sum()
-
-
-def segmentation_loss(output: torch.Tensor | tuple, target: torch.Tensor, *,
-                      config: "TrainConfig") -> torch.Tensor:
-    """``pixel_loss`` of the output; a model may return ``(main, [aux, ...])`` in training, whose
-    auxiliary terms are added with weight ``config.aux_weight``."""
-    if isinstance(output, tuple):
-        main, aux = output
-        loss = pixel_loss(main, target, config=config)
-        for a in aux:
-            loss = loss + config.aux_weight * pixel_loss(a, target, config=config)
-        return loss
-    return pixel_loss(output, target, config=config)
-
-
-def _epoch_loader(dataset: Dataset, config: TrainConfig, epoch: int) -> DataLoader:
+def _epoch_loader(dataset: Dataset, config: TrainConfig, epoch: int,
+                  ctx: distributed.Context = distributed.Context()) -> DataLoader:
     if hasattr(dataset, "set_epoch"):
         dataset.set_epoch(epoch)  # fresh augmentations each epoch, still reproducible
+    if ctx.distributed:  # each process its own shard of one seeded permutation per epoch
+        sampler = torch.utils.data.DistributedSampler(
+            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+            seed=stream_seed(config.seed, 0, stream=0) % 2**31, drop_last=True)
+        sampler.set_epoch(epoch)
+        return DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, drop_last=True,
+                          num_workers=config.num_workers)
     generator = torch_generator(config.seed, epoch, stream=0)
     return DataLoader(dataset, batch_size=config.batch_size, shuffle=True, drop_last=True,
                       generator=generator, num_workers=config.num_workers)
@@ -180,13 +147,14 @@ def evaluate(model: nn.Module, dataset: Dataset, *, num_classes: int, batch_size
     """mIoU, per-class IoU and pixel accuracy of ``model`` on ``dataset`` (eval mode, no grad)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     meter = ConfusionMeter(num_classes, ignore_index=ignore_index)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     for i, (images, masks) in enumerate(progress(loader, quiet=quiet, desc="evaluate",
                                                  leave=False)):
         if max_batches is not None and i >= max_batches:
             break
-        meter.update(model(images), masks)
+        meter.update(model(images.to(device)).cpu(), masks)
     model.train(was_training)
     return meter.compute()
 
@@ -202,21 +170,31 @@ def predict(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- train
-def _steps_per_epoch(train_set: Dataset, config: TrainConfig) -> int:
-    steps = len(train_set) // config.batch_size
+def _steps_per_epoch(train_set: Dataset, config: TrainConfig, world_size: int = 1) -> int:
+    steps = len(train_set) // (config.batch_size * world_size)
     if config.steps_per_epoch is not None:
         steps = min(steps, config.steps_per_epoch)
     if steps < 1:
-        raise ValueError(f"the training set has {len(train_set)} samples, fewer than one batch of "
-                         f"{config.batch_size}: lower --batch-size or add data")
+        raise TrainConfigError(
+            f"the training set has {len(train_set)} samples, fewer than one batch of "
+            f"{config.batch_size} per process ({world_size} processes): lower --batch-size or add "
+            "data")
     return steps
 
 
+def _seed(config: TrainConfig, ctx: distributed.Context) -> None:
+    """Rank 0 (and a single process) seeds with ``config.seed``; the other ranks get seeds of their
+    own, so that their random draws (dropout, ...) are not copies of rank 0's."""
+    seed_everything(config.seed if ctx.rank == 0 else stream_seed(config.seed, ctx.rank, stream=5))
+
+
 def _start_run(out: Path | None, *, model: nn.Module, optimizer, scheduler, config: TrainConfig,
-               resume: bool, overwrite: bool, run_info: dict) -> tuple[int, list[dict]]:
-    """Resume from ``out/checkpoint.pt`` or start afresh -> (first epoch, history so far)."""
+               resume: bool, overwrite: bool, run_info: dict,
+               ctx: distributed.Context = distributed.Context()) -> tuple[int, list[dict]]:
+    """Resume from ``out/checkpoint.pt`` or start afresh -> (first epoch, history so far).
+    Every rank reads; only rank 0 writes."""
     if out is None:
-        seed_everything(config.seed)
+        _seed(config, ctx)
         return 0, []
     guard_run_dir(out, [CHECKPOINT], resume=resume, overwrite=overwrite)
     if resume:
@@ -224,61 +202,81 @@ def _start_run(out: Path | None, *, model: nn.Module, optimizer, scheduler, conf
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks")
+        set_rng_state(ranks[ctx.rank] if ranks and len(ranks) == ctx.world_size else state["rng"])
         start_epoch = state["epoch"] + 1
         history = _read_history(out / METRICS)[:start_epoch]
-        # the log may be one line short if the run died between checkpoint and log write
-        atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in history))
+        if ctx.is_main:  # the log may be one line short if the run died between checkpoint and log
+            atomic_write_text(out / METRICS, "".join(json.dumps(r) + "\n" for r in history))
         return start_epoch, history
-    seed_everything(config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / CONFIG, json.dumps({"train": asdict(config), **run_info}, indent=2))
-    atomic_write_text(out / METRICS, "")
+    _seed(config, ctx)
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / CONFIG, json.dumps({"train": asdict(config), **run_info}, indent=2))
+        atomic_write_text(out / METRICS, "")
+    distributed.barrier(ctx)
     return 0, []
 
 
 def _train_epoch(model: nn.Module, train_set: Dataset, *, optimizer, scheduler, config: TrainConfig,
-                 epoch: int, steps: int, teacher: nn.Module | None = None) -> float:
-    """One epoch of SGD/AdamW steps -> mean training loss (with the distillation term when a
-    ``teacher`` is given and ``config.distill_weight`` > 0)."""
+                 epoch: int, steps: int, teacher: nn.Module | None = None,
+                 ctx: distributed.Context = distributed.Context(), scaler=None) -> float:
+    """One epoch of SGD/AdamW steps -> mean training loss over all processes (with the
+    distillation term when a ``teacher`` is given and ``config.distill_weight`` > 0)."""
     model.train()
-    batches = iter(_epoch_loader(train_set, config, epoch))
+    batches = iter(_epoch_loader(train_set, config, epoch, ctx))
+    amp_dtype = distributed.check_amp(config.amp, ctx.device)
     running = 0.0
-    bar = progress(range(steps), quiet=config.quiet, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   leave=False)
+    bar = progress(range(steps), quiet=config.quiet or not ctx.is_main,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
     for seen, _ in enumerate(bar, start=1):
         images, masks = next(batches)
-        output = model(images)
-        loss = segmentation_loss(output, masks, config=config)
-        if teacher is not None and config.distill_weight > 0:
-            with torch.no_grad():
-                soft = main_logits(teacher(images))
-            loss = loss + config.distill_weight * distillation_loss(
-                main_logits(output), soft, temperature=config.distill_temperature, target=masks,
-                ignore_index=config.ignore_index)
+        images, masks = images.to(ctx.device), masks.to(ctx.device)
+        with torch.autocast(ctx.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            output = model(images)
+            loss = segmentation_loss(output, masks, config=config)
+            if teacher is not None and config.distill_weight > 0:
+                with torch.no_grad():
+                    soft = main_logits(teacher(images))
+                loss = loss + config.distill_weight * distillation_loss(
+                    main_logits(output), soft, temperature=config.distill_temperature,
+                    target=masks, ignore_index=config.ignore_index)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; lower "
                                      "the learning rate (--lr)")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        if scaler is not None:  # fp16: scale the loss so small gradients do not underflow
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()  # under DDP this also averages the gradients over the processes
+            optimizer.step()
         scheduler.step()
         running += loss.item()
         if hasattr(bar, "set_postfix"):
             bar.set_postfix(loss=f"{running / seen:.3f}")
-    return running / steps
+    return distributed.mean_over_ranks(running / steps, ctx)
 
 
 def _save_epoch(out: Path, record: dict, *, model: nn.Module, optimizer, scheduler, epoch: int,
-                config: TrainConfig, run_info: dict) -> None:
-    """Checkpoint (atomically) first, then append the epoch's line to ``metrics.jsonl``."""
-    atomic_torch_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "epoch": epoch, "rng": rng_state(),
-                       "model_info": run_info["model"], "num_classes": run_info["num_classes"],
-                       "data_info": run_info.get("data"), "train_config": asdict(config)},
-                      out / CHECKPOINT)
-    with open(out / METRICS, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(record) + "\n")
+                config: TrainConfig, run_info: dict,
+                ctx: distributed.Context = distributed.Context()) -> None:
+    """Checkpoint (atomically) first, then append the epoch's line to ``metrics.jsonl``. Rank 0
+    writes; it also keeps every rank's RNG state, so that a resumed run continues each of them."""
+    ranks = distributed.gather(rng_state(), ctx) if ctx.distributed else None
+    if ctx.is_main:
+        state = {"model": distributed.unwrap(model).state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "epoch": epoch, "rng": rng_state(), "model_info": run_info["model"],
+                 "num_classes": run_info["num_classes"], "data_info": run_info.get("data"),
+                 "train_config": asdict(config)}
+        if ranks is not None:
+            state["rng_ranks"] = ranks
+        atomic_torch_save(state, out / CHECKPOINT)
+        with open(out / METRICS, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+    distributed.barrier(ctx)
 
 
 def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, *,
@@ -297,36 +295,44 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
     what the data was (source, image size, class set; ``segnas train`` writes it) saved in
     ``config.json`` and the checkpoint, so ``segnas evaluate``/``predict`` need no repeated flags.
     """
+    ctx = distributed.init(config.device)
+    distributed.check_amp(config.amp, ctx.device)  # fail before the first step, not in it
     if teacher is not None:
-        teacher.eval()
+        teacher.to(ctx.device).eval()
+    net = distributed.wrap(model, ctx, sync_bn=config.sync_bn)  # on its device; DDP if several
+    inner = distributed.unwrap(net)
     out = Path(out_dir) if out_dir is not None else None
     run_info = {"model": model_info or {}, "num_classes": num_classes}
     if data_info is not None:
         run_info["data"] = data_info
-    steps = _steps_per_epoch(train_set, config)
-    optimizer = make_optimizer(model, config)
+    steps = _steps_per_epoch(train_set, config, ctx.world_size)
+    optimizer = make_optimizer(net, config)
     total_steps = config.epochs * steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, total_steps, config))
-    start_epoch, history = _start_run(out, model=model, optimizer=optimizer, scheduler=scheduler,
+    scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+    start_epoch, history = _start_run(out, model=inner, optimizer=optimizer, scheduler=scheduler,
                                       config=config, resume=resume, overwrite=overwrite,
-                                      run_info=run_info)
+                                      run_info=run_info, ctx=ctx)
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        loss = _train_epoch(model, train_set, optimizer=optimizer, scheduler=scheduler,
-                            config=config, epoch=epoch, steps=steps, teacher=teacher)
+        loss = _train_epoch(net, train_set, optimizer=optimizer, scheduler=scheduler,
+                            config=config, epoch=epoch, steps=steps, teacher=teacher, ctx=ctx,
+                            scaler=scaler)
         record = {"epoch": epoch + 1, "train_loss": loss, "lr": optimizer.param_groups[0]["lr"]}
         last = epoch + 1 == config.epochs
         if val_set is not None and ((epoch + 1) % config.eval_every == 0 or last):
-            metrics = evaluate(model, val_set, num_classes=num_classes,
-                               batch_size=config.batch_size, ignore_index=config.ignore_index,
-                               quiet=config.quiet)
-            record.update({"val_" + k: v for k, v in metrics.as_dict(class_names).items()})
+            if ctx.is_main:  # the inner model: a DDP forward on one rank alone would wait forever
+                metrics = evaluate(inner, val_set, num_classes=num_classes,
+                                   batch_size=config.batch_size, ignore_index=config.ignore_index,
+                                   quiet=config.quiet)
+                record.update({"val_" + k: v for k, v in metrics.as_dict(class_names).items()})
+            record = distributed.broadcast(record, ctx)
         record["seconds"] = round(time.perf_counter() - started, 3)
         history.append(record)
         if out is not None:
-            _save_epoch(out, record, model=model, optimizer=optimizer, scheduler=scheduler,
-                        epoch=epoch, config=config, run_info=run_info)
+            _save_epoch(out, record, model=inner, optimizer=optimizer, scheduler=scheduler,
+                        epoch=epoch, config=config, run_info=run_info, ctx=ctx)
         if on_epoch_end is not None:
             on_epoch_end(record)
     final = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} if history else None
