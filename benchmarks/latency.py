@@ -9,7 +9,7 @@ block in every layer of the NAS macro) and ``searched`` (the child of ``--genoty
 note when that file does not exist).
 
 Latency: batch 1, ``--threads`` threads, LATENCY hint, median of ``--runs`` synchronous runs after
-warm-up (``segnas_lite.deploy.export.benchmark_torch`` / ``benchmark_openvino``). Four ways to run each model:
+warm-up (``segnas_lite.deploy.bench.benchmark_torch`` / ``benchmark_openvino``). Four ways to run each model:
 
 - ``torch``:      PyTorch eager, float32.
 - ``ov_f32``:     OpenVINO with ``INFERENCE_PRECISION_HINT=f32`` (numerically the same model).
@@ -47,8 +47,11 @@ from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import PairedAugment, open_dataset  # noqa: E402
 from segnas_lite.train.engine import TrainConfig, train  # noqa: E402
-from segnas_lite.deploy.export import (OpenVINOPredictor, benchmark_openvino, benchmark_torch,  # noqa: E402
-                                compile_ir, quantize_int8, sample_images, save_ir, to_openvino)
+from segnas_lite.deploy.bench import benchmark_openvino, benchmark_torch  # noqa: E402
+from segnas_lite.deploy.export import compile_ir, save_ir, to_openvino  # noqa: E402
+from segnas_lite.deploy.predictor import OpenVINOPredictor  # noqa: E402
+from segnas_lite.deploy.parity import sample_images  # noqa: E402
+from segnas_lite.deploy.quantize import quantize_int8  # noqa: E402
 from segnas_lite.metrics import ConfusionMeter  # noqa: E402
 from segnas_lite.zoo import build_model  # noqa: E402
 from segnas_lite.runio import load_checkpoint  # noqa: E402

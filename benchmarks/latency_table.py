@@ -31,10 +31,14 @@ from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.deploy.export import save_ir, to_openvino  # noqa: E402
 from segnas_lite.nas import get_space  # noqa: E402
-from segnas_lite.nas.latency import _child, random_genotypes  # noqa: E402
+from segnas_lite.deploy.target import Target  # noqa: E402
 from segnas_lite.nas.latency_report import latency_report  # noqa: E402
-from segnas_lite.teaching.viz import latency_report_figure, save_figure  # noqa: E402
-from segnas_lite.timing import BenchmarkAppError, LoadMonitor, crosscheck  # noqa: E402
+from segnas_lite.nas.measure import timed_child  # noqa: E402
+from segnas_lite.nas.predictor import random_genotypes  # noqa: E402
+from segnas_lite.teaching.plots import latency_report_figure, save_figure  # noqa: E402
+from segnas_lite.deploy.bench import crosscheck  # noqa: E402
+from segnas_lite.deploy.openvino import openvino_probe  # noqa: E402
+from segnas_lite.timing import BenchmarkAppError, LoadMonitor  # noqa: E402
 
 TARGETS = {"torch": ("torch", "f32"), "openvino-f32": ("openvino", "f32"),
            "openvino-bf16": ("openvino", "bf16")}
@@ -43,9 +47,9 @@ TARGETS = {"torch": ("torch", "f32"), "openvino-f32": ("openvino", "f32"),
 def target_row(space, size: int, target: str, args, out: Path) -> dict:
     backend, precision = TARGETS[target]
     started = time.perf_counter()
-    report = latency_report(space, out_dir=out / f"{target}_{size}", backend=backend,
-                            precision=precision, image_size=size, threads=args.threads,
-                            num_fit=args.num_fit, num_validate=args.validate, seed=args.seed,
+    report = latency_report(space, target=Target(backend, precision, args.threads, size),
+                            out_dir=out / f"{target}_{size}", num_fit=args.num_fit,
+                            num_validate=args.validate, seed=args.seed,
                             refresh=not args.use_cache, overwrite=True, quiet=True)
     save_figure(latency_report_figure(report), out / f"{target}_{size}" / "predicted_vs_measured.png")
     row = {"target": target, "ran": report["ran_precision"], "size": size,
@@ -64,7 +68,7 @@ def target_row(space, size: int, target: str, args, out: Path) -> dict:
 def crosscheck_row(space, size: int, args) -> dict:
     """Our timer against benchmark_app on one random subnet's f32 IR (alternating rounds)."""
     genotype = random_genotypes(space, 1, seed=args.seed, stream=9)[0]
-    ov_model = to_openvino(_child(genotype, space, 2, None), input_size=(size, size))
+    ov_model = to_openvino(timed_child(genotype, space), input_size=(size, size))
     with tempfile.TemporaryDirectory() as folder:
         xml = save_ir(ov_model, Path(folder) / "model.xml", compress_to_fp16=False)
         try:
@@ -101,7 +105,8 @@ def main() -> None:
     figures = Path(args.out).with_suffix("")  # benchmarks/results/latency_table/<target>_<size>/
 
     rows, reports = [], []
-    with LoadMonitor(what="the latency-table benchmark", ov_threads=args.threads) as monitor:
+    with LoadMonitor(what="the latency-table benchmark",
+                     ov_probe=openvino_probe(args.threads)) as monitor:
         for size in args.sizes:
             for target in args.targets:
                 result = target_row(space, size, target, args, figures)

@@ -21,7 +21,7 @@ from common import RESULTS, environment, print_table, short_training_miou, write
 
 from segnas_lite.data import default_people_dir  # noqa: E402
 from segnas_lite.zoo import build_model  # noqa: E402
-from segnas_lite.nas.latency import measure  # noqa: E402
+from segnas_lite.nas.measure import measure  # noqa: E402
 from segnas_lite.models.summary import summarize  # noqa: E402
 
 MODELS = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small")

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, environment, print_table, write_json  # noqa: E402
@@ -105,8 +104,12 @@ def main() -> None:
 
     # ours -----------------------------------------------------------------------------------------
     from segnas_lite.zoo import load_trained, saved_data
-    from segnas_lite.deploy.export import OpenVINOPredictor, to_openvino
-    from segnas_lite.timing import compile_openvino, time_openvino
+    from segnas_lite.data.transforms import normalize
+    from segnas_lite.deploy.export import to_openvino
+    from segnas_lite.deploy.predictor import OpenVINOPredictor, foreground_probability
+    from segnas_lite.deploy.bench import time_openvino
+    from segnas_lite.deploy.openvino import compile_openvino
+    from segnas_lite.deploy.target import DEFAULT_THREADS
     for checkpoint in args.checkpoint:
         model, state = load_trained(checkpoint)
         size = int(saved_data(state).get("image_size") or args.eval_size)
@@ -116,20 +119,15 @@ def main() -> None:
                     overwrite=True)
         params = sum(p.numel() for p in model.parameters())
         for precision in ("f32", "default"):
-            predictor = OpenVINOPredictor(ir, precision=precision, threads=2)
+            predictor = OpenVINOPredictor(ir, precision=precision, threads=DEFAULT_THREADS)
 
-            def ours(photo: np.ndarray) -> np.ndarray:
-                from segnas_lite.data.transforms import normalize
-                x = F.interpolate(normalize(photo)[None], size=(size, size), mode="bilinear",
-                                  align_corners=False)
-                logits = torch.from_numpy(predictor(x))
-                logits = F.interpolate(logits, size=photo.shape[:2], mode="bilinear",
-                                       align_corners=False)
-                return torch.softmax(logits[0], dim=0)[1].numpy()
+            def ours(photo: np.ndarray) -> np.ndarray:  # logits resized back to the photo's size
+                return foreground_probability(predictor(normalize(photo)[None]))
 
-            compiled = compile_openvino(ir, precision=precision, threads=2)
+            compiled = compile_openvino(ir, precision=precision, threads=DEFAULT_THREADS)
             with LoadMonitor(warn=True, what=f"{checkpoint} {precision}") as monitor:
-                timing = time_openvino(compiled, (1, 3, size, size), runs=args.runs, threads=2)
+                timing = time_openvino(compiled, (1, 3, size, size), runs=args.runs,
+                                       threads=DEFAULT_THREADS)
             loads.append({"what": f"{checkpoint} {precision}", **monitor.report.to_dict()})
             rows.append({"model": f"{state['model_info']['name']} ({Path(checkpoint).parent.name}, "
                                   f"{size}px)", "runtime": f"openvino {precision} -> {timing.precision}",

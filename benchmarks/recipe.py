@@ -51,7 +51,7 @@ from segnas_lite.zoo import load_trained  # noqa: E402
 from segnas_lite.train.engine import CHECKPOINT, evaluate, train  # noqa: E402
 from segnas_lite.zoo import build_model  # noqa: E402
 from segnas_lite.nas import Genotype  # noqa: E402
-from segnas_lite.train.recipes import Recipe  # noqa: E402
+from segnas_lite.train.recipes import Recipe, pretrain_synthetic, synthetic_set  # noqa: E402
 from segnas_lite.runio import atomic_open, load_checkpoint  # noqa: E402
 from segnas_lite.timing import LoadMonitor  # noqa: E402
 
@@ -80,11 +80,6 @@ def people_sets(people: str, recipe: Recipe):
                              augment=recipe.augmentation())
     val_set = open_dataset(people, image_size=EVAL_SIZE, split="val", seed=SPLIT_SEED)
     return train_set, val_set
-
-
-def synthetic_set(recipe: Recipe, steps: int, seed: int):
-    return open_dataset("synthetic", image_size=recipe.image_size, split="train", seed=seed,
-                        augment=recipe.augmentation(), length=max(1, steps) * recipe.batch_size)
 
 
 def searched_child_info(search_json: Path) -> dict:
@@ -123,7 +118,7 @@ def step_seconds(info: dict, recipe: Recipe, *, source: str, people: str, teache
     the allocator and thread pools)."""
     model = build(info, seed)
     if source == "synthetic":
-        data = synthetic_set(recipe, steps, seed)
+        data = synthetic_set(recipe, steps=steps, seed=seed)
     else:
         data, _ = people_sets(people, recipe)
     config = recipe.train_config(seed=seed, quiet=True, epochs=1, steps_per_epoch=steps,
@@ -169,7 +164,7 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
     model = build(info, seed)
     spent = {"synthetic_s": 0.0}
     if synthetic_steps:
-        spent["synthetic_s"] = pretrain_synthetic(model, recipe, steps=synthetic_steps,
+        spent["synthetic_s"] = pretrain_resumable(model, recipe, steps=synthetic_steps,
                                                   run_dir=run_dir / "synthetic", seed=seed)
     config = recipe.train_config(seed=seed, quiet=not args.verbose, epochs=epochs,
                                  distill_weight=args.distill_weight if teacher else 0.0)
@@ -206,14 +201,13 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
     return state.put("runs", key, row)
 
 
-def pretrain_synthetic(model, recipe: Recipe, *, steps: int, run_dir: Path, seed: int) -> float:
-    """Train on ``steps`` batches of synthetic portraits (own poly schedule) -> seconds spent.
-    A finished pretraining is loaded from ``run_dir`` instead of repeated."""
-    data = synthetic_set(recipe, steps, seed)
-    config = recipe.train_config(seed=seed, quiet=True, epochs=1, steps_per_epoch=steps)
+def pretrain_resumable(model, recipe: Recipe, *, steps: int, run_dir: Path, seed: int) -> float:
+    """``recipes.pretrain_synthetic`` (``steps`` batches of synthetic portraits, own poly schedule)
+    -> seconds spent. A finished pretraining is loaded from ``run_dir`` instead of repeated."""
     resume = (run_dir / CHECKPOINT).exists()
     started = time.perf_counter()
-    train(model, data, config=config, num_classes=2, out_dir=run_dir, resume=resume)
+    pretrain_synthetic(model, recipe, steps=steps, num_classes=2, seed=seed, out_dir=run_dir,
+                       resume=resume)
     if resume:  # the loop was skipped: load the weights and count the time it took then
         model.load_state_dict(load_checkpoint(run_dir / CHECKPOINT)["model"])
         return sum(r.get("seconds", 0.0) for r in _history(run_dir))

@@ -17,7 +17,7 @@ photos after retraining.
 
 Latency: OpenVINO f32 at ``--latency-size`` 256 px, 2 threads (the deployment target), always
 *measured* end to end. A budget is a fraction (``--budget-fracs``) of the way from the fastest to
-the slowest architecture the calibrated predictor (``nas.latency.build_predictor``, seed 0) allows;
+the slowest architecture the calibrated predictor (``nas.predictor.build_predictor``, seed 0) allows;
 the same milliseconds serve every search seed. At each budget the rows are:
 
 * searched     ``run_search`` (``--search-size`` px) per ``--seeds``: the budget-derived genotype
@@ -76,15 +76,18 @@ from segnas_lite import flags  # noqa: E402
 from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
 from segnas_lite.zoo import build_model  # noqa: E402
 from segnas_lite.nas import Genotype, MacroConfig, get_space  # noqa: E402
-from segnas_lite.nas.latency import (best_of, build_predictor, measure,  # noqa: E402
-                                     measure_genotypes)
+from segnas_lite.deploy.target import Target  # noqa: E402
+from segnas_lite.nas.config import SearchConfig  # noqa: E402
 from segnas_lite.nas.gates import LATENCY_FORMS  # noqa: E402
-from segnas_lite.nas.search import run_search  # noqa: E402
+from segnas_lite.nas.measure import best_of, measure, measure_genotypes  # noqa: E402
+from segnas_lite.nas.predictor import build_predictor  # noqa: E402
+from segnas_lite.nas.run import run_search  # noqa: E402
 from segnas_lite.nas.space import scaled_space  # noqa: E402
 from segnas_lite.runio import stream_seed  # noqa: E402
 from segnas_lite.models.summary import summarize  # noqa: E402
+from segnas_lite.deploy.openvino import openvino_probe  # noqa: E402
 from segnas_lite.timing import LoadMonitor  # noqa: E402
-from segnas_lite.teaching.viz import budget_pareto  # noqa: E402
+from segnas_lite.teaching.plots import budget_pareto  # noqa: E402
 
 SPLIT_SEED = 0      # the people split, whatever the search seed
 RANDOM_STREAM = 7   # stream_seed stream of the random subnets
@@ -194,6 +197,12 @@ def train_only_folder(people: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- latency
+def deployment(args) -> Target:
+    """Where every latency of this benchmark is for: OpenVINO f32 at ``--latency-size``."""
+    return Target(backend="openvino", precision="f32", threads=args.threads,
+                  image_size=args.latency_size)
+
+
 def within_budget_ms(state, args, nets: list[tuple[str, Genotype]], what: str) -> dict[str, float]:
     """The within-budget statistic of every net, measured once and kept: ``best_of`` over
     ``--fit-repeats`` interleaved passes (``measure_genotypes``, as the search measures)."""
@@ -203,10 +212,9 @@ def within_budget_ms(state, args, nets: list[tuple[str, Genotype]], what: str) -
             missing.setdefault(genotype.space, {})[key] = genotype
     for space_name, todo in missing.items():
         todo = list(todo.items())
-        with LoadMonitor(what=what, warn=False, ov_threads=args.threads) as monitor:
+        with LoadMonitor(what=what, warn=False, ov_probe=openvino_probe(args.threads)) as monitor:
             passes = measure_genotypes([g for _, g in todo], space=get_space(space_name),
-                                       image_size=(args.latency_size,) * 2, backend="openvino",
-                                       precision="f32", threads=args.threads, runs=args.fit_runs,
+                                       target=deployment(args), runs=args.fit_runs,
                                        repeats=args.fit_repeats, quiet=not args.verbose, desc=what)
         state.add_load(what, monitor.report.to_dict())
         for (key, _), ms in zip(todo, best_of(passes)):
@@ -289,8 +297,7 @@ def budgets(state, args, space) -> dict[float, dict]:
     for frac in args.budget_fracs:
         done = state.get("budgets", f"{frac:g}")
         if done is None:
-            table = build_predictor(space, image_size=(args.latency_size,) * 2, backend="openvino",
-                                    precision="f32", threads=args.threads, num_fit=args.num_fit,
+            table = build_predictor(space, target=deployment(args), num_fit=args.num_fit,
                                     seed=0, macro_config=MacroConfig(), quiet=not args.verbose)
             fastest, slowest = table.fastest()[1], table.slowest()[1]
             done = state.put("budgets", f"{frac:g}", {
@@ -315,14 +322,14 @@ def search(state, args, space, data: Path, frac: float, budget_ms: float, seed: 
     log(f"search: budget {frac:g} ({budget_ms:.2f} ms), seed {seed}"
         f"{' (resumed from its checkpoint)' if resume else ''}")
     started = time.perf_counter()
-    result = run_search(space=space, budget_ms=budget_ms, data=str(data),
-                        image_size=args.search_size, out_dir=out_dir, seed=seed,
-                        quiet=not args.verbose, backend="openvino", precision="f32",
-                        latency_size=args.latency_size, calibrate=True, num_fit=args.num_fit,
-                        threads=args.threads, resume=resume, overwrite=not resume,
-                        warmup_epochs=args.search_warmup_epochs, search_epochs=args.search_epochs,
-                        steps_per_epoch=args.search_steps, latency_form=args.latency_form,
-                        warmup_sampling=args.warmup_sampling, arch_lr=args.arch_lr)
+    config = SearchConfig(image_size=args.search_size, target=deployment(args),
+                          budget_ms=budget_ms, seed=seed, quiet=not args.verbose, calibrate=True,
+                          num_fit=args.num_fit, warmup_epochs=args.search_warmup_epochs,
+                          search_epochs=args.search_epochs, steps_per_epoch=args.search_steps,
+                          latency_form=args.latency_form, warmup_sampling=args.warmup_sampling,
+                          arch_lr=args.arch_lr)
+    result = run_search(space, str(data), config, out_dir=out_dir, resume=resume,
+                        overwrite=not resume)
     summary = result.summary()
     log(f"  derived: {' '.join(result.genotype_budget.ops)} ({fmt(summary['measured_ms'], '.2f')} "
         f"ms measured by the search, {time.perf_counter() - started:.0f} s)")
@@ -438,7 +445,8 @@ def main(argv: list[str] | None = None) -> None:
         todo = [key for key in models if state.get("latency", key) is None]
         if todo:
             log(f"latency of {len(todo)} networks (OpenVINO f32, {args.latency_size} px)")
-            with LoadMonitor(what="row latencies", warn=False, ov_threads=args.threads) as monitor:
+            with LoadMonitor(what="row latencies", warn=False,
+                             ov_probe=openvino_probe(args.threads)) as monitor:
                 for key in todo:
                     row_latency(state, args, key, models[key])
             state.add_load("row latencies", monitor.report.to_dict())

@@ -8,16 +8,16 @@
    (default Fast-SCNN) for ``--train-steps`` SGD steps at ``--train-size`` px on the people train
    split (80/20, seed 0), kept in ``results/video/`` so a second run reuses it. Exported to an
    OpenVINO IR (f32 weights) at ``--ir-size``.
-2. **Refinement** (``segnas_lite.portrait.matting``): every people-val photo judged at ``--eval-size`` px
+2. **Refinement** (``segnas_lite.portrait.refine``, ``.evaluate``): every people-val photo judged at ``--eval-size`` px
    (image and mask stretched to that square): two-class mIoU, boundary F-score (tolerance 0.8% of
    the diagonal) and trimap IoU, for the hard upsampled mask and each refinement setting, with the
    refinement's own time per photo.
-3. **Stability** (``segnas_lite.portrait.video``): each of ``--clips`` val photos becomes a static clip
+3. **Stability** (``segnas_lite.portrait.smooth``, ``.clips``): each of ``--clips`` val photos becomes a static clip
    (sensor noise 0.02, 1 px camera shake) and a panned clip (4 px a frame, true mask known); the
    EMA momentum is swept: flip rate on the static clips against foreground IoU on the panned ones.
 4. **FPS**: the IR on a stream of frames, one request at a time (LATENCY hint) and through an
    ``AsyncInferQueue`` (THROUGHPUT hint), in f32 and at the default precision (bf16 where the CPU
-   has it), measured by ``timing.time_throughput`` with the machine's load recorded.
+   has it), measured by ``deploy.throughput.time_throughput`` with the machine's load recorded.
 
 Writes ``results/video.json`` and ``results/video_smoothing.png``.
 """
@@ -37,12 +37,14 @@ from common import RESULTS, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import PairedAugment, default_people_dir, denormalize, open_dataset  # noqa: E402
 from segnas_lite.data.transforms import normalize  # noqa: E402
-from segnas_lite.portrait.matting import (RefineConfig, default_radius, evaluate_refinement,  # noqa: E402
-                                 foreground_probability)
+from segnas_lite.metrics import consecutive_iou, flip_rate  # noqa: E402
+from segnas_lite.portrait.clips import panned_clip, still_clip  # noqa: E402
+from segnas_lite.portrait.evaluate import evaluate_refinement  # noqa: E402
+from segnas_lite.portrait.refine import RefineConfig, default_radius  # noqa: E402
+from segnas_lite.portrait.smooth import smoothing_tradeoff  # noqa: E402
 from segnas_lite.runio import atomic_torch_save, load_checkpoint  # noqa: E402
-from segnas_lite.portrait.video import (consecutive_iou, flip_rate, panned_clip,  # noqa: E402
-                               smoothing_tradeoff, still_clip)
-from segnas_lite.timing import LoadMonitor, time_throughput  # noqa: E402
+from segnas_lite.deploy.throughput import time_throughput  # noqa: E402
+from segnas_lite.timing import LoadMonitor  # noqa: E402
 
 MOMENTA = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)
 
@@ -105,18 +107,15 @@ def main() -> None:
     payload: dict = {"environment": environment(), "settings": vars(args)}
 
     # 1. the model and its IR ---------------------------------------------------------------------
-    from segnas_lite.deploy.export import OpenVINOPredictor, to_openvino
+    from segnas_lite.deploy.export import to_openvino
+    from segnas_lite.deploy.predictor import OpenVINOPredictor
     model, payload["model"] = people_model(args, people)
     ir = RESULTS / "video" / "model.xml"
     ir.parent.mkdir(parents=True, exist_ok=True)
     to_openvino(model, input_size=(args.ir_size, args.ir_size), out_path=ir, compress_to_fp16=False,
                 overwrite=True)
     predictor = OpenVINOPredictor(ir, precision="f32")
-
-    def prob_fn(image: torch.Tensor) -> np.ndarray:
-        x = F.interpolate(image[None], size=(args.ir_size, args.ir_size), mode="bilinear",
-                          align_corners=False)
-        return foreground_probability(predictor(x))
+    prob_fn = predictor.probability  # (3, H, W) image -> (ir, ir) p(person)
 
     # 2. refinement -------------------------------------------------------------------------------
     val = open_dataset(people, image_size=args.eval_size, split="val", seed=0)
@@ -177,8 +176,8 @@ def main() -> None:
                             ("flip_rate_static", "flips/frame (static)", ".4%"),
                             ("iou_moving", "IoU (panned)", ".3f")])
     payload["stability"] = {"raw_per_clip": raw, "smoothing": smoothing}
-    from segnas_lite.teaching import viz
-    figure = viz.smoothing_tradeoff(smoothing)
+    from segnas_lite.teaching import plots
+    figure = plots.smoothing_tradeoff(smoothing)
     figure_path = Path(args.out).with_name(Path(args.out).stem + "_smoothing.png")
     figure.savefig(figure_path, dpi=110)
 

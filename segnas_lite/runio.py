@@ -93,10 +93,16 @@ def guard_run_dir(out: str | os.PathLike, names: Sequence[str], *, resume: bool,
                   what: str = "run") -> list[Path]:
     """Refuse to replace a finished run: the files of ``names`` that already exist in ``out``.
 
-    Raises ``RunDirectoryError`` when some exist and neither ``resume`` nor ``overwrite`` is set.
+    Raises ``RunDirectoryError`` when some exist and neither ``resume`` nor ``overwrite`` is set,
+    or when ``out`` cannot be a folder because it, or a folder above it, is a file.
     Returns the existing paths (the caller deletes them when overwriting, or resumes from them).
     """
     out = Path(out)
+    blocking = next((path for path in (out, *out.parents) if path.exists() and not path.is_dir()),
+                    None)
+    if blocking is not None:
+        raise RunDirectoryError(f"{out} cannot be a {what} folder: {blocking} is a file; choose "
+                                "another folder")
     existing = [out / name for name in names if (out / name).exists()]
     if existing and not resume and not overwrite:
         listed = ", ".join(path.name for path in existing)

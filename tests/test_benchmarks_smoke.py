@@ -154,3 +154,12 @@ def test_recipe_quick_screens_every_lever_then_runs_the_finals(tmp_path):
     again = json.loads(out.read_text())
     assert [r["miou"] for r in again["rows"]] == [r["miou"] for r in json.loads(before)["rows"]]
     assert again["wall_seconds_this_run"] < 60
+
+
+@pytest.mark.slow
+def test_amp_smoke_times_f32_and_bf16_training_steps(tmp_path):
+    run_script("amp.py", "--smoke", cache=tmp_path)
+    result = json.loads((BENCHMARKS / "results" / "amp-smoke.json").read_text())
+    (row,) = result["rows"]
+    assert positive(row["f32_ms"]) and positive(row["bf16_ms"])
+    assert math.isfinite(row["bf16_loss"]) and "busy" in result["load"]

@@ -1,10 +1,10 @@
-"""The cut-out and smoothing figures and their widgets (viz.cutout_panels, viz.smoothing_tradeoff,
-viz.smoothed_frame, widgets.cutout_explorer, widgets.smoothing_explorer)."""
+"""The cut-out and smoothing figures and their widgets (plots.cutout_panels,
+plots.smoothing_tradeoff, plots.smoothed_frame, widgets.cutout_explorer, widgets.smoothing_explorer)."""
 import numpy as np
 import pytest
 
-from segnas_lite.teaching import viz, widgets
-from segnas_lite.portrait.video import SmoothingRow
+from segnas_lite.teaching import plots, widgets
+from segnas_lite.portrait.smooth import SmoothingRow
 
 
 def _scene(size=48):
@@ -18,9 +18,9 @@ def _scene(size=48):
 def test_cutout_panels_with_and_without_zoom():
     image, prob = _scene()
     alpha = np.repeat(np.repeat(prob, 8, 0), 8, 1)
-    fig = viz.cutout_panels(image, prob, alpha, image)
+    fig = plots.cutout_panels(image, prob, alpha, image)
     assert len(fig.axes) == 10  # five panels and their zoomed crops
-    fig = viz.cutout_panels(image, prob, np.zeros_like(alpha), image)
+    fig = plots.cutout_panels(image, prob, np.zeros_like(alpha), image)
     assert len(fig.axes) == 5  # no foreground: nothing to zoom on
 
 
@@ -39,12 +39,12 @@ def test_cutout_explorer_redraws_on_every_knob():
 
 def test_smoothing_figures_and_explorer():
     rows = [SmoothingRow(m, 0.1 - m / 10, 1 - m / 5, lag) for m, lag in ((0, 1), (0.5, 1), (0.8, 4))]
-    assert len(viz.smoothing_tradeoff(rows).axes) == 2
+    assert len(plots.smoothing_tradeoff(rows).axes) == 2
     rng = np.random.default_rng(0)
     frames = [(rng.random((32, 32, 3)) * 255).astype(np.uint8) for _ in range(6)]
     probs = [np.clip(0.5 + rng.normal(0, 0.2, (8, 8)), 0, 1).astype(np.float32) for _ in range(6)]
-    raw = viz.smoothed_frame(frames, probs, momentum=0.0, index=5)
-    steady = viz.smoothed_frame(frames, probs, momentum=0.9, index=5)
+    raw = plots.smoothed_frame(frames, probs, momentum=0.0, index=5)
+    steady = plots.smoothed_frame(frames, probs, momentum=0.9, index=5)
     share = lambda fig: float(fig.axes[2].get_title().split(":")[1].split("%")[0])  # noqa: E731
     assert share(steady) < share(raw)  # the smoothed mask flips fewer pixels
     box = widgets.smoothing_explorer(frames, probs)

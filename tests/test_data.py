@@ -169,8 +169,8 @@ def test_default_people_dir_is_next_to_the_repository(monkeypatch, tmp_path):
 
 
 def test_synthetic_video_is_one_function_and_normalised():
-    from segnas_lite.deploy import export
-    assert export.synthetic_video is data.synthetic_video
+    from segnas_lite.deploy import parity  # its sample_images draws from the one synthetic_video
+    assert parity.synthetic_video is data.synthetic_video
     (image, mask), = data.synthetic_video(1, image_size=(24, 32), seed=5)
     assert image.shape == (3, 24, 32) and mask.shape == (24, 32) and mask.dtype == torch.int64
     back = data.denormalize(image)

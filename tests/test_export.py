@@ -1,4 +1,5 @@
-"""Tests for segnas_lite.deploy.export: OpenVINO conversion, parity, predictor, benchmarks, INT8.
+"""Tests for segnas_lite.deploy: OpenVINO conversion (export), parity, benchmarks (bench), INT8
+(quantize). The predictor: tests/test_predictor.py.
 
 Randomly initialised models have BatchNorm running statistics (mean 0, var 1) that do not match
 their activations, so their logits are tiny and the argmax mask is one class everywhere: mask
@@ -10,13 +11,16 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import openvino as ov
 import pytest
 import torch
 from torch import nn
 
+from segnas_lite.data import synthetic_video
+from segnas_lite.deploy import bench as B
 from segnas_lite.deploy import export as E
+from segnas_lite.deploy import parity as P
+from segnas_lite.deploy import quantize as Q
 
 SIZE = (96, 96)
 MODEL_NAMES = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small")
@@ -59,7 +63,7 @@ class TinySegNet(nn.Module):
 @pytest.fixture(scope="module")
 def tiny() -> nn.Module:
     torch.manual_seed(0)
-    return warm_batchnorm(TinySegNet(), E.sample_images(4, input_size=SIZE, seed=123))
+    return warm_batchnorm(TinySegNet(), P.sample_images(4, input_size=SIZE, seed=123))
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +73,14 @@ def tiny_static(tiny) -> ov.Model:
 
 def torch_masks_have_both_classes(model: nn.Module, size=SIZE) -> bool:
     with torch.no_grad():
-        masks = model(E.sample_images(4, input_size=size, seed=0)).argmax(1)
+        masks = model(P.sample_images(4, input_size=size, seed=0)).argmax(1)
     return masks.unique().numel() >= 2
 
 
 # --------------------------------------------------------------------------- tiny network
 def test_f32_parity_tiny(tiny, tiny_static):
     assert torch_masks_have_both_classes(tiny)
-    report = E.check_parity(tiny, tiny_static, num_images=4, precision="f32")
+    report = P.check_parity(tiny, tiny_static, num_images=4, precision="f32")
     assert report.max_abs_diff < 1e-3
     assert report.mask_agreement >= 0.999
     assert report.passed is True
@@ -89,7 +93,7 @@ def test_f32_parity_detects_a_different_model(tiny, tiny_static):
     other.load_state_dict(tiny.state_dict())
     with torch.no_grad():
         other.head.bias += 0.5  # shift the logits of every pixel
-    report = E.check_parity(other.eval(), tiny_static, num_images=2)
+    report = P.check_parity(other.eval(), tiny_static, num_images=2)
     assert report.passed is False
     assert report.max_abs_diff == pytest.approx(0.5, abs=1e-3)
     assert "FAILED" in report.to_text()
@@ -97,7 +101,7 @@ def test_f32_parity_detects_a_different_model(tiny, tiny_static):
 
 @pytest.mark.parametrize("precision", ["default", "bf16"])
 def test_low_precision_is_reported_not_judged(tiny, tiny_static, precision):
-    report = E.check_parity(tiny, tiny_static, num_images=2, precision=precision)
+    report = P.check_parity(tiny, tiny_static, num_images=2, precision=precision)
     assert report.precision == precision
     assert 0.0 <= report.mask_agreement <= 1.0
     assert report.max_abs_diff >= 0.0
@@ -123,13 +127,13 @@ def test_static_and_dynamic_shapes(tiny, tiny_static):
     dynamic = E.to_openvino(tiny, input_size=SIZE, dynamic=True)
     assert E.static_input_size(dynamic) is None
     for size in [(64, 64), (80, 112)]:
-        report = E.check_parity(tiny, dynamic, input_size=size, num_images=2)
+        report = P.check_parity(tiny, dynamic, input_size=size, num_images=2)
         assert report.input_size == size
         assert report.passed, report.to_text()
     with pytest.raises(E.ExportError, match="input_size"):
-        E.check_parity(tiny, dynamic)  # a dynamic IR needs an explicit size
+        P.check_parity(tiny, dynamic)  # a dynamic IR needs an explicit size
     with pytest.raises(E.ExportError, match="static"):
-        E.check_parity(tiny, tiny_static, input_size=(64, 64))
+        P.check_parity(tiny, tiny_static, input_size=(64, 64))
 
 
 def test_fp16_ir_passes_parity_with_looser_tolerance(tiny, tiny_static, tmp_path):
@@ -137,10 +141,10 @@ def test_fp16_ir_passes_parity_with_looser_tolerance(tiny, tiny_static, tmp_path
     fp16_xml = E.save_ir(tiny_static, tmp_path / "fp16.xml", compress_to_fp16=True)
     # float16 weights take half the bytes.
     assert fp16_xml.with_suffix(".bin").stat().st_size < 0.6 * fp32_xml.with_suffix(".bin").stat().st_size
-    exact = E.check_parity(tiny, fp32_xml, num_images=2)
+    exact = P.check_parity(tiny, fp32_xml, num_images=2)
     assert exact.passed, exact.to_text()
     assert exact.weights == "f32" and exact.atol == 1e-3
-    report = E.check_parity(tiny, fp16_xml, num_images=2)  # the tolerance follows the weights
+    report = P.check_parity(tiny, fp16_xml, num_images=2)  # the tolerance follows the weights
     assert report.weights == "f16" and report.atol == FP16_ATOL
     assert report.min_agreement == FP16_MIN_AGREEMENT
     assert report.passed, report.to_text()
@@ -182,38 +186,29 @@ def test_bad_ir_paths(tiny_static, tmp_path):
         E.load_ir(tmp_path / "missing.xml")
 
 
-def test_predictor_resizes_for_static_ir(tiny, tiny_static):
-    predictor = E.OpenVINOPredictor(tiny_static, precision="f32", threads=1)
-    images = E.sample_images(2, input_size=(80, 120), seed=5)  # not the IR's 96 x 96
-    logits = predictor(images)
-    assert logits.shape == (2, 2, 80, 120) and logits.dtype == np.float32
-    # Same as PyTorch on the resized image, with the logits resized back.
-    resize = nn.functional.interpolate
-    with torch.no_grad():
-        small = tiny(resize(images, size=SIZE, mode="bilinear", align_corners=False))
-        expected = resize(small, size=(80, 120), mode="bilinear", align_corners=False).numpy()
-    np.testing.assert_allclose(logits, expected, atol=1e-4)
+def test_a_wrong_destination_fails_before_the_conversion(tiny, tmp_path, monkeypatch):
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("the model was converted before the destination was checked")
 
-    mask = predictor.predict_mask(images[0])
-    assert mask.shape == (80, 120) and mask.dtype == np.int64
-    np.testing.assert_array_equal(predictor.predict_mask(images), logits.argmax(1))
-    with pytest.raises(E.ExportError, match="N, 3, H, W"):
-        predictor(np.zeros((3, 8, 8), dtype=np.float32))
-
-
-def test_predictor_dynamic_ir_runs_batches_directly(tiny):
-    predictor = E.OpenVINOPredictor(E.to_openvino(tiny, input_size=SIZE, dynamic=True), precision="f32")
-    assert predictor.ir_size is None and not predictor.one_at_a_time
-    images = E.sample_images(3, input_size=(64, 80), seed=2)
-    with torch.no_grad():
-        expected = tiny(images).numpy()
-    np.testing.assert_allclose(predictor(images), expected, atol=1e-4)
+    monkeypatch.setattr(E.ov, "convert_model", no_conversion)
+    with pytest.raises(E.ExportError, match=".xml"):
+        E.to_openvino(tiny, input_size=(64, 64), out_path=tmp_path / "m.onnx")
+    (tmp_path / "folder.xml").mkdir()
+    with pytest.raises(E.ExportError, match="folder"):
+        E.to_openvino(tiny, input_size=(64, 64), out_path=tmp_path / "folder.xml")
+    (tmp_path / "afile").write_text("not a folder")
+    with pytest.raises(E.ExportError, match="is a file"):
+        E.to_openvino(tiny, input_size=(64, 64), out_path=tmp_path / "afile" / "sub" / "m.xml")
+    (tmp_path / "taken.xml").write_text("an older IR")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        E.to_openvino(tiny, input_size=(64, 64), out_path=tmp_path / "taken.xml")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "folder.xml", "taken.xml"]
 
 
 def test_benchmarks_return_sane_numbers(tiny, tiny_static):
     for timing in (
-        E.benchmark_torch(tiny, input_size=SIZE, threads=1, warmup=1, runs=5),
-        E.benchmark_openvino(tiny_static, precision="f32", threads=1, warmup=1, runs=5),
+        B.benchmark_torch(tiny, input_size=SIZE, threads=1, warmup=1, runs=5),
+        B.benchmark_openvino(tiny_static, precision="f32", threads=1, warmup=1, runs=5),
     ):
         assert timing.runs == 5 and timing.threads == 1
         assert 0 < timing.median_ms <= timing.p90_ms
@@ -223,7 +218,7 @@ def test_benchmarks_return_sane_numbers(tiny, tiny_static):
 
 
 def test_synthetic_video_moves_and_is_deterministic():
-    clip = E.synthetic_video(6, image_size=(64, 96), seed=3)
+    clip = synthetic_video(6, image_size=(64, 96), seed=3)
     assert len(clip) == 6
     image, mask = clip[0]
     assert image.shape == (3, 64, 96) and image.dtype == torch.float32
@@ -231,37 +226,27 @@ def test_synthetic_video_moves_and_is_deterministic():
     centres = [float(m.nonzero()[:, 1].float().mean()) for _, m in clip]  # mean column of the person
     assert all(b > a for a, b in zip(centres, centres[1:]))  # walks left to right
     assert 0.05 < float(mask.float().mean()) < 0.6
-    again = E.synthetic_video(6, image_size=(64, 96), seed=3)
+    again = synthetic_video(6, image_size=(64, 96), seed=3)
     assert torch.equal(again[4][0], clip[4][0])
-
-
-def test_stream_yields_masks_and_running_fps(tiny_static):
-    predictor = E.OpenVINOPredictor(tiny_static, threads=1)
-    clip = E.synthetic_video(4, image_size=(72, 72), seed=0)
-    results = list(E.stream(predictor, clip))
-    assert len(results) == 4
-    for mask, fps in results:
-        assert mask.shape == (72, 72)
-        assert fps > 0
 
 
 @pytest.mark.skipif(importlib.util.find_spec("nncf") is None, reason="nncf not installed")
 def test_quantize_int8(tiny, tiny_static, tmp_path):
-    calibration = [image for image, _ in E.synthetic_video(8, image_size=(64, 64), seed=7)]  # resized to 96
-    quantized = E.quantize_int8(tiny_static, calibration, subset_size=8)
+    calibration = [image for image, _ in synthetic_video(8, image_size=(64, 64), seed=7)]  # resized to 96
+    quantized = Q.quantize_int8(tiny_static, calibration, subset_size=8)
     assert "FakeQuantize" in {op.get_type_name() for op in quantized.get_ordered_ops()}
     xml = E.save_ir(quantized, tmp_path / "int8.xml")
-    report = E.check_parity(tiny, xml, num_images=2, precision="default")
+    report = P.check_parity(tiny, xml, num_images=2, precision="default")
     assert 0.0 <= report.mask_agreement <= 1.0
     assert report.mask_agreement > 0.9, report.to_text()  # INT8 keeps most pixels
 
 
 def test_sample_images_are_seeded_portraits_and_tiny_sizes_work():
-    images = E.sample_images(3, input_size=(40, 56), seed=1)
+    images = P.sample_images(3, input_size=(40, 56), seed=1)
     assert images.shape == (3, 3, 40, 56) and torch.isfinite(images).all()
-    assert torch.equal(images, E.sample_images(3, input_size=(40, 56), seed=1))  # seeded
+    assert torch.equal(images, P.sample_images(3, input_size=(40, 56), seed=1))  # seeded
     assert not torch.equal(images[0], images[1])
-    tiny = E.sample_images(2, input_size=(8, 12), seed=1)  # below a portrait's size: video frames
+    tiny = P.sample_images(2, input_size=(8, 12), seed=1)  # below a portrait's size: video frames
     assert tiny.shape == (2, 3, 8, 12) and not torch.equal(tiny[0], tiny[1])
 
 
@@ -276,7 +261,7 @@ def _build(name: str) -> nn.Module:
         model = build_model(name, num_classes=2)
     except (KeyError, ValueError) as error:
         pytest.skip(f"build_model does not know {name!r} yet ({error})")
-    return warm_batchnorm(model, E.sample_images(4, input_size=SIZE, seed=123))
+    return warm_batchnorm(model, P.sample_images(4, input_size=SIZE, seed=123))
 
 
 @pytest.fixture(scope="module", params=MODEL_NAMES)
@@ -288,14 +273,14 @@ def package_model(request):
 def test_model_f32_parity(package_model):
     name, model, ov_model = package_model
     assert torch_masks_have_both_classes(model), f"{name}: the mask is one class, agreement is meaningless"
-    report = E.check_parity(model, ov_model, num_images=4, precision="f32")
+    report = P.check_parity(model, ov_model, num_images=4, precision="f32")
     assert report.max_abs_diff < 1e-3, report.to_text()
     assert report.mask_agreement >= 0.999, report.to_text()
 
 
 def test_model_default_precision_agreement_is_reported(package_model):
     name, model, ov_model = package_model
-    report = E.check_parity(model, ov_model, num_images=2, precision="default")
+    report = P.check_parity(model, ov_model, num_images=2, precision="default")
     assert 0.0 <= report.mask_agreement <= 1.0 and report.passed is None
     print(name, report.to_text())
 
@@ -303,7 +288,7 @@ def test_model_default_precision_agreement_is_reported(package_model):
 def test_model_fp16_ir(package_model, tmp_path):
     name, model, ov_model = package_model
     xml = E.save_ir(ov_model, tmp_path / f"{name}.xml", compress_to_fp16=True)
-    report = E.check_parity(model, xml, num_images=2, atol=FP16_ATOL, min_agreement=FP16_MIN_AGREEMENT)
+    report = P.check_parity(model, xml, num_images=2, atol=FP16_ATOL, min_agreement=FP16_MIN_AGREEMENT)
     assert report.passed, report.to_text()
 
 
@@ -312,7 +297,7 @@ def test_model_dynamic_export_two_sizes(package_model):
     name, model, _ = package_model
     dynamic = E.to_openvino(model, input_size=SIZE, dynamic=True)
     for size in [(64, 64), (96, 128)]:
-        report = E.check_parity(model, dynamic, input_size=size, num_images=1)
+        report = P.check_parity(model, dynamic, input_size=size, num_images=1)
         assert report.passed, f"{name} at {size}: {report.to_text()}"
 
 
@@ -344,7 +329,7 @@ def test_searched_children_export_with_f32_parity(space_name):
     for genotype in _covering_genotypes(get_space(space_name)):
         torch.manual_seed(0)
         child = build_child(genotype, num_classes=2).eval()
-        report = E.check_parity(child, E.to_openvino(child, input_size=(64, 64)), precision="f32")
+        report = P.check_parity(child, E.to_openvino(child, input_size=(64, 64)), precision="f32")
         assert report.passed, (genotype.ops, report.to_text())
 
 
@@ -356,5 +341,5 @@ def test_every_uniform_genotype_exports(space_name):
     for op in (op for op in space.layers[0].ops if op != "zero"):
         torch.manual_seed(0)
         child = build_child(Genotype.uniform(space, op), num_classes=2).eval()
-        report = E.check_parity(child, E.to_openvino(child, input_size=(64, 64)), precision="f32")
+        report = P.check_parity(child, E.to_openvino(child, input_size=(64, 64)), precision="f32")
         assert report.passed, (op, report.to_text())

@@ -1,14 +1,15 @@
-"""Soft edges and compositing (segnas_lite.portrait.matting): the box filter, the guided filter, alpha
-compositing, backgrounds and the edge metrics, each on small cases with known answers."""
+"""Soft edges and compositing (segnas_lite.portrait.refine, .composite, .evaluate): the box filter,
+the guided filter, alpha compositing, backgrounds and the refinement's evaluation, each on small
+cases with known answers. (The edge metrics themselves: tests/test_metrics.py.)"""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from segnas_lite.portrait.matting import (BackgroundError, RefineConfig, box_mean, boundary,
-                                 boundary_f_score, composite, evaluate_refinement, feather,
-                                 foreground_probability, guided_filter, make_background,
-                                 parse_colour, refine_alpha, trimap_iou)
+from segnas_lite.metrics import boundary_f_score, trimap_iou
+from segnas_lite.portrait.composite import BackgroundError, composite, make_background, parse_colour
+from segnas_lite.portrait.evaluate import evaluate_refinement
+from segnas_lite.portrait.refine import RefineConfig, box_mean, feather, guided_filter, refine_alpha
 
 
 def _brute_box(x, r):
@@ -116,15 +117,6 @@ def test_composite_is_the_matting_equation():
         composite(image, background, np.full((4, 5), 1.5))
 
 
-def test_foreground_probability_is_the_softmax():
-    logits = np.zeros((3, 2, 2), np.float32)
-    logits[1] = np.log(2.0)  # p = (1, 2, 1) / 4
-    assert np.allclose(foreground_probability(logits), 0.5)
-    assert np.allclose(foreground_probability(logits[None], foreground=[1, 2]), 0.75)
-    with pytest.raises(ValueError, match="outside"):
-        foreground_probability(logits, foreground=3)
-
-
 def test_backgrounds_from_colour_blur_and_file(tmp_path):
     image = np.random.default_rng(3).random((30, 40, 3)).astype(np.float32)
     assert parse_colour("#ff0000") == (1.0, 0.0, 0.0)
@@ -142,39 +134,6 @@ def test_backgrounds_from_colour_blur_and_file(tmp_path):
         make_background("no/such/file.png", image)
     with pytest.raises(BackgroundError, match="integer"):
         make_background("blur:x", image)
-
-
-def test_boundary_of_a_square_is_its_ring():
-    mask = np.zeros((10, 10), bool)
-    mask[2:7, 2:7] = True  # 5 x 5
-    assert boundary(mask).sum() == 16  # 4 * (5 - 1)
-    full = np.ones((6, 6), bool)
-    assert boundary(full).sum() == 0  # the image border is not an edge
-
-
-def test_boundary_f_score_with_and_without_tolerance():
-    true = np.zeros((40, 40), bool)
-    true[10:30, 10:30] = True
-    shifted = np.roll(true, 1, axis=1)
-    assert boundary_f_score(true, true).f == 1.0
-    assert boundary_f_score(shifted, true, tolerance=1).f == 1.0
-    assert boundary_f_score(shifted, true, tolerance=0).f < 0.8
-    far = np.roll(true, 6, axis=1)
-    assert boundary_f_score(far, true, tolerance=2).f < 0.6
-    empty = np.zeros_like(true)
-    assert boundary_f_score(empty, empty).f == 1.0
-    assert boundary_f_score(empty, true).f == 0.0
-
-
-def test_trimap_iou_judges_only_the_band_around_the_edge():
-    true = np.zeros((60, 60), bool)
-    true[10:50, 10:50] = True
-    eroded = np.zeros_like(true)
-    eroded[11:49, 11:49] = True  # one pixel lost all round
-    full_iou = (eroded & true).sum() / (eroded | true).sum()
-    band_iou = trimap_iou(eroded, true, width=3)
-    assert trimap_iou(true, true, width=3) == 1.0
-    assert band_iou < full_iou  # the easy interior no longer hides the edge error
 
 
 def test_evaluate_refinement_shows_the_guided_filter_helping():
@@ -200,7 +159,7 @@ def test_evaluate_refinement_shows_the_guided_filter_helping():
 
 
 def test_default_radius_spans_one_network_output_pixel():
-    from segnas_lite.portrait.matting import default_radius
+    from segnas_lite.portrait.refine import default_radius
     assert default_radius((512, 512), (256, 256)) == 16  # 8 px per output pixel, x2 upsampling
     assert default_radius((192, 192, 3), (64, 64)) == 24
     assert default_radius((400, 300)) == 4  # no network size: 1% of the larger side

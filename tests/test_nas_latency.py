@@ -4,8 +4,14 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
+from segnas_lite.deploy.target import Target, TargetError
 from segnas_lite.nas import Genotype, expected_latency, tiny_space
 from segnas_lite.nas import latency as L
+from segnas_lite.nas import measure as M
+from segnas_lite.nas import predictor as P
+from segnas_lite.timing import TimingError
+
+TORCH_48 = Target(backend="torch", threads=1, image_size=48)
 
 
 @pytest.fixture(autouse=True)
@@ -15,8 +21,7 @@ def _cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def table():
-    return L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3,
-                         quiet=True)
+    return L.build_table(tiny_space(), target=TORCH_48, warmup=1, runs=3, quiet=True)
 
 
 def test_table_has_one_entry_per_layer_and_op(table):
@@ -50,12 +55,11 @@ def test_table_is_cached_on_disk_and_reloaded_without_measuring(table, monkeypat
 
     monkeypatch.setattr(L, "prepare", no_measuring)
     monkeypatch.setattr(L, "time_runner", no_measuring)
-    again = L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3,
-                          quiet=True)
+    again = L.build_table(tiny_space(), target=TORCH_48, warmup=1, runs=3, quiet=True)
     assert again.ms == table.ms and again.fixed_ms == table.fixed_ms
     # a different image size is a different key
     with pytest.raises(AssertionError, match="re-measured"):
-        L.build_table(tiny_space(), image_size=(64, 64), threads=1, quiet=True)
+        L.build_table(tiny_space(), target=Target("torch", threads=1, image_size=64), quiet=True)
 
 
 def test_json_round_trip(table, tmp_path):
@@ -66,11 +70,12 @@ def test_json_round_trip(table, tmp_path):
 def test_spearman_matches_scipy():
     a = [3.0, 1.0, 2.0, 2.0, 5.0, 4.0]
     b = [30.0, 12.0, 20.0, 25.0, 41.0, 50.0]
-    assert L.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
+    assert P.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
 
 
 def test_validate_reports_rank_correlation_and_error(table):
-    report = L.validate(table, tiny_space(), num_genotypes=6, runs=3, quiet=True)
+    report = P.validate(table, tiny_space(), num_genotypes=6, runs=3, quiet=True)
+    assert report.meta["backend"] == "torch" and report.meta["image_size"] == [48, 48]  # the table's
     assert len(report.measured_ms) == 6 and all(m > 0 for m in report.measured_ms)
     assert -1 <= report.spearman <= 1 and report.mape >= 0
     assert "Spearman" in report.to_text()
@@ -78,16 +83,16 @@ def test_validate_reports_rank_correlation_and_error(table):
 
 def test_measured_latency_caches_per_genotype(monkeypatch):
     calls = []
-    monkeypatch.setattr(L, "measure_genotype", lambda g, **kw: calls.append(g) or 1.5)
-    measured = L.MeasuredLatency(tiny_space(), image_size=(32, 32))
+    monkeypatch.setattr(M, "measure_genotype", lambda g, **kw: calls.append(g) or 1.5)
+    measured = M.MeasuredLatency(tiny_space(), target=Target("torch", image_size=32))
     g = tiny_space().random_genotype(0)
     assert measured(g) == measured(g) == 1.5 and len(calls) == 1
 
 
 def test_remeasure_bypasses_the_cache_and_keeps_the_faster_reading(monkeypatch):
     readings = iter([2.0, 1.6, 2.4])
-    monkeypatch.setattr(L, "measure_genotype", lambda g, **kw: next(readings))
-    measured = L.MeasuredLatency(tiny_space(), image_size=(32, 32))
+    monkeypatch.setattr(M, "measure_genotype", lambda g, **kw: next(readings))
+    measured = M.MeasuredLatency(tiny_space(), target=Target("torch", image_size=32))
     g = tiny_space().random_genotype(0)
     assert measured(g) == 2.0
     assert measured.remeasure(g) == 1.6 and measured(g) == 1.6
@@ -95,15 +100,15 @@ def test_remeasure_bypasses_the_cache_and_keeps_the_faster_reading(monkeypatch):
 
 
 def test_unknown_backend_and_mismatched_genotype(table):
-    with pytest.raises(L.LatencyError, match="backend"):
-        L.measure(torch.nn.Identity(), (1, 3, 8, 8), backend="tensorrt")
+    with pytest.raises(TimingError, match="backend"):
+        M.measure(torch.nn.Identity(), (1, 3, 8, 8), backend="tensorrt")
     with pytest.raises(L.LatencyError, match="does not fit"):
         table.predict(Genotype("seed", ("mbv3_3x3",) * 10))
 
 
 @pytest.mark.slow
 def test_openvino_backend_times_a_block():
-    ms = L.measure(torch.nn.Conv2d(8, 8, 3, padding=1), (1, 8, 32, 32), backend="openvino",
+    ms = M.measure(torch.nn.Conv2d(8, 8, 3, padding=1), (1, 8, 32, 32), backend="openvino",
                    threads=1, warmup=1, runs=3)
     assert ms > 0 and math.isfinite(ms)
 
@@ -112,16 +117,14 @@ def test_refresh_remeasures_and_replaces_the_cached_table(table, monkeypatch):
     calls = []
     real = L.time_runner
     monkeypatch.setattr(L, "time_runner", lambda *a, **k: calls.append(1) or real(*a, **k))
-    L.build_table(tiny_space(), image_size=(48, 48), threads=1, warmup=1, runs=3, quiet=True,
-                  refresh=True)
+    L.build_table(tiny_space(), target=TORCH_48, warmup=1, runs=3, quiet=True, refresh=True)
     rounds = table.meta["rounds"]
     assert len(calls) == rounds * (sum(len(row) for row in table.ms) + 1)  # every op + fixed part
 
 
 def test_cache_key_follows_the_macro_widths():
     from segnas_lite.nas import MacroConfig
-    key = lambda macro: L.table_key(tiny_space(), backend="torch", threads=1,  # noqa: E731
-                                    image_size=(48, 48), macro_config=macro)
+    key = lambda macro: L.table_key(tiny_space(), TORCH_48, macro_config=macro)  # noqa: E731
     assert key(None) == key(MacroConfig()) == key({"aspp_channels": 64, "decoder_channels": 48})
     assert key(MacroConfig(aspp_channels=32)) != key(None)
     assert key(MacroConfig(decoder_channels=32)) != key(None)
@@ -142,29 +145,31 @@ def test_fastest_and_slowest_pick_the_extreme_op_of_every_layer():
 
 # --------------------------------------------------------------------------- precision and calibration
 def test_cache_key_follows_backend_and_precision():
-    key = lambda **kw: L.table_key(tiny_space(), threads=1, image_size=(48, 48), **kw)  # noqa: E731
+    key = lambda **kw: L.table_key(tiny_space(), Target(threads=1, image_size=48, **kw))  # noqa: E731
     keys = {key(backend="torch"), key(backend="openvino", precision="f32"),
             key(backend="openvino", precision="bf16"), key(backend="openvino", precision="default")}
     assert len(keys) == 4
-    with pytest.raises(L.LatencyError, match="precision"):
-        L.build_table(tiny_space(), backend="torch", precision="bf16")
+    assert "torch-f32_t1_48x48" in key(backend="torch")  # the key's format did not change
+    with pytest.raises(TargetError, match="torch backend runs f32"):
+        Target(backend="torch", precision="bf16")
 
 
 def test_predictor_is_calibrated_cached_and_validated_on_other_subnets(monkeypatch):
     space = tiny_space()
-    settings = dict(image_size=(32, 32), backend="torch", threads=1, num_fit=10, runs=3,
-                    quiet=True)
-    predictor = L.build_predictor(space, **settings)
+    target = Target(backend="torch", threads=1, image_size=32)
+    settings = dict(target=target, num_fit=10, runs=3, quiet=True)
+    predictor = P.build_predictor(space, **settings)
     cal = predictor.meta["calibration"]
     assert predictor.meta["calibrated"] and cal["num_fit"] == 10 and len(cal["genotypes"]) == 10
     assert predictor.meta["in_place"]["fixed_ms"] > 0 and predictor.ops == L.build_table(
-        space, image_size=(32, 32), threads=1, quiet=True).ops
+        space, target=target, quiet=True).ops
+    assert predictor.target == target
     assert all(v >= 0 for row in predictor.ms for v in row)
     # a second call reads the cache: nothing is measured
     with monkeypatch.context() as patched:
-        patched.setattr(L, "measure_genotypes", lambda *a, **k: pytest.fail("measured again"))
-        assert L.build_predictor(space, **settings).ms == predictor.ms
-    report = L.validate(predictor, space, num_genotypes=6, runs=3, quiet=True)
+        patched.setattr(P, "measure_genotypes", lambda *a, **k: pytest.fail("measured again"))
+        assert P.build_predictor(space, **settings).ms == predictor.ms
+    report = P.validate(predictor, space, num_genotypes=6, runs=3, quiet=True)
     fitted = {tuple(ops) for ops in cal["genotypes"]}
     assert report.meta["calibrated"] and len(report.genotypes) == 6
     assert not fitted & {tuple(ops) for ops in report.genotypes}  # held out

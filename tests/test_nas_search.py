@@ -10,11 +10,14 @@ import pytest
 import torch
 
 from segnas_lite.data import SyntheticPortraits, split_indices
+from segnas_lite.deploy.target import Target
 from segnas_lite.nas import Genotype, InfeasibleBudgetError, SegSuperNet, tiny_space
+from segnas_lite.nas.config import SearchConfig, SearchConfigError
+from segnas_lite.nas.constraint import default_budget, rejection_bias, sample_under_budget
+from segnas_lite.nas.history import History
 from segnas_lite.nas.latency import LatencyTable
-from segnas_lite.nas.search import (History, ProxylessSearch, SearchConfig, SearchExistsError,
-                                    default_budget, rejection_bias, run_search, sample_under_budget,
-                                    split_for_search)
+from segnas_lite.nas.run import run_search
+from segnas_lite.nas.search import ProxylessSearch, split_for_search
 from segnas_lite.runio import RunDirectoryError
 
 SIZE = 48
@@ -29,7 +32,7 @@ def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None
                 child_latency_fn=None, teacher=None, **overrides):
     settings = dict(image_size=SIZE, batch_size=4, warmup_epochs=1, search_epochs=1,
                     steps_per_epoch=3, budget_ms=100.0, measure_child=False, quiet=True,
-                    threads=1)
+                    target=Target(threads=1, image_size=SIZE))
     settings.update(overrides)
     config = SearchConfig(**settings)
     torch.manual_seed(net_seed)
@@ -261,7 +264,7 @@ def test_outputs_are_written_and_an_existing_search_is_not_overwritten(tmp_path)
     assert Genotype.load(tmp_path / "genotype.json") == result.genotype_budget
     assert result.predicted_budget_ms <= 27.0 and result.measured_budget_ms > 0
     assert History.load(tmp_path / "history.json") == result.history
-    with pytest.raises(SearchExistsError, match="overwrite"):
+    with pytest.raises(RunDirectoryError, match="overwrite"):
         make_search(tmp_path, budget_ms=27.0).run()
     with pytest.raises(RunDirectoryError, match="already holds a search"):  # one error for all runs
         make_search(tmp_path, budget_ms=27.0).run()
@@ -314,14 +317,33 @@ def test_run_search_end_to_end_on_the_tiny_space(tmp_path, monkeypatch):
     monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
     # the default target (OpenVINO, calibrated); a budget far above any tiny net, so the closed
     # loop's measurement fits even on a loaded machine
-    result = run_search(space="tiny", image_size=SIZE, out_dir=tmp_path / "run", quick=True,
-                        quiet=True, steps_per_epoch=2, batch_size=4, threads=1, budget_ms=1000.0)
+    config = SearchConfig.quick(image_size=SIZE, quiet=True, steps_per_epoch=2, batch_size=4,
+                                target=Target(threads=1, image_size=SIZE), budget_ms=1000.0)
+    result = run_search("tiny", "synthetic", config, out_dir=tmp_path / "run")
     assert result.predicted_budget_ms <= result.budget_ms
     assert (tmp_path / "run" / "genotype.json").is_file()
-    again = run_search(space="tiny", image_size=SIZE, out_dir=tmp_path / "run", quick=True,
-                       quiet=True, steps_per_epoch=2, batch_size=4, threads=1, resume=True,
-                       budget_ms=1000.0)
+    assert SearchConfig.from_dict(result.history.config) == config  # the target nested in it
+    again = run_search("tiny", "synthetic", config, out_dir=tmp_path / "run", resume=True)
     assert again.genotype_budget == result.genotype_budget
+
+
+def test_quick_settings_and_the_config_round_trip(tmp_path):
+    quick = SearchConfig.quick()
+    assert (quick.image_size, quick.target.image_size, quick.steps_per_epoch, quick.arch_lr,
+            quick.num_fit) == (128, 128, 10, 0.1, 16)
+    assert quick.train_length == 8 * 10 * 2 + 8  # each half of the data: steps_per_epoch batches
+    assert SearchConfig.quick(batch_size=4).train_length == 4 * 10 * 2 + 8
+    assert SearchConfig.quick(image_size=64).target.image_size == 64
+    config = SearchConfig(target=Target(backend="torch", threads=1, image_size=96),
+                          arch_betas=[0.0, 0.9])
+    data = config.to_dict()
+    assert data["target"] == {"backend": "torch", "precision": "f32", "threads": 1, "image_size": 96}
+    assert SearchConfig.from_dict(json.loads(json.dumps(data))) == config
+    with pytest.raises(SearchConfigError, match="Target"):
+        SearchConfig(target="openvino")
+    with pytest.raises(SearchConfigError, match="not both"):
+        run_search("tiny", "synthetic", SearchConfig(budget_ms=5.0), out_dir=tmp_path,
+                   budget_frac=0.5)
 
 
 def test_derived_child_is_measured_within_budget_and_summarised(tmp_path):

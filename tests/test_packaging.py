@@ -46,7 +46,7 @@ def test_readme_opens_with_two_commands_that_ci_runs():
 
 
 def test_console_script_lists_every_command():
-    out = subprocess.run([sys.executable, "-m", "segnas_lite.cli", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "segnas_lite", "--help"], capture_output=True,
                          text=True, check=True).stdout
     for command in ("train", "evaluate", "predict", "demo", "search", "export", "models"):
         assert command in out

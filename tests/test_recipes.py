@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from segnas_lite.data import IGNORE_INDEX, PairedAugment
 from segnas_lite.data.synthetic import write_scene_folder
-from segnas_lite.train.engine import TrainConfig, boundary_band, pixel_loss, segmentation_loss, train
+from segnas_lite.train.engine import TrainConfig, train
+from segnas_lite.train.losses import boundary_band, pixel_loss, segmentation_loss
 from segnas_lite.zoo import build_model
 from segnas_lite.train.recipes import RECIPES, Recipe, UnknownRecipeError, get_recipe, is_people_like, recipe_for
 
@@ -279,3 +280,38 @@ def test_the_people_recipe_is_what_the_benchmark_measured():
                 "warmup_steps", "loss"):
         assert ours[key] == measured[key], key
     assert (ours["synthetic_steps"] != 0) == (measured["synthetic_steps"] != 0)
+
+
+# --------------------------------------------------------------------------- image size, pretraining
+def test_train_takes_the_image_size_and_pretraining_of_the_recipe(tmp_path, monkeypatch, capsys):
+    from segnas_lite.cli import main
+    monkeypatch.setitem(RECIPES, "classic", Recipe("classic", image_size=32, batch_size=4,
+                                                   epochs=1, synthetic_steps=2))
+    out = tmp_path / "run"
+    assert main(["train", "--recipe", "classic", "--train-size", "8", "--out", str(out),
+                 "--quiet"]) == 0
+    assert "2 synthetic pretraining steps" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["data"]["image_size"] == 32
+    # --image-size wins over the recipe's; a crop is checked against the size in use
+    assert main(["train", "--recipe", "classic", "--image-size", "48", "--crop", "40",
+                 "--train-size", "8", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["image_size"] == 48
+    assert main(["train", "--recipe", "classic", "--crop", "40", "--out", str(tmp_path / "c"),
+                 "--quiet"]) == 2
+    assert "--crop 40 is larger than --image-size 32" in capsys.readouterr().err
+
+
+def test_synthetic_pretraining_changes_the_weights_and_needs_two_classes():
+    from segnas_lite.train.recipes import RecipeError, pretrain_synthetic, train_with_recipe
+    torch.manual_seed(0)
+    model = build_model("fast_scnn", num_classes=2)
+    before = [p.detach().clone() for p in model.parameters()]
+    recipe = Recipe("r", image_size=32, batch_size=2, synthetic_steps=2)
+    pretrain_synthetic(model, recipe, steps=2, num_classes=2, seed=0)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    with pytest.raises(RecipeError, match="2-class"):
+        pretrain_synthetic(model, recipe, steps=2, num_classes=3, seed=0)
+    with pytest.raises(RecipeError, match="number of steps"):  # the benchmark's "share" (-1)
+        train_with_recipe(model, [], None, recipe.with_changes(synthetic_steps=-1),
+                          config=recipe.train_config(), num_classes=2)
+

@@ -9,6 +9,7 @@ import torch
 
 from segnas_lite.zoo import build_model
 from segnas_lite.nas import Genotype, GenotypeError, SpaceError, get_space, seed_space, tiny_space
+from segnas_lite.deploy.target import Target
 from segnas_lite.nas.latency import table_key
 from segnas_lite.nas.space import scaled_space
 
@@ -102,7 +103,7 @@ def test_scaled_baseline_builds_and_runs(width):
 
 
 def test_latency_cache_keys_differ_between_widths():
-    keys = {table_key(space, backend="openvino", threads=2, image_size=(256, 256))
+    keys = {table_key(space, Target(backend="openvino", threads=2, image_size=256))
             for space in (seed_space(), scaled_space(seed_space(), 0.5),
                           scaled_space(seed_space(), 0.75))}
     assert len(keys) == 3

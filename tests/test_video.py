@@ -1,32 +1,14 @@
-"""Steady video (segnas_lite.portrait.video): stability metrics, EMA smoothing and its lag, still clips, the
-writer, sync vs async OpenVINO inference, the throughput timer and the two CLI commands."""
+"""Steady video (segnas_lite.portrait.smooth, .clips, .videoio): EMA smoothing and its lag, still
+and panned clips, the writer, the throughput timer and the two CLI commands. (Flip rate and
+consecutive IoU: tests/test_metrics.py; sync vs async inference: tests/test_predictor.py.)"""
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from segnas_lite.portrait.video import (EMASmoother, VideoError, VideoWriter, consecutive_iou,
-                               ema_lag_frames, flip_rate, smoothing_tradeoff, still_clip)
-
-
-def test_flip_rate_counts_changed_pixels_per_frame_pair():
-    steady = np.zeros((5, 4, 4), np.int64)
-    assert flip_rate(steady) == 0.0
-    blink = steady.copy()
-    blink[1::2, 0, 0] = 1  # one pixel of 16 changes at every step
-    assert flip_rate(blink) == pytest.approx(1 / 16)
-    with pytest.raises(ValueError, match="two"):
-        flip_rate(steady[:1])
-
-
-def test_consecutive_iou():
-    a = np.zeros((2, 4, 4), np.int64)
-    a[:, :2, :2] = 1
-    assert consecutive_iou(a) == 1.0
-    b = a.copy()
-    b[1] = np.roll(a[0], 1, axis=1)  # 4 pixels, 2 shared -> IoU 2 / 6
-    assert consecutive_iou(b) == pytest.approx(2 / 6)
-    assert consecutive_iou(np.zeros((3, 2, 2), np.int64)) == 1.0
+from segnas_lite.portrait.clips import still_clip
+from segnas_lite.portrait.smooth import EMASmoother, ema_lag_frames, smoothing_tradeoff
+from segnas_lite.portrait.videoio import VideoError, VideoWriter
 
 
 def test_ema_off_constant_and_first_frame():
@@ -106,7 +88,7 @@ def test_gif_writer_appears_only_when_closed(tmp_path):
 
 def test_mp4_round_trip(tmp_path):
     pytest.importorskip("cv2")
-    from segnas_lite.portrait.video import read_video
+    from segnas_lite.portrait.videoio import read_video
     out = tmp_path / "clip.mp4"
     writer = VideoWriter(out, fps=12)
     for v in range(5):
@@ -130,23 +112,9 @@ def tiny_ir(tmp_path_factory):
     return path
 
 
-def test_async_inference_gives_the_sync_results_in_frame_order(tiny_ir):
-    from segnas_lite.portrait.video import FrameSegmenter
-    frames = still_clip((np.random.default_rng(2).random((48, 40, 3)) * 255).astype(np.uint8), 7,
-                        noise=0.1)
-    sync = list(FrameSegmenter(tiny_ir, mode="sync", precision="f32")(frames))
-    queue = FrameSegmenter(tiny_ir, mode="async", precision="f32", requests=3)
-    assert queue.requests == 3
-    both = list(queue(frames))
-    assert len(both) == len(sync) == 7
-    assert sync[0].shape == (64, 64)
-    for a, b in zip(sync, both):
-        assert np.allclose(a, b, atol=1e-5)
-    assert not np.allclose(sync[0], sync[1])  # the frames differ, so the order is really checked
-
-
 def test_throughput_timer_runs_both_modes(tiny_ir):
-    from segnas_lite.timing import TimingError, time_throughput
+    from segnas_lite.deploy.throughput import time_throughput
+    from segnas_lite.timing import TimingError
     for mode in ("sync", "async"):
         result = time_throughput(tiny_ir, (1, 3, 64, 64), mode=mode, frames=8, warmup=2)
         assert result.fps > 0 and result.frames == 8 and result.requests >= 1
@@ -209,7 +177,7 @@ def test_cli_replace_background_with_masks(tiny_ir, tmp_path, capsys):
 
 
 def test_panned_clip_moves_image_and_mask_together():
-    from segnas_lite.portrait.video import panned_clip
+    from segnas_lite.portrait.clips import panned_clip
     image = np.zeros((6, 10, 3), np.uint8)
     image[:, 2] = 255
     mask = (image[..., 0] > 0).astype(np.int64)

@@ -1,4 +1,4 @@
-"""viz figures and the widgets built on them, headless (no browser, no kernel)."""
+"""plots figures and the widgets built on them, headless (no browser, no kernel)."""
 from __future__ import annotations
 
 import os
@@ -9,8 +9,11 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from segnas_lite.teaching import notebook_utils, viz, widgets
+from segnas_lite.teaching import notebook_utils, plots, widgets
+from segnas_lite.teaching.plots.common import _layer_op_grid
+from segnas_lite.teaching.plots.compare import _pareto_front
 from segnas_lite.data import IGNORE_INDEX, PairedAugment, SyntheticPortraits
+from segnas_lite.data.palette import colorize, overlay, palette
 from segnas_lite.models.summary import SummaryRow
 
 OPS = ["mbv3_3x3", "mbv3_5x5", "zero"]
@@ -51,47 +54,47 @@ def _fake_history(steps: int = 4, layers: int = 3):
         alpha_steps=[SimpleNamespace(probs=p) for p in step_probs])
 
 
-# --------------------------------------------------------------------------- viz
+# --------------------------------------------------------------------------- plots
 def test_palette_colorize_overlay():
-    colours = viz.palette(21)
+    colours = palette(21)
     assert colours.shape == (21, 3) and len({tuple(c) for c in colours}) == 21
     assert tuple(colours[0]) == (0, 0, 0)
     mask = np.array([[0, 1], [IGNORE_INDEX, 2]])
-    rgb = viz.colorize(mask)
+    rgb = colorize(mask)
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert tuple(rgb[0, 1]) == tuple(colours[1])
-    assert tuple(viz.colorize(mask, colours)[1, 0]) == (255, 255, 255)  # short table: ignore white
+    assert tuple(colorize(mask, colours)[1, 0]) == (255, 255, 255)  # short table: ignore white
     image = np.full((2, 2, 3), 0.5, np.float32)
-    blended = viz.overlay(image, mask, alpha=0.5)
+    blended = overlay(image, mask, alpha=0.5)
     assert np.allclose(blended[0, 0], 0.5) and np.allclose(blended[1, 0], 0.5)  # bg, ignore kept
     assert np.allclose(blended[0, 1], 0.5 * 0.5 + 0.5 * colours[1] / 255)
-    assert viz.overlay(torch.from_numpy(image).permute(2, 0, 1), mask).shape == (2, 2, 3)
+    assert overlay(torch.from_numpy(image).permute(2, 0, 1), mask).shape == (2, 2, 3)
 
 
 def test_mask_grid_rows_titles_and_scores(samples):
     images, masks = samples
-    fig = viz.mask_grid(images, masks, masks, num_classes=2, titles=["a", "b", "c"], max_rows=2)
+    fig = plots.mask_grid(images, masks, masks, num_classes=2, titles=["a", "b", "c"], max_rows=2)
     assert len(fig.axes) == 8  # 2 rows x (image, truth, prediction, overlay)
     assert _titles(fig)[:4] == ["a", "ground truth", "prediction (IoU 1.00)", "overlay"]
-    assert len(viz.mask_grid(images, masks).axes) == 6  # no predictions: image + truth per row
+    assert len(plots.mask_grid(images, masks).axes) == 6  # no predictions: image + truth per row
 
 
 def test_mask_panels_reports_miou_and_class_iou(samples):
     images, masks = samples
-    perfect = viz.mask_panels(images[0], masks[0], masks[0], num_classes=2)
+    perfect = plots.mask_panels(images[0], masks[0], masks[0], num_classes=2)
     assert "mIoU 1.00" in " ".join(_titles(perfect))
     empty = torch.zeros_like(masks[0])
-    person = viz.mask_panels(images[0], masks[0], empty, num_classes=2, show_class=1,
+    person = plots.mask_panels(images[0], masks[0], empty, num_classes=2, show_class=1,
                              class_names=("background", "person"))
     assert "IoU(person) 0.00" in " ".join(_titles(person))
-    assert len(viz.mask_panels(images[0], masks[0]).axes) == 2  # no prediction: image + truth
+    assert len(plots.mask_panels(images[0], masks[0]).axes) == 2  # no prediction: image + truth
 
 
 def test_augmentation_grid_is_deterministic():
     image, mask = SyntheticPortraits(length=1, image_size=32, seed=0).render(0)
     augment = PairedAugment()
-    a = viz.augmentation_grid(image, mask, augment, count=3, seed=5)
-    b = viz.augmentation_grid(image, mask, augment, count=3, seed=5)
+    a = plots.augmentation_grid(image, mask, augment, count=3, seed=5)
+    b = plots.augmentation_grid(image, mask, augment, count=3, seed=5)
     assert len(a.axes) == 8  # (original + 3 draws) x (image, mask)
     for ax_a, ax_b in zip(a.axes, b.axes):
         np.testing.assert_array_equal(ax_a.images[0].get_array(), ax_b.images[0].get_array())
@@ -99,22 +102,22 @@ def test_augmentation_grid_is_deterministic():
 
 def test_mask_coverage_mean_share(samples):
     _, masks = samples
-    fig = viz.mask_coverage(masks, class_names=("background", "person"))
+    fig = plots.mask_coverage(masks, class_names=("background", "person"))
     expected = np.mean([(m == 1).float().mean().item() for m in masks])
     assert f"person (mean {expected:.2f})" in _titles(fig)
 
 
 def test_block_breakdown_accepts_rows_and_dicts():
     rows = [SummaryRow("a", 300, 2_000_000_000), SummaryRow("b", 100, 0)]
-    fig = viz.block_breakdown(rows)
+    fig = plots.block_breakdown(rows)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b"]
     shares = [t.get_text() for t in fig.axes[0].texts]
     assert shares == ["75%", "25%"]
-    viz.block_breakdown([{"name": "x", "params": 1, "flops": 1}])
+    plots.block_breakdown([{"name": "x", "params": 1, "flops": 1}])
 
 
 def test_feature_maps_labels_shapes():
-    fig = viz.feature_maps({"high": torch.zeros(1, 5, 8, 8), "low": torch.zeros(2, 4, 4)},
+    fig = plots.feature_maps({"high": torch.zeros(1, 5, 8, 8), "low": torch.zeros(2, 4, 4)},
                            channels=3)
     labels = [ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()]
     assert labels == ["high\n5x8x8", "low\n2x4x4"]
@@ -124,7 +127,7 @@ def test_feature_maps_labels_shapes():
 def test_alpha_heatmap_union_of_per_layer_ops_and_genotype_boxes():
     probs = np.array([[0.2, 0.8, np.nan], [0.1, 0.3, 0.6]])
     names = [["a", "b"], ["a", "c", "b"]]
-    fig = viz.alpha_heatmap(probs, names, genotype=["b", "c"])
+    fig = plots.alpha_heatmap(probs, names, genotype=["b", "c"])
     ax = fig.axes[0]
     grid = ax.images[0].get_array()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
@@ -135,34 +138,34 @@ def test_alpha_heatmap_union_of_per_layer_ops_and_genotype_boxes():
 
 def test_layer_op_grid_matches_ragged_and_padded_rows():
     names = [["a", "b"], ["a", "c", "b"]]
-    columns, ragged = viz._layer_op_grid([[1.0, 2.0], [3.0, 4.0, 5.0]], names)
-    _, padded = viz._layer_op_grid(np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]]), names)
+    columns, ragged = _layer_op_grid([[1.0, 2.0], [3.0, 4.0, 5.0]], names)
+    _, padded = _layer_op_grid(np.array([[1.0, 2.0, np.nan], [3.0, 4.0, 5.0]]), names)
     assert columns == ["a", "b", "c"]
     np.testing.assert_array_equal(ragged, [[1.0, 2.0, np.nan], [3.0, 5.0, 4.0]])
     np.testing.assert_array_equal(ragged, padded)
-    fig = viz.latency_heatmap([[1.0, 2.0], [3.0, 4.0, 5.0]], names, relative=True)
+    fig = plots.latency_heatmap([[1.0, 2.0], [3.0, 4.0, 5.0]], names, relative=True)
     assert [t.get_text() for t in fig.axes[0].texts] == ["1.00", "2.00", "3.00", "5.00", "4.00"]
 
 
 def test_alpha_curves_and_latency_histogram():
-    fig = viz.alpha_curves(range(4), np.full((4, 3), 1 / 3), OPS)
+    fig = plots.alpha_curves(range(4), np.full((4, 3), 1 / 3), OPS)
     assert len(fig.axes[0].lines) == 4  # three ops + the uniform reference
-    fig = viz.latency_histogram([1.0, 2.0, 3.0, 4.0], [True, True, False, False], 2.5)
+    fig = plots.latency_histogram([1.0, 2.0, 3.0, 4.0], [True, True, False, False], 2.5)
     assert "rejection rate 50.0%" in fig.axes[0].get_title()
 
 
 def test_predicted_vs_measured_and_search_curves():
-    fig = viz.predicted_vs_measured([1, 2, 3], [1.1, 2.2, 2.9], spearman=1.0, mape=5.0)  # percent, as PredictorReport.mape
+    fig = plots.predicted_vs_measured([1, 2, 3], [1.1, 2.2, 2.9], spearman=1.0, mape=5.0)  # percent, as PredictorReport.mape
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "Spearman 1.00, MAPE 5.0%" in legend
-    fig = viz.search_curves([5, 4, 3], [0.5, 0.2, 0.1], budget_ms=4)
+    fig = plots.search_curves([5, 4, 3], [0.5, 0.2, 0.1], budget_ms=4)
     assert len(fig.axes) == 2
 
 
 def test_derive_attempts_colours_each_try_by_the_budget():
     attempts = [{"target_ms": 1.0, "predicted_ms": 0.95, "measured_ms": 1.1, "ops": []},
                 {"target_ms": 0.9, "predicted_ms": 0.85, "measured_ms": 0.97, "ops": []}]
-    fig = viz.derive_attempts(attempts, 1.0)
+    fig = plots.derive_attempts(attempts, 1.0)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["try 1", "try 2"]
     measured = next(c for c in ax.collections if c.get_label() == "measured")
@@ -173,7 +176,7 @@ def test_derive_attempts_colours_each_try_by_the_budget():
 
 
 def test_alpha_stability_draws_both_curves():
-    fig = viz.alpha_stability([1.0, 0.9, 0.7], [0.2, 0.6, 1.0])
+    fig = plots.alpha_stability([1.0, 0.9, 0.7], [0.2, 0.6, 1.0])
     left, right = fig.axes
     assert list(left.lines[0].get_ydata()) == [1.0, 0.9, 0.7]
     assert list(right.lines[0].get_ydata()) == [0.2, 0.6, 1.0]
@@ -183,8 +186,8 @@ def test_pareto_front_skips_dominated_models():
     rows = [{"name": "fast", "latency_ms": 1, "miou": 0.5},
             {"name": "slow_bad", "latency_ms": 3, "miou": 0.4},
             {"name": "slow_good", "latency_ms": 4, "miou": 0.7}]
-    assert viz._pareto_front([(r["latency_ms"], r["miou"]) for r in rows]) == [0, 2]
-    fig = viz.pareto(rows)
+    assert _pareto_front([(r["latency_ms"], r["miou"]) for r in rows]) == [0, 2]
+    fig = plots.pareto(rows)
     front = [line for line in fig.axes[0].lines if line.get_label() == "Pareto front"]
     assert list(front[0].get_xdata()) == [1.0, 4.0]
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from segnas_lite.data import open_dataset
-from segnas_lite.data.drawing import SKIN_TONES
+from segnas_lite.data.synthetic.drawing import SKIN_TONES
 from segnas_lite.train.engine import TrainConfig, predict, train
 from segnas_lite.flags import cache_dir
-from segnas_lite.metrics import iou_per_image
+from segnas_lite.metrics import iou
 from segnas_lite.zoo import build_model
 from segnas_lite.teaching.notebook_utils import setup, trained_model
 from segnas_lite.timing import LoadMonitor
@@ -177,7 +177,7 @@ def exercise_2(*, quick: bool = True) -> dict:
 
 def _skin_coloured(picture: np.ndarray, tolerance: float = 30.0) -> np.ndarray:
     """(H, W) bool: pixels within ``tolerance`` (RGB distance) of one of the skin tones the
-    synthetic portraits are painted with (``data.drawing.SKIN_TONES``)."""
+    synthetic portraits are painted with (``data.synthetic.drawing.SKIN_TONES``)."""
     distance = np.linalg.norm(picture[:, :, None, :].astype(np.float64) - SKIN_TONES, axis=-1)
     return distance.min(axis=-1) < tolerance
 
@@ -191,7 +191,7 @@ def _sharpness(picture: np.ndarray) -> float:
 def exercise_3(*, quick: bool = True) -> dict:
     """Which image in the viewer is predicted worst, and what makes it hard?
 
-    Answer: the viewer's panel titles are the per-image mIoU (``metrics.iou_per_image``); the worst
+    Answer: the viewer's panel titles are the per-image mIoU (``metrics.iou(..., reduction="per_image")``); the worst
     image is the one with the lowest. This function computes it for the notebook's 8 validation
     images and measures what the lesson names as causes: how small the person is (its share of the
     pixels); skin colour, on the person (share of its pixels near one of the generator's skin
@@ -222,7 +222,7 @@ def exercise_3(*, quick: bool = True) -> dict:
         mask, pred = masks[i], preds[i]
         per_image.append({
             "index": i,
-            "miou": iou_per_image(pred, mask, num_classes=2),
+            "miou": iou(pred, mask, num_classes=2, reduction="per_image"),
             "person_share": float((mask == 1).float().mean()),
             "false_positive_share": float(((pred == 1) & (mask == 0)).float().mean()),
             "false_negative_share": float(((pred == 0) & (mask == 1)).float().mean()),

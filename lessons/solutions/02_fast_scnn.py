@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from segnas_lite.data import open_dataset
-from segnas_lite.train.engine import TrainConfig, segmentation_loss, train
+from segnas_lite.train.engine import TrainConfig, train
+from segnas_lite.train.losses import segmentation_loss
 from segnas_lite.zoo import build_model
 from segnas_lite.models.fast_scnn import FeatureFusion
 from segnas_lite.teaching.notebook_utils import cache_key, cached, setup, trained_model
@@ -47,7 +48,7 @@ def exercise_1(*, quick: bool = True) -> dict:
     (the 1/8 map, 64 channels) and of the global feature extractor (the 1/32 map, 128 channels),
     weighted 0.4: each aux head (3x3 conv, BN, ReLU, dropout, 1x1 conv to the classes) must
     classify the pixels from its own branch, which sends a direct gradient into the early layers.
-    ``engine.segmentation_loss`` unpacks the pair: ``CE(main) + 0.4 * (CE(aux_1_8) + CE(aux_1_32))``
+    ``losses.segmentation_loss`` unpacks the pair: ``CE(main) + 0.4 * (CE(aux_1_8) + CE(aux_1_32))``
     (the function checks this identity). In ``eval()`` mode the same model returns only the logits
     tensor: the aux heads are training-only, so their parameters (``aux_params``) cost nothing at
     inference and do not appear in a graph exported in eval mode.

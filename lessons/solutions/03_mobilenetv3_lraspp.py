@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segnas_lite.data import open_dataset
-from segnas_lite.deploy.export import benchmark_torch
+from segnas_lite.deploy.bench import benchmark_torch
 from segnas_lite.models import mobilenet_v3_large
 from segnas_lite.zoo import build_model
 from segnas_lite.models.mobilenetv3 import LARGE_TABLE

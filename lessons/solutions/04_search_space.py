@@ -22,7 +22,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from segnas_lite.nas import (SEED_OPS, Genotype, MixedOp, SegSuperNet, build_child, build_op,
                              proxyless_space, seed_space)
-from segnas_lite.nas.latency import measure, spearman
+from segnas_lite.nas.measure import measure
+from segnas_lite.nas.predictor import spearman
 from segnas_lite.teaching.notebook_utils import saved_activation_mib, setup
 from segnas_lite.models.summary import summarize
 

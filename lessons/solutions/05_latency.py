@@ -27,12 +27,15 @@ from fractions import Fraction
 import numpy as np
 
 from segnas_lite import timing
+from segnas_lite.deploy.bench import prepare
 from segnas_lite.nas import Genotype, InfeasibleBudgetError, get_space
 from segnas_lite.nas.calibrate import LAMBDAS, calibrate, mape
-from segnas_lite.nas.latency import (FIT_STREAM, LatencyTable, build_predictor, build_table,
-                                     random_genotypes, spearman, table_blocks, validate)
+from segnas_lite.deploy.target import Target
+from segnas_lite.nas.constraint import default_budget, rejection_bias, sample_under_budget
+from segnas_lite.nas.latency import LatencyTable, build_table, table_blocks
 from segnas_lite.nas.latency_report import in_place_prediction
-from segnas_lite.nas.search import default_budget, rejection_bias, sample_under_budget
+from segnas_lite.nas.predictor import (FIT_STREAM, build_predictor, random_genotypes, spearman,
+                                       validate)
 from segnas_lite.teaching.notebook_utils import setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
@@ -58,7 +61,8 @@ def _table(space_name: str, threads: int, quick: bool, size: int | None = None) 
     notebook's image size or at ``size``."""
     s = _settings(quick)
     size = size or s["image_size"]
-    return build_table(get_space(space_name), image_size=(size, size), threads=threads,
+    return build_table(get_space(space_name),
+                       target=Target(backend="torch", threads=threads, image_size=size),
                        runs=s["runs"], rounds=s["rounds"], num_classes=2, macro_config=MACRO,
                        quiet=True)
 
@@ -218,7 +222,7 @@ def exercise_4(*, quick: bool = True) -> dict:
 
     Answer: read ``ran_precision``, never assume it. OpenVINO runs bf16 only on CPUs with AVX-512
     BF16 or AMX (recent Xeons); elsewhere asking for bf16 quietly compiles an f32 model, and the
-    package records the precision that really ran (``timing.compiled_precision``). On such a CPU
+    package records the precision that really ran (``deploy.openvino.compiled_precision``). On such a CPU
     the two tables differ only by timing noise (ratios near 1) and there is nothing to gain. Where
     bf16 does run, the ops whose time is arithmetic gain most, i.e. the large dense 1x1
     convolutions of the ``mbv3`` ops (expand x4) at high resolution (S4, S8); depthwise convolutions
@@ -236,8 +240,8 @@ def exercise_4(*, quick: bool = True) -> dict:
     for name in space.layers[layer].ops:
         row = {"op": name}
         for precision in ("f32", "bf16"):
-            runner = timing.prepare(blocks[(layer, name)], shape, backend="openvino",
-                                    precision=precision, threads=THREADS)
+            runner = prepare(blocks[(layer, name)], shape, backend="openvino",
+                             precision=precision, threads=THREADS)
             ran[precision] = runner.precision
             row[f"{precision}_ms"] = timing.time_runner(runner, warmup=3, runs=s["runs"]).median_ms
         row["speedup"] = row["f32_ms"] / row["bf16_ms"]
@@ -245,8 +249,8 @@ def exercise_4(*, quick: bool = True) -> dict:
     result = {"layer": layer, "ran_precision": ran, "bf16_runs": ran["bf16"] == "bf16",
               "rows": rows, "gains_most": max(rows, key=lambda r: r["speedup"])["op"]}
     if not settings.quick and result["bf16_runs"]:
-        tables = {precision: build_predictor(space, image_size=(size, size), backend="openvino",
-                                             precision=precision, threads=THREADS,
+        tables = {precision: build_predictor(space, target=Target("openvino", precision, THREADS,
+                                                                  size),
                                              num_fit=s["num_fit"], seed=SEED, macro_config=MACRO,
                                              quiet=True) for precision in ("f32", "bf16")}
         ratio = np.asarray(tables["f32"].ms) / np.asarray(tables["bf16"].ms)
@@ -282,11 +286,10 @@ def exercise_5(*, quick: bool = True) -> dict:
     settings = setup(quick=quick, seed=SEED)
     s = _settings(settings.quick)
     space = get_space("seed")
-    size = (s["image_size"], s["image_size"])
+    target = Target(s["backend"], "f32", THREADS, s["image_size"])
     timing_runs = 3 if settings.quick else 10
-    predictor = build_predictor(space, image_size=size, backend=s["backend"], precision="f32",
-                                threads=THREADS, num_fit=s["num_fit"], seed=SEED, runs=timing_runs,
-                                macro_config=MACRO, quiet=True)
+    predictor = build_predictor(space, target=target, num_fit=s["num_fit"], seed=SEED,
+                                runs=timing_runs, macro_config=MACRO, quiet=True)
     fit = predictor.meta["calibration"]
     fitted = [Genotype(space.name, tuple(ops)) for ops in fit["genotypes"]]
     small = 12

@@ -12,7 +12,7 @@ Run from the repository root:
 Searches go through ``notebook_utils.search_result``: a search with the same settings is read back
 from ``$SEGNAS_CACHE`` instead of running again (``--full`` reuses the notebook's own search).
 Quick mode takes the notebook's quick settings with two changes: latency is predicted by the plain
-PyTorch table (``backend="torch", calibrate=False``) instead of the calibrated OpenVINO predictor,
+PyTorch table (``target=Target(backend="torch", ...)``, ``calibrate=False``) instead of the calibrated OpenVINO predictor,
 whose calibration compiles networks for about a minute, and the derived child is not measured
 (``measure_child=False``: no closed loop, which on a busy machine pauses and re-measures). What
 these exercises look at (how p moves, the rejection rate, E[LAT]) does not depend on either.
@@ -29,8 +29,9 @@ import torch
 
 from segnas_lite.nas import InfeasibleBudgetError, expected_latency, latency_loss
 from segnas_lite.nas.gates import LATENCY_FORMS
-from segnas_lite.nas.latency import LatencyTable, spearman
-from segnas_lite.nas.search import rejection_bias
+from segnas_lite.nas.constraint import rejection_bias
+from segnas_lite.nas.latency import LatencyTable
+from segnas_lite.nas.predictor import spearman
 from segnas_lite.teaching.notebook_utils import search_result, setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report

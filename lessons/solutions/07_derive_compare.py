@@ -28,7 +28,8 @@ import numpy as np
 from segnas_lite.nas import (InfeasibleBudgetError, derive_argmax, derive_under_budget, get_space,
                              genotype_latency)
 from segnas_lite.nas.derive import derive_measured
-from segnas_lite.nas.latency import LatencyTable, measure
+from segnas_lite.nas.latency import LatencyTable
+from segnas_lite.nas.measure import measure
 from segnas_lite.teaching.notebook_utils import search_result, setup, trained_model
 from segnas_lite.models.summary import summarize
 

@@ -24,9 +24,12 @@ import torch
 from torch import nn
 
 from segnas_lite.data import denormalize, normalize
-from segnas_lite.deploy.export import (MissingDependencyError, benchmark_openvino, benchmark_torch,
-                                check_parity, quantize_int8, sample_images, save_ir, to_openvino)
+from segnas_lite.deploy.bench import benchmark_openvino, benchmark_torch
+from segnas_lite.deploy.export import save_ir, to_openvino
+from segnas_lite.deploy.parity import check_parity, sample_images
+from segnas_lite.deploy.quantize import quantize_int8
 from segnas_lite.flags import cache_dir
+from segnas_lite.runio import MissingDependencyError
 from segnas_lite.teaching.notebook_utils import search_result, setup, trained_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report

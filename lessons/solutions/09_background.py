@@ -27,10 +27,12 @@ import torch.nn.functional as F
 
 from segnas_lite.data import SyntheticPortraits
 from segnas_lite.data.transforms import normalize
-from segnas_lite.portrait.matting import (RefineConfig, boundary_f_score, default_radius, feather,
-                                 guided_filter, refine_alpha, trimap_iou)
+from segnas_lite.deploy.predictor import network_probability
+from segnas_lite.metrics import boundary_f_score, flip_rate, trimap_iou
+from segnas_lite.portrait.clips import still_clip
+from segnas_lite.portrait.refine import RefineConfig, default_radius, feather, guided_filter, refine_alpha
+from segnas_lite.portrait.smooth import EMASmoother, ema_lag_frames
 from segnas_lite.teaching.notebook_utils import setup, trained_model
-from segnas_lite.portrait.video import EMASmoother, ema_lag_frames, flip_rate, still_clip
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
 from report import run  # noqa: E402
@@ -117,11 +119,10 @@ def exercise_3(*, quick: bool = True) -> dict:
     image, _ = _portrait(size, index=1)
     picture = (image * 255).round().astype(np.uint8)
 
+    prob = network_probability(model, None)  # (3, H, W) frame -> (H, W) p(person)
+
     def probabilities(noise: float) -> list[np.ndarray]:
-        clip = still_clip(picture, frames, noise=noise, seed=SEED)
-        batch = torch.stack([normalize(frame) for frame in clip])  # (T, 3, H, W)
-        with torch.no_grad():
-            return list(torch.softmax(model(batch), dim=1)[:, 1].numpy())
+        return [prob(normalize(frame)) for frame in still_clip(picture, frames, noise=noise, seed=SEED)]
 
     def smoothed_flip_rate(probs: list[np.ndarray], momentum: float) -> float:
         ema = EMASmoother(momentum)
@@ -166,7 +167,7 @@ def exercise_5(*, quick: bool = True) -> dict:
     """
     from segnas_lite.deploy.export import to_openvino
     from segnas_lite.zoo import build_model
-    from segnas_lite.timing import time_throughput
+    from segnas_lite.deploy.throughput import time_throughput
     torch.manual_seed(SEED)
     size, frames = (128, 40) if quick else (256, 300)
     with tempfile.TemporaryDirectory() as folder:

@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import Subset
+from torch.utils.data import ConcatDataset, Subset
 
 from segnas_lite.data.errors import DatasetError, MaskValueError
-from segnas_lite.data.folders import (CITYSCAPES_TRAIN_IDS, MAPPING_HINT, CityscapesSegmentation, PairedFiles, _open,
-                      _read_mask, match_by_stem)
-from segnas_lite.data.layouts import POOL, DataOptions, find_layout
+from segnas_lite.data.folders import MAPPING_HINT, PairedFiles, match_by_stem
+from segnas_lite.data.io import open_image, read_mask
+from segnas_lite.data.layouts import DataOptions, find_layout
+from segnas_lite.data.public import CITYSCAPES_TRAIN_IDS, CityscapesSegmentation
 from segnas_lite.data.transforms import IGNORE_INDEX
 
 ERRORS = ("unreadable", "image without mask", "mask values", "mask channels", "image mode")
@@ -185,7 +186,7 @@ def check_folder(root, *, num_classes: int | None = None, ignore_index: int = IG
 def _check_image(path: Path, report: DataReport) -> tuple[int, int] | None:
     """Decode one image; its (width, height), or None when it cannot be used."""
     try:
-        image = _open(path)
+        image = open_image(path)
     except DatasetError:
         report.add("unreadable", str(path))
         return None
@@ -201,7 +202,7 @@ def _check_mask(path: Path, mapper: PairedFiles, report: DataReport,
                 split_pixels: np.ndarray) -> tuple[int, int] | None:
     """Read one mask, count its classes; its (width, height), or None when it cannot be used."""
     try:
-        raw = _read_mask(path)
+        raw = read_mask(path)
     except DatasetError as error:
         report.add("unreadable" if "cannot read" in str(error) else "mask channels", str(path))
         return None
@@ -220,16 +221,25 @@ def _check_mask(path: Path, mapper: PairedFiles, report: DataReport,
 
 
 # --------------------------------------------------------------------------- before training
-def _pairs_of(dataset) -> tuple[PairedFiles | None, list[tuple[Path, Path]]]:
-    """The ``PairedFiles`` under a dataset (through Subsets) and the pairs the dataset reads."""
-    indices = None
-    while isinstance(dataset, Subset):
-        indices = [dataset.indices[i] for i in indices] if indices is not None else list(dataset.indices)
-        dataset = dataset.dataset
+def _parts(dataset, indices: list[int] | None = None
+           ) -> list[tuple[PairedFiles, list[tuple[Path, Path]]]]:
+    """The ``PairedFiles`` under a dataset and the pairs the dataset reads from each: through
+    Subsets (their indices) and ConcatDatasets (several folders read as one, ``concat.py``)."""
+    if isinstance(dataset, Subset):
+        inner = list(dataset.indices) if indices is None else [dataset.indices[i] for i in indices]
+        return _parts(dataset.dataset, inner)
+    if isinstance(dataset, ConcatDataset):
+        found, start = [], 0
+        for part, end in zip(dataset.datasets, dataset.cumulative_sizes):
+            local = None if indices is None else [i - start for i in indices if start <= i < end]
+            if local is None or local:
+                found += _parts(part, local)
+            start = end
+        return found
     if not isinstance(dataset, PairedFiles):
-        return None, []  # synthetic data: nothing on disk to scan
+        return []  # synthetic data: nothing on disk to scan
     pairs = dataset.pairs if indices is None else [dataset.pairs[i] for i in indices]
-    return dataset, pairs
+    return [(dataset, pairs)] if pairs else []
 
 
 def _fingerprint(base: PairedFiles, pairs) -> str:
@@ -245,12 +255,15 @@ def _fingerprint(base: PairedFiles, pairs) -> str:
 def scan_masks(dataset, *, quiet: bool = False, cache: bool = True) -> int:
     """Check every mask a dataset reads against its class set; raise ``MaskValueError`` naming the
     bad files (up to five) before any training step. Returns the number of masks scanned (0 for
-    synthetic data or a scan remembered in the cache)."""
+    synthetic data or a scan remembered in the cache). Several folders read as one are scanned
+    folder by folder."""
+    return sum(_scan_pairs(base, pairs, quiet=quiet, cache=cache) for base, pairs in _parts(dataset))
+
+
+def _scan_pairs(base: PairedFiles, pairs: list[tuple[Path, Path]], *, quiet: bool, cache: bool) -> int:
+    """``scan_masks`` for the pairs of one ``PairedFiles``."""
     from segnas_lite.flags import cache_dir
     from segnas_lite.runio import atomic_write_text, progress
-    base, pairs = _pairs_of(dataset)
-    if base is None or not pairs:
-        return 0
     marker = cache_dir() / "mask_scans" / f"{_fingerprint(base, pairs)}.json"
     if cache and marker.exists():
         return 0
@@ -258,7 +271,7 @@ def scan_masks(dataset, *, quiet: bool = False, cache: bool = True) -> int:
     for _, mask_path in progress(pairs, quiet=quiet, desc="checking masks", unit="mask",
                                  leave=False):
         try:
-            base.map_mask(_read_mask(mask_path), mask_path)
+            base.map_mask(read_mask(mask_path), mask_path)
         except MaskValueError as error:
             bad.append(str(error).split(" outside the class set")[0].removeprefix("mask "))
     if bad:

@@ -45,3 +45,7 @@ class ChannelMismatchError(DatasetError):
 
 class UnknownSourceError(DatasetError):
     """``open_dataset`` got a source that is neither a known name nor a known folder layout."""
+
+
+class ClassSetMismatchError(DatasetError):
+    """Datasets read as one (``concat.ConcatFolders``) have different class sets."""

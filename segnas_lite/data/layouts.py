@@ -21,17 +21,19 @@ A folder with its own splits is read as it is: "val" is its val folder, never a 
 A pool is cut with ``split_indices`` (``val_fraction``, seed) into "train" and "val"; "all" is
 every pair either way, which is what ``segnas evaluate --split all`` scores.
 
-``DataOptions`` is the class set a folder is read with (number of classes, the raw "no label" value,
-a raw value -> class mapping, class names); ``segnas train`` saves it beside the weights so that
-``evaluate`` and ``predict`` need no repeated flags.
+``DataOptions`` is how a folder is read: its class set (number of classes, the raw "no label" value,
+a raw value -> class mapping, class names) and the seed of a pool's random train/val cut
+(``split_seed``); ``segnas train`` saves it beside the weights so that ``evaluate`` and ``predict``
+need no repeated flags.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from segnas_lite.data.errors import MaskMappingError, UnknownSourceError
-from segnas_lite.data.folders import CITYSCAPES_CLASSES, VOC_CLASSES, _voc_root
+from segnas_lite.data.public import CITYSCAPES_CLASSES, VOC_CLASSES, voc_root
 from segnas_lite.data.transforms import IGNORE_INDEX
 
 SPLITS = ("train", "val", "test")
@@ -78,7 +80,7 @@ def find_layout(root) -> FolderLayout:
     if not root.is_dir():
         raise UnknownSourceError(
             f"unknown data source {str(root)!r}: use 'synthetic', 'synthetic-scenes' or a folder path")
-    voc = _voc_root(root)
+    voc = voc_root(root)
     if voc is not None:
         return FolderLayout("voc", voc, own_splits=True,
                             defaults={"num_classes": 21, "class_names": VOC_CLASSES})
@@ -132,6 +134,9 @@ class DataOptions:
     ``ignore_index``: the raw mask value meaning "no label" (it becomes ``IGNORE_INDEX`` = 255);
     ``mask_mapping``: raw value -> class (or ``IGNORE_INDEX``); ``unmapped``: "error" (a value outside
     the class set stops the run, naming the file) or "ignore" (such pixels carry no loss).
+    ``split_seed``: the seed of a pool's random train/val cut (``split_indices``); ``None`` = the
+    run's ``seed`` (``open_dataset``), so a run may change its training seed and keep its val set.
+    It is not part of the class set (``dataset_kwargs`` leaves it out).
     """
 
     num_classes: int | None = None
@@ -139,6 +144,7 @@ class DataOptions:
     mask_mapping: dict[int, int] | None = None
     unmapped: str = "error"
     class_names: tuple[str, ...] | None = None
+    split_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.num_classes is not None and not 1 <= self.num_classes <= IGNORE_INDEX:
@@ -149,6 +155,14 @@ class DataOptions:
                                    f"got {self.ignore_index}")
         if self.unmapped not in ("error", "ignore"):
             raise MaskMappingError(f"unmapped must be 'error' or 'ignore', got {self.unmapped!r}")
+        if self.split_seed is not None:
+            try:
+                seed = operator.index(self.split_seed)  # int or numpy integer, not 1.5 or "1"
+            except TypeError:
+                seed = -1
+            if seed < 0:
+                raise MaskMappingError(f"the split seed must be an integer >= 0, got {self.split_seed!r}")
+            object.__setattr__(self, "split_seed", seed)
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(self.class_names))
             if self.num_classes is not None and len(self.class_names) != self.num_classes:

@@ -1,24 +1,26 @@
-"""What decides a search: ``SearchConfig`` (saved in every ``History``) and the ``--quick`` settings.
+"""What decides a search: ``SearchConfig`` (saved in every ``History``), its ``quick()`` settings.
 
 Reference defaults are those of ProxylessNAS (Cai et al., ICLR 2019) and its code; the seed's two
-changes are ``schedule="decoupled"`` and the hard latency ``constraint``.
+changes are ``schedule="decoupled"`` and the hard latency ``constraint``. Where the searched network
+will run (backend, precision, threads, deployment image side) is one ``deploy.target.Target``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import math
+from dataclasses import asdict, dataclass, field
 
 from segnas_lite.errors import SegnasError
 from segnas_lite.data import IGNORE_INDEX
-from segnas_lite.timing import PRECISIONS
+from segnas_lite.deploy.target import Target
 from segnas_lite.nas.gates import LATENCY_FORMS
-from segnas_lite.nas.latency import BACKENDS
+from segnas_lite.nas.predictor import NUM_FIT
 
 
 class SearchConfigError(SegnasError, ValueError):
     """A search setting that cannot work (unknown option, too little data, table of another space)."""
 
 
-# --------------------------------------------------------------------------- configuration
 @dataclass
 class SearchConfig:
     """Everything that decides a search (saved in ``History.config``).
@@ -29,27 +31,34 @@ class SearchConfig:
     weight batches. Two defaults differ from the reference, against the collapse onto the cheapest
     op seen with it: ``latency_form="hinge"`` (no pull once E[LAT] is inside the budget; the hard
     constraint keeps every sample there) and ``warmup_sampling="fair"`` (the warm-up trains every
-    op equally, slow ones included, instead of only those that fit). ``weight_lr`` is higher than the reference's 0.025 (batch 256 on ImageNet) because
-    our searches are a few hundred steps long.
+    op equally, slow ones included, instead of only those that fit). ``weight_lr`` is higher than
+    the reference's 0.025 (batch 256 on ImageNet) because our searches are a few hundred steps long.
+
+    ``image_size`` is the side the super-net trains at; ``target.image_size`` the side the latency
+    is predicted and measured for (the deployment size; often the same, set both).
     """
 
-    image_size: int = 128
+    image_size: int = 256                # training image side
+    target: Target = field(default_factory=Target)  # where latency is predicted and measured
     batch_size: int = 8
     warmup_epochs: int = 2
     search_epochs: int = 2
     steps_per_epoch: int | None = 20     # cap on batches per epoch; None = the whole split
+    train_length: int | None = None      # training images to draw (synthetic); None = the data's own
     weight_lr: float = 0.05
     weight_momentum: float = 0.9
     weight_decay: float = 4e-5
     arch_lr: float = 1e-3
     arch_betas: tuple[float, float] = (0.0, 0.999)
     arch_eps: float = 1e-8
-    budget_ms: float | None = None       # None: median prediction of random architectures
-    budget_quantile: float = 0.4         # no budget given: this quantile of random subnets' latency
+    budget_ms: float | None = None       # None: the budget_quantile of random architectures
+    budget_quantile: float = 0.4         # ... of their predicted latency (constraint.default_budget)
     latency_form: str = "hinge"          # "hinge", "target", "additive" (lam), "mul_log" (a, b), "none"
     latency_a: float = 0.2
     latency_b: float = 0.3
     latency_lam: float = 0.1
+    calibrate: bool = True               # fit the table to end-to-end measurements (predictor.py)
+    num_fit: int = NUM_FIT               # random subnets measured for that fit
     estimator: str = "full_v2"           # "full_v2" or "two"
     schedule: str = "decoupled"          # "decoupled" (seed) or "interleaved" (ProxylessNAS)
     arch_every: int = 5                  # interleaved: one alpha step every this many weight steps
@@ -61,10 +70,6 @@ class SearchConfig:
     max_resample: int = 100
     arch_fraction: float = 0.5           # share of the training data held out for alpha steps
     alpha_bn: str = "train"              # BatchNorm mode in alpha steps: "train" (reference) or "eval"
-    backend: str = "openvino"            # where latency is measured: the deployment target
-    precision: str = "f32"               # OpenVINO inference precision ("f32", "bf16", "default")
-    latency_size: int | None = None      # image side the latency is for (None: image_size)
-    threads: int = 2                     # for measured latencies
     measure_child: bool = True           # derive in a closed loop on measured latency (derive.py)
     max_derive_tries: int = 5            # how often the closed loop may tighten the target
     ignore_index: int = IGNORE_INDEX
@@ -73,10 +78,12 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         self.arch_betas = tuple(self.arch_betas)
+        if not isinstance(self.target, Target):
+            raise SearchConfigError(f"target must be a deploy.target.Target, got {self.target!r}")
         choices = {"latency_form": LATENCY_FORMS, "estimator": ("full_v2", "two"),
                    "warmup_sampling": ("fair", "constrained"),
                    "schedule": ("decoupled", "interleaved"), "constraint": ("predicted", "measured"),
-                   "alpha_bn": ("train", "eval"), "backend": BACKENDS, "precision": PRECISIONS}
+                   "alpha_bn": ("train", "eval")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise SearchConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -86,25 +93,42 @@ class SearchConfig:
             raise SearchConfigError(f"arch_fraction must be in (0, 1), got {self.arch_fraction}")
         if self.max_resample < 1 or self.arch_every < 1 or self.max_derive_tries < 1:
             raise SearchConfigError("max_resample, arch_every and max_derive_tries must be >= 1")
+        if self.num_fit < 1 or (self.train_length is not None and self.train_length < 1):
+            raise SearchConfigError("num_fit and train_length must be >= 1")
         if not 0.0 < self.budget_quantile < 1.0:
             raise SearchConfigError(f"budget_quantile must be in (0, 1), got {self.budget_quantile}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise SearchConfigError("distill_weight must be >= 0 and distill_temperature > 0")
-        if self.backend == "torch" and self.precision not in ("f32", "default"):
-            raise SearchConfigError(f"the torch backend runs f32, not {self.precision!r}")
 
-    @property
-    def latency_shape(self) -> tuple[int, int]:
-        """(H, W) that latencies are predicted and measured for (the deployment size)."""
-        side = self.latency_size or self.image_size
-        return side, side
+    @classmethod
+    def quick(cls, **changes) -> "SearchConfig":
+        """``--quick``: about 40 batches in all on 128x128 SyntheticPortraits (minutes).
+
+        With so few alpha steps the reference alpha lr (1e-3) would barely move p, so quick mode
+        uses 0.1 to make the trend visible (20 Adam steps of about 0.1 each move a logit by up to 2:
+        p from 1/7 to about 0.5). The predictor is fitted on 16 subnets, and ``train_length`` draws
+        just enough images for ``steps_per_epoch`` batches in each split (plus 8). ``changes``
+        override any field; the target's image side follows ``image_size`` unless ``target`` is
+        given."""
+        side = changes.get("image_size", 128)
+        settings = {"image_size": side, "target": Target(image_size=side), "steps_per_epoch": 10,
+                    "arch_lr": 0.1, "num_fit": 16, **changes}
+        if "train_length" not in changes:
+            config = cls(**settings)
+            per_split = config.batch_size * (config.steps_per_epoch or 10)
+            settings["train_length"] = math.ceil(
+                per_split / min(config.arch_fraction, 1 - config.arch_fraction)) + 8
+        return cls(**settings)
 
     @property
     def total_epochs(self) -> int:
         return self.warmup_epochs + self.search_epochs
 
+    def to_dict(self) -> dict:
+        """Plain JSON values (tuples become lists; the target a nested dict): ``History.config``."""
+        return json.loads(json.dumps(asdict(self)))
 
-QUICK = dict(batch_size=8, warmup_epochs=2, search_epochs=2, steps_per_epoch=10, arch_lr=0.1)
-"""``--quick``: about 40 batches in all on 128x128 SyntheticPortraits. With so few alpha steps the
-reference alpha lr (1e-3) would barely move p, so quick mode uses 0.1 to make the trend visible
-(20 Adam steps of about 0.1 each move a logit by up to 2: p from 1/7 to about 0.5)."""
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchConfig":
+        """The inverse of :meth:`to_dict`."""
+        return cls(**{**data, "target": Target(**data["target"])})

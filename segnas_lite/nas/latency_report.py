@@ -1,8 +1,8 @@
 """``segnas latency``: build (or load) the latency predictor for a deployment target and check it.
 
 One call answers the question a user of the search must ask first: *can I trust the latency the
-search optimises?* It builds the in-place table and its calibration for a backend, a precision and
-an image size (``latency.build_predictor``, cached), measures ``n`` random subnets that the fit did
+search optimises?* It builds the in-place table and its calibration for a deployment ``Target``
+(``predictor.build_predictor``, cached), measures ``n`` random subnets that the fit did
 not see, and reports how well both the plain sum and the calibrated predictor rank and estimate them,
 with the measurements' own repeat noise as the floor no predictor can beat.
 """
@@ -12,10 +12,12 @@ import json
 import os
 from pathlib import Path
 
+from segnas_lite.deploy.target import Target
 from segnas_lite.runio import atomic_write_text, guard_run_dir
 from segnas_lite.timing import SPEED_CHANGE_PCT
 from segnas_lite.nas.calibrate import mape
-from segnas_lite.nas.latency import LatencyTable, build_predictor, spearman, validate
+from segnas_lite.nas.latency import LatencyTable
+from segnas_lite.nas.predictor import NUM_FIT, build_predictor, spearman, validate
 from segnas_lite.nas.space import Genotype, SearchSpace
 
 REPORT = "latency_report.json"
@@ -29,27 +31,25 @@ def in_place_prediction(table: LatencyTable, genotype: Genotype) -> float:
                                  for row, names, op in zip(raw["ms"], table.ops, genotype.ops))
 
 
-def latency_report(space: SearchSpace, *, out_dir: str | os.PathLike, backend: str = "openvino",
-                   precision: str = "f32", image_size: int = 256, threads: int = 2,
-                   num_fit: int = 60, num_validate: int = 30, seed: int = 0, refresh: bool = False,
-                   overwrite: bool = False, quiet: bool = False) -> dict:
-    """Build/load the predictor, validate it on held-out random subnets, write the report and the
-    figure's data into ``out_dir``; returns the report (what ``latency_report.json`` holds). The
-    figure is drawn by the caller (``teaching.viz.latency_report_figure``): nothing in ``nas`` draws."""
+def latency_report(space: SearchSpace, *, target: Target, out_dir: str | os.PathLike,
+                   num_fit: int = NUM_FIT, num_validate: int = 30, seed: int = 0,
+                   refresh: bool = False, overwrite: bool = False, quiet: bool = False) -> dict:
+    """Build/load the predictor for ``target``, validate it on held-out random subnets, write the
+    report and the figure's data into ``out_dir``; returns the report (what ``latency_report.json``
+    holds). The figure is drawn by the caller (``teaching.plots.latency_report_figure``): nothing in ``nas`` draws."""
     out = Path(out_dir)
     guard_run_dir(out, [REPORT, FIGURE], resume=False, overwrite=overwrite, what="latency report")
-    table = build_predictor(space, image_size=(image_size, image_size), backend=backend,
-                            precision=precision, threads=threads, num_fit=num_fit, seed=seed,
-                            refresh=refresh, quiet=quiet)
+    table = build_predictor(space, target=target, num_fit=num_fit, seed=seed, refresh=refresh,
+                            quiet=quiet)
     check = validate(table, space, num_genotypes=num_validate, seed=seed, quiet=quiet)
     genotypes = [Genotype(space.name, tuple(ops)) for ops in check.genotypes]
     before = [in_place_prediction(table, g) for g in genotypes]
     calibration = {k: v for k, v in table.meta["calibration"].items()
                    if k not in ("genotypes", "measured_ms")}
     report = {"spearman": check.spearman, "mape": check.mape, "n": len(genotypes),
-              "backend": backend, "precision": precision,
-              "ran_precision": table.meta.get("ran_precision"), "image_size": image_size,
-              "threads": threads, "noise_pct": check.noise_pct,
+              "backend": target.backend, "precision": target.precision,
+              "ran_precision": table.meta.get("ran_precision"), "image_size": target.image_size,
+              "threads": target.threads, "noise_pct": check.noise_pct,
               "in_place": {"spearman": spearman(before, check.measured_ms),
                            "mape": mape(before, check.measured_ms)},
               "calibration": calibration, "load": check.meta["load"],

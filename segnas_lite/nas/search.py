@@ -10,10 +10,12 @@
    training data (``arch_fraction``), weight steps the rest.
 3. **Derivation** (``derive.py``): the argmax genotype, and the most probable one within the budget.
 
-Settings live in ``config.py``. Every sampled subnet passes the seed's hard latency constraint
-(``constraint.py``) and every try is recorded in the ``History`` (``history.py``). One alpha step is
-Eq. 4 plus the latency loss of Sec. 3.3: sample under the budget -> mode ``"single"`` -> CE on a
-held-out batch -> ``E[LAT]`` -> ``latency_loss`` -> backward -> Adam on the alphas only.
+Settings live in ``config.py``, checkpoints and output files in ``checkpoint.py``, and ``run.py``
+builds everything from a ``SearchConfig`` (what ``segnas search`` calls). Every sampled subnet
+passes the seed's hard latency constraint (``constraint.py``) and every try is recorded in the
+``History`` (``history.py``). One alpha step is Eq. 4 plus the latency loss of Sec. 3.3: sample
+under the budget -> mode ``"single"`` -> CE on a held-out batch -> ``E[LAT]`` -> ``latency_loss``
+-> backward -> Adam on the alphas only.
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -34,32 +35,21 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from segnas_lite.data import split_indices
 from segnas_lite.train.distill import distillation_loss
-from segnas_lite.runio import (RunDirectoryError, atomic_torch_save, atomic_write_text, guard_run_dir,
-                     load_checkpoint, progress, rng_state, seed_everything, set_rng_state,
-                     torch_generator)
-from segnas_lite.nas.constraint import RejectionBias, default_budget, rejection_bias, sample_under_budget
+from segnas_lite.runio import progress, seed_everything, torch_generator
+from segnas_lite.nas import checkpoint
+from segnas_lite.nas.config import SearchConfig, SearchConfigError
+from segnas_lite.nas.constraint import default_budget, sample_under_budget
 from segnas_lite.nas.derive import InfeasibleBudgetError, derive_argmax, derive_measured, derive_under_budget
 from segnas_lite.nas.gates import expected_latency, latency_loss
 from segnas_lite.nas.history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
-from segnas_lite.nas.config import QUICK, SearchConfig, SearchConfigError
-from segnas_lite.nas.latency import LatencyTable, MeasuredLatency, build_predictor, build_table
-from segnas_lite.nas.space import Genotype, SearchSpace, get_space
+from segnas_lite.nas.latency import LatencyTable
+from segnas_lite.nas.measure import MeasuredLatency
+from segnas_lite.nas.space import Genotype, SearchSpace
 from segnas_lite.nas.supernet import SegSuperNet
 
-__all__ = [  # settings in config.py, records in history.py, the constraint in constraint.py: re-exported
-    "AlphaStep", "EpochSummary", "History", "ProxylessSearch", "QUICK", "RejectionBias", "Sample",
-    "SearchConfig", "SearchConfigError", "SearchExistsError", "SearchResult", "WeightStep",
-    "default_budget", "frozen", "rejection_bias", "run_search", "sample_under_budget",
-    "split_for_search",
-]
 
-CHECKPOINT = "search_checkpoint.pt"
-OUTPUTS = ("genotype.json", "genotype_over_budget.json", "genotype_argmax.json", "history.json",
-           "latency_table.json", "summary.json")
-
-SearchExistsError = RunDirectoryError
-"""The output folder already holds a search and neither resume nor overwrite was asked for (the
-same error as a training run's, so ``except RunDirectoryError`` catches both)."""
+class BudgetNotMetWarning(UserWarning):
+    """The closed-loop derivation found no architecture whose measured latency fits the budget."""
 
 
 def _plain(value):
@@ -92,7 +82,7 @@ class ProxylessSearch:
 
     ``latency_fn`` (genotype -> ms) replaces the constraint's latency source (default: the table, or
     ``MeasuredLatency`` for ``constraint="measured"``); ``child_latency_fn`` how the derived child
-    is measured in the closed loop (default: end to end on ``config.backend``). ``teacher``: a
+    is measured in the closed loop (default: end to end on ``config.target``). ``teacher``: a
     trained model distilled into every weight step with ``config.distill_weight`` (``distill.py``).
     ``on_epoch_end(search, summary)`` is called
     after each epoch's checkpoint is written (a notebook can plot; a test can interrupt).
@@ -150,12 +140,9 @@ class ProxylessSearch:
 
     # ---- setup helpers
     def _measured(self, *, runs: int, rounds: int) -> MeasuredLatency:
-        """End-to-end latency on the configured backend, precision and deployment size."""
-        cfg = self.config
-        return MeasuredLatency(self.space, image_size=cfg.latency_shape, backend=cfg.backend,
-                               precision=cfg.precision, threads=cfg.threads, runs=runs,
-                               rounds=rounds, macro_config=self.macro_config,
-                               num_classes=self.num_classes)
+        """End-to-end latency on the configured deployment target."""
+        return MeasuredLatency(self.space, target=self.config.target, runs=runs, rounds=rounds,
+                               macro_config=self.macro_config, num_classes=self.num_classes)
 
     def _steps(self, n: int, what: str) -> int:
         batches = n // self.config.batch_size
@@ -169,7 +156,7 @@ class ProxylessSearch:
         return History(space=self.space.name, op_names=[list(s.ops) for s in self.space.layers],
                        budget_ms=float(self.budget_ms), fixed_ms=float(self.table.fixed_ms),
                        table_ms=[list(row) for row in self.table.ms],
-                       table_meta=_plain(self.table.meta), config=_plain(asdict(self.config)),
+                       table_meta=_plain(self.table.meta), config=self.config.to_dict(),
                        alpha_init=self._alphas())
 
     def _alphas(self) -> list[list[float]]:
@@ -331,59 +318,17 @@ class ProxylessSearch:
         self.history.epochs.append(summary)
         return summary
 
-    # ---- checkpoints
-    def save_checkpoint(self, epoch: int) -> None:
-        """Everything needed to continue after ``epoch`` (0-based), written atomically."""
-        cache = getattr(self.latency_fn, "cache", None)
-        atomic_torch_save({
-            "supernet": self.net.state_dict(), "weight_opt": self.weight_opt.state_dict(),
-            "arch_opt": self.arch_opt.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "history": self.history.to_json(), "epoch": epoch,
-            "phase": self.history.epochs[-1].phase if self.history.epochs else "warmup",
-            "rng": rng_state(), "generator": self.generator.get_state(),
-            "measured_cache": [[list(k), v] for k, v in cache.items()] if cache else [],
-        }, self.out_dir / CHECKPOINT)
-
-    def load_checkpoint(self) -> int:
-        """Restore the state saved by ``save_checkpoint``; returns the first epoch still to run."""
-        state = load_checkpoint(self.out_dir / CHECKPOINT)
-        history = History.from_json(state["history"])
-        if self.config.budget_ms is not None and abs(history.budget_ms - self.config.budget_ms) > 1e-9:
-            raise SearchConfigError(f"the checkpoint in {self.out_dir} searched under "
-                                    f"{history.budget_ms} ms, not {self.config.budget_ms} ms; "
-                                    "resume with the same budget or start a new search")
-        self.net.load_state_dict(state["supernet"])
-        self.weight_opt.load_state_dict(state["weight_opt"])
-        self.arch_opt.load_state_dict(state["arch_opt"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.history, self.budget_ms = history, history.budget_ms
-        set_rng_state(state["rng"])
-        self.generator.set_state(state["generator"])
-        cache = getattr(self.latency_fn, "cache", None)
-        if cache is not None:
-            cache.update({tuple(ops): ms for ops, ms in state["measured_cache"]})
-        return int(state["epoch"]) + 1
-
-    def _prepare_out_dir(self, *, resume: bool, overwrite: bool) -> None:
-        out = self.out_dir
-        existing = guard_run_dir(out, (CHECKPOINT, *OUTPUTS), resume=resume, overwrite=overwrite,
-                                 what="search")
-        if not resume:
-            for path in existing:
-                path.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-        self.table.save(out / "latency_table.json")
-
     # ---- the whole thing
     def run(self, *, resume: bool = False, overwrite: bool = False) -> SearchResult:
         """Warm-up, search, derivation; checkpoint after every epoch when ``out_dir`` is set."""
         start = 0
         if self.out_dir is not None:
-            self._prepare_out_dir(resume=resume, overwrite=overwrite)
+            checkpoint.prepare_out_dir(self.out_dir, self.table, resume=resume,
+                                       overwrite=overwrite)
         if resume:
             if self.out_dir is None:
                 raise SearchConfigError("resume=True needs out_dir")
-            start = self.load_checkpoint()
+            start = checkpoint.load(self)
         else:
             seed_everything(self.config.seed)
             self.history = self._new_history()
@@ -391,7 +336,7 @@ class ProxylessSearch:
         for epoch in range(start, self.config.total_epochs):
             summary = self.run_epoch(epoch)
             if self.out_dir is not None:
-                self.save_checkpoint(epoch)
+                checkpoint.save(self, epoch)
             if not self.config.quiet:
                 print(f"epoch {summary.epoch}/{self.config.total_epochs} ({summary.phase}): "
                       f"rejected {summary.rejected}/{summary.samples} samples, "
@@ -422,8 +367,9 @@ class ProxylessSearch:
         result = SearchResult(argmax, budget, self.budget_ms, self.table.predict(argmax),
                               self.table.predict(budget), loop.measured_ms if loop else None,
                               self.history, str(self.out_dir) if self.out_dir else None,
-                              latency={"backend": cfg.backend, "precision": cfg.precision,
-                                       "latency_size": cfg.latency_shape[0],
+                              latency={"backend": cfg.target.backend,
+                                       "precision": cfg.target.precision,
+                                       "latency_size": cfg.target.image_size,
                                        "calibrated": bool(self.table.meta.get("calibrated")),
                                        "derive_attempts": loop.attempts if loop else []})
         if loop is not None and not loop.within_budget:
@@ -432,94 +378,5 @@ class ProxylessSearch:
                           "re-run on a quiet machine; the result is in genotype_over_budget.json",
                           BudgetNotMetWarning, stacklevel=2)
         if self.out_dir is not None:
-            within = loop is None or loop.within_budget
-            budget.save(self.out_dir / ("genotype.json" if within else "genotype_over_budget.json"))
-            argmax.save(self.out_dir / "genotype_argmax.json")
-            self.history.save(self.out_dir / "history.json")
-            atomic_write_text(self.out_dir / "summary.json", json.dumps(result.summary(), indent=2))
+            checkpoint.write_outputs(self.out_dir, result)
         return result
-
-
-class BudgetNotMetWarning(UserWarning):
-    """The closed-loop derivation found no architecture whose measured latency fits the budget."""
-
-
-# --------------------------------------------------------------------------- one call for the CLI
-def run_search(*, space: str | SearchSpace = "seed", budget_ms: float | None = None,
-               budget_frac: float | None = None, data: str = "synthetic",
-               image_size: int | None = None,
-               out_dir: str | os.PathLike, quick: bool = False, constraint: str = "predicted",
-               resume: bool = False, overwrite: bool = False, seed: int = 0, quiet: bool = False,
-               backend: str = "openvino", precision: str = "f32", latency_size: int | None = None,
-               calibrate: bool = True, num_fit: int | None = None, threads: int = 2,
-               length: int | None = None, teacher: nn.Module | None = None,
-               data_options: dict | None = None, **overrides) -> SearchResult:
-    """Build everything and search: ``segnas search`` calls this.
-
-    ``space``: a name in ``SPACES`` or a ``SearchSpace``; ``data``: "synthetic" or a folder (see
-    ``data.open_dataset``; ``data_options``: its class-set keywords, e.g. ``num_classes``,
-    ``mask_mapping``; every mask is checked against them before the first step); ``image_size``: the training side, default 128 with ``quick`` else 256;
-    ``latency_size``: the deployment side that latency is predicted and measured for (default: the
-    training side); ``backend``/``precision``: where it is deployed. The budget is ``budget_ms``, or
-    ``budget_frac`` of the way from the fastest to the slowest predicted architecture (0.25 = a
-    quarter), or by default the ``budget_quantile`` (0.4) of random architectures
-    (``constraint.default_budget``). With ``calibrate`` the table is
-    fitted to ``num_fit`` end-to-end measurements of random subnets (default 16 quick, else 60;
-    ``latency.build_predictor``); both are cached on disk. ``overrides``: any ``SearchConfig``
-    field. On resume the table saved in ``out_dir`` is reused. ``teacher``: a trained model (``zoo.load_trained(path,
-    frozen=True)``) to distill from in the warm-up (with ``distill_weight``, default 0.5
-    when a teacher is given).
-    """
-    from segnas_lite.data import open_dataset
-    from segnas_lite.data.check import scan_masks
-    if budget_ms is not None and budget_frac is not None:
-        raise SearchConfigError("give budget_ms or budget_frac, not both")
-    if budget_frac is not None and not 0.0 <= budget_frac <= 1.0:
-        raise SearchConfigError(f"budget_frac must be in [0, 1], got {budget_frac}")
-    space = get_space(space) if isinstance(space, str) else space
-    image_size = image_size or (128 if quick else 256)
-    settings = {**(QUICK if quick else {}), **overrides}
-    config = SearchConfig(image_size=image_size, budget_ms=budget_ms, constraint=constraint,
-                          seed=seed, quiet=quiet, threads=threads, backend=backend,
-                          precision=precision, latency_size=latency_size, **settings)
-    if quick and length is None:
-        per_split = config.batch_size * (config.steps_per_epoch or 10)
-        length = math.ceil(per_split / min(config.arch_fraction, 1 - config.arch_fraction)) + 8
-    train_set = open_dataset(data, image_size=image_size, split="train", seed=seed, length=length,
-                             **(data_options or {}))
-    scan_masks(train_set, quiet=quiet)
-    num_classes = int(getattr(train_set, "num_classes", 2))
-    seed_everything(seed)
-    supernet = SegSuperNet(space, num_classes=num_classes, estimator=config.estimator)
-    saved = Path(out_dir) / "latency_table.json"
-    if resume and saved.exists():
-        table = LatencyTable.load(saved)
-    else:
-        table = latency_predictor(space, config, num_classes=num_classes, calibrate=calibrate,
-                                  num_fit=num_fit or (16 if quick else 60),
-                                  macro_config=supernet.macro_config, quiet=quiet)
-    if budget_frac is not None:
-        fastest, slowest = table.fastest()[1], table.slowest()[1]
-        config.budget_ms = fastest + budget_frac * (slowest - fastest)
-    seed_everything(seed)  # building the predictor drew random numbers
-    if teacher is not None and "distill_weight" not in overrides:
-        config.distill_weight = 0.5
-    search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,
-                             out_dir=out_dir, teacher=teacher)
-    if not quiet:
-        print(f"search on {space.name!r} at {image_size}px, latency for {config.latency_shape[0]}px "
-              f"on {backend} {precision}: budget {search.budget_ms:.2f} ms (fastest "
-              f"{search.fastest_ms:.2f}, slowest {table.slowest()[1]:.2f} ms predicted)")
-    return search.run(resume=resume, overwrite=overwrite)
-
-
-def latency_predictor(space: SearchSpace, config: SearchConfig, *, num_classes: int,
-                      calibrate: bool, num_fit: int, macro_config, quiet: bool) -> LatencyTable:
-    """The latency table for ``config``'s backend, precision and deployment size, calibrated on
-    end-to-end measurements unless ``calibrate`` is False (then the plain in-place table)."""
-    common = dict(image_size=config.latency_shape, backend=config.backend,
-                  precision=config.precision, threads=config.threads, num_classes=num_classes,
-                  macro_config=macro_config, quiet=quiet)
-    if calibrate:
-        return build_predictor(space, num_fit=num_fit, seed=config.seed, **common)
-    return build_table(space, **common)

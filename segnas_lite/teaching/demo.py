@@ -6,7 +6,7 @@
 4. retrain the searched child with the same recipe, time it the same way;
 then print one comparison table and save the runs, figures and ``demo_summary.json`` in ``out``.
 
-OpenVINO (``export``) and matplotlib (``viz``) are imported inside the functions that use them:
+OpenVINO (``export``) and matplotlib (``plots``) are imported inside the functions that use them:
 ``segnas --help`` reads ``DemoConfig``'s defaults and should not wait for them.
 """
 from __future__ import annotations
@@ -24,7 +24,10 @@ from segnas_lite.data import SyntheticPortraits
 from segnas_lite.train.engine import TrainConfig, evaluate, predict, train
 from segnas_lite.zoo import build_model
 from segnas_lite.nas import get_space
-from segnas_lite.nas.search import SearchResult, run_search
+from segnas_lite.deploy.target import Target
+from segnas_lite.nas.config import SearchConfig
+from segnas_lite.nas.history import SearchResult
+from segnas_lite.nas.run import run_search
 from segnas_lite.runio import RunDirectoryError, atomic_write_text
 from segnas_lite.models.summary import summarize
 
@@ -63,7 +66,7 @@ def train_and_measure(label: str, info: dict, run_dir: Path, *, data: tuple[Data
                       config: DemoConfig, threads: int) -> tuple[nn.Module, dict, list[dict]]:
     """Train ``info``'s model with the demo recipe into ``run_dir``; return the model, its table
     row (parameters, GFLOPs, PyTorch latency, training seconds, mIoU) and its training history."""
-    from segnas_lite.deploy.export import benchmark_torch
+    from segnas_lite.deploy.bench import benchmark_torch
     train_set, val_set = data
     size = (config.image_size, config.image_size)
     torch.manual_seed(config.seed)
@@ -86,7 +89,9 @@ def train_and_measure(label: str, info: dict, run_dir: Path, *, data: tuple[Data
 def export_with_parity(model: nn.Module, run_dir: Path, *, image_size: int, threads: int) -> dict:
     """Write ``run_dir/model.xml``, print its f32 parity and time it in f32 and in OpenVINO's
     default precision: the row's OpenVINO columns."""
-    from segnas_lite.deploy.export import benchmark_openvino, check_parity, to_openvino
+    from segnas_lite.deploy.bench import benchmark_openvino
+    from segnas_lite.deploy.export import to_openvino
+    from segnas_lite.deploy.parity import check_parity
     xml = run_dir / "model.xml"
     to_openvino(model, input_size=(image_size, image_size), out_path=xml, overwrite=True)
     parity = check_parity(model, xml, precision="f32")
@@ -101,7 +106,7 @@ def export_with_parity(model: nn.Module, run_dir: Path, *, image_size: int, thre
 def save_model_figures(model: nn.Module, history: list[dict], *, val_set: Dataset, label: str,
                        name: str, out: Path) -> None:
     """``demo_predictions_<name>.png`` (4 validation portraits) and ``demo_training_<name>.png``."""
-    from segnas_lite.teaching.viz import mask_grid, training_curves
+    from segnas_lite.teaching.plots import mask_grid, training_curves
     images, masks = zip(*(val_set[i] for i in range(4)))
     mask_grid(images, masks, predict(model, torch.stack(images)), num_classes=NUM_CLASSES).savefig(
         out / f"demo_predictions_{name}.png", dpi=90)
@@ -123,14 +128,14 @@ def measure_model(label: str, info: dict, run_dir: Path, *, out: Path,
 # --------------------------------------------------------------------------- the search
 def quick_search(out: Path, *, config: DemoConfig, threads: int) -> SearchResult:
     """ProxylessNAS on the seed space with quick settings and the hard latency constraint."""
-    return run_search(space=SPACE, data="synthetic", image_size=config.image_size, quick=True,
-                      out_dir=out / "search", overwrite=True, seed=config.seed,
-                      quiet=config.quiet, threads=threads)
+    search = SearchConfig.quick(image_size=config.image_size, seed=config.seed, quiet=config.quiet,
+                                target=Target(threads=threads, image_size=config.image_size))
+    return run_search(SPACE, "synthetic", search, out_dir=out / "search", overwrite=True)
 
 
 def save_alpha_figure(result: SearchResult, out: Path) -> None:
     """``demo_alpha.png``: op probabilities after the search, the budget genotype outlined."""
-    from segnas_lite.teaching.viz import alpha_heatmap
+    from segnas_lite.teaching.plots import alpha_heatmap
     op_names = [list(spec.ops) for spec in get_space(SPACE).layers]
     alpha_heatmap(result.history.alpha_matrix(-1), op_names, genotype=result.genotype_budget,
                   title="op probabilities after the search").savefig(out / "demo_alpha.png", dpi=90)

@@ -165,7 +165,7 @@ def default_reference_weights() -> Path:
     """Where a torchvision-format LR-ASPP state dict may lie: ``$SEGNAS_REFERENCE_DIR``, else
     ``../shared/reference`` next to the repository. It is optional: notebook 03 skips when absent."""
     root = os.environ.get("SEGNAS_REFERENCE_DIR")
-    folder = Path(root) if root else Path(__file__).resolve().parents[1].parent / "shared" / "reference"
+    folder = Path(root) if root else Path(__file__).resolve().parents[2].parent / "shared" / "reference"
     return folder / REFERENCE_WEIGHTS
 
 
@@ -219,22 +219,27 @@ def format_report(report: dict) -> str:
 # --------------------------------------------------------------------------- NAS notebooks (04-07)
 def search_result(*, space: str = "seed", image_size: int = 64, seed: int = 0,
                   refresh: bool = False, **search_kwargs: Any):
-    """A :class:`segnas_lite.nas.search.SearchResult`, from the cache when an earlier notebook ran
+    """A :class:`segnas_lite.nas.history.SearchResult`, from the cache when an earlier notebook ran
     the same search (notebook 06 runs it, notebook 07 reuses it).
 
-    ``search_kwargs`` go to :func:`segnas_lite.nas.search.run_search` (``budget_ms``,
-    ``warmup_epochs``, ``estimator``, ...). The search writes its usual files (``genotype.json``,
-    ``history.json``, ``summary.json``, ...) into ``<cache>/search/<key>``; a later call with the same
-    settings reads them back instead of searching again.
+    ``search_kwargs`` are :class:`segnas_lite.nas.config.SearchConfig` fields (``budget_ms``,
+    ``warmup_epochs``, ``estimator``, ``num_fit``, ...); the search runs on synthetic portraits
+    (:func:`segnas_lite.nas.run.run_search`) with latency for the default target at
+    ``image_size``. It writes its usual files (``genotype.json``, ``history.json``,
+    ``summary.json``, ...) into ``<cache>/search/<key>``; a later call with the same settings reads
+    them back instead of searching again.
     """
+    from segnas_lite.deploy.target import Target
     from segnas_lite.nas import Genotype
-    from segnas_lite.nas.search import History, SearchResult, run_search
+    from segnas_lite.nas.config import SearchConfig
+    from segnas_lite.nas.history import History, SearchResult
+    from segnas_lite.nas.run import run_search
     key = cache_key("search", space=space, image_size=image_size, seed=seed, **search_kwargs)
     out_dir = cache_dir() / "search" / key
     if refresh or not (out_dir / "summary.json").is_file():
-        search_kwargs.setdefault("quiet", True)
-        return run_search(space=space, image_size=image_size, seed=seed, out_dir=out_dir,
-                          overwrite=True, **search_kwargs)
+        config = SearchConfig(**{"quiet": True, "target": Target(image_size=image_size),
+                                 **search_kwargs, "image_size": image_size, "seed": seed})
+        return run_search(space, "synthetic", config, out_dir=out_dir, overwrite=True)
     try:
         summary = json.loads((out_dir / "summary.json").read_text())
         history = History.load(out_dir / "history.json")

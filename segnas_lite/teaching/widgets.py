@@ -1,7 +1,7 @@
-"""Interactive versions of the ``segnas_lite.teaching.viz`` figures (ipywidgets 8, JupyterLab 4).
+"""Interactive versions of the ``segnas_lite.teaching.plots`` figures (ipywidgets 8, JupyterLab 4).
 
 Every widget is the same recipe: a few controls, one ``ipywidgets.Output`` and a ``redraw()`` that
-calls a viz function with the controls' values and displays the new figure in the Output. The
+calls a plot function with the controls' values and displays the new figure in the Output. The
 widget is returned as a ``VBox``; two plain attributes make it testable without a browser:
 
 * ``box.figure``: the figure currently shown (a ``matplotlib.figure.Figure``);
@@ -20,7 +20,14 @@ import ipywidgets as widgets
 from IPython.display import display
 
 from segnas_lite.errors import SegnasError
-from segnas_lite.teaching import viz
+from segnas_lite.models.summary import summarize
+from segnas_lite.nas.calibrate import mape
+from segnas_lite.nas.predictor import spearman
+from segnas_lite.portrait.composite import check_background
+from segnas_lite.portrait.pipeline import cut_out_from
+from segnas_lite.portrait.refine import RefineConfig, default_radius
+from segnas_lite.teaching import plots
+from segnas_lite.teaching.plots.common import op_columns
 
 
 class WidgetInputError(SegnasError, ValueError):
@@ -52,10 +59,10 @@ def _assemble(controls: list, draw: Callable[[], Any]) -> widgets.VBox:
 
 # --------------------------------------------------------------------------- data
 def class_share_viewer(report) -> widgets.VBox:
-    """``viz.class_shares`` of a ``data.check`` report, with a dropdown over its splits."""
+    """``plots.class_shares`` of a ``data.check`` report, with a dropdown over its splits."""
     splits = ["all splits", *report.split_pixels]
     choice = widgets.Dropdown(options=splits, value="all splits", description="split")
-    return _assemble([choice], lambda: viz.class_shares(
+    return _assemble([choice], lambda: plots.class_shares(
         report, split=None if choice.value == "all splits" else choice.value))
 
 
@@ -86,10 +93,10 @@ def mask_viewer(images: Sequence, masks: Sequence, predictions: dict[str, Sequen
     def draw():
         i = index.value
         preds = predictions.get(model.value)
-        return viz.mask_panels(images[i], masks[i], None if preds is None else preds[i],
-                               num_classes=num_classes, class_names=names,
-                               show_class=None if show.value < 0 else show.value,
-                               title=f"image {i}" + (f", {model.value}" if preds is not None else ""))
+        title = f"image {i}" + (f", {model.value}" if preds is not None else "")
+        return plots.mask_panels(images[i], masks[i], None if preds is None else preds[i],
+                                 num_classes=num_classes, class_names=names,
+                                 show_class=None if show.value < 0 else show.value, title=title)
 
     controls = [index, model, show] if predictions else [index, show]
     return _assemble(controls, draw)
@@ -128,7 +135,7 @@ def alpha_evolution(probs_or_history, op_names=None, *, genotypes: Sequence | No
     if op_names is None:
         raise WidgetInputError("give op_names: one list of op names, or one list per layer")
     steps, layers, _ = probs.shape
-    _, per_layer = viz._op_columns(op_names, layers)
+    _, per_layer = op_columns(op_names, layers)
     if genotypes is not None and len(genotypes) != steps:
         raise WidgetInputError(f"{len(genotypes)} genotypes for {steps} steps")
 
@@ -143,12 +150,12 @@ def alpha_evolution(probs_or_history, op_names=None, *, genotypes: Sequence | No
         if view.value == "layer curves":
             l = layer.value
             names = per_layer[l]
-            return viz.alpha_curves(range(steps), probs[:, l, :len(names)], names,
-                                    title=f"layer {l}: op probabilities")
+            return plots.alpha_curves(range(steps), probs[:, l, :len(names)], names,
+                                      title=f"layer {l}: op probabilities")
         chosen = (list(getattr(genotypes[step.value], "ops", genotypes[step.value]))
                   if genotypes is not None else _argmax_genotype(probs[step.value], per_layer))
-        return viz.alpha_heatmap(probs[step.value], per_layer, genotype=chosen,
-                                 title=f"step {step.value}: " + " | ".join(chosen))
+        return plots.alpha_heatmap(probs[step.value], per_layer, genotype=chosen,
+                                   title=f"step {step.value}: " + " | ".join(chosen))
 
     return _assemble([view, step, layer], draw)
 
@@ -199,7 +206,7 @@ def latency_rejection(table, *, budget_ms: float | None = None, probs=None,
                                  description="budget (ms)", continuous_update=False)
 
     def draw():
-        return viz.latency_histogram(latencies, latencies <= budget.value, budget.value)
+        return plots.latency_histogram(latencies, latencies <= budget.value, budget.value)
 
     box = _assemble([budget], draw)
     box.latencies = latencies
@@ -209,15 +216,15 @@ def latency_rejection(table, *, budget_ms: float | None = None, probs=None,
 # --------------------------------------------------------------------------- data and models
 def augmentation_explorer(dataset, augment, *, count: int = 5) -> widgets.VBox:
     """Pick an image of a synthetic ``dataset`` (anything with ``render(i) -> (image, mask)``) and a
-    seed; see the original and ``count`` paired augmentations (``viz.augmentation_grid``)."""
+    seed; see the original and ``count`` paired augmentations (``plots.augmentation_grid``)."""
     index = widgets.IntSlider(value=0, min=0, max=max(0, len(dataset) - 1), description="image",
                               continuous_update=False)
     seed = widgets.IntSlider(value=0, min=0, max=99, description="seed", continuous_update=False)
 
     def draw():
         image, mask = dataset.render(index.value)
-        return viz.augmentation_grid(image, mask, augment, count=count, seed=seed.value,
-                                     num_classes=dataset.num_classes)
+        return plots.augmentation_grid(image, mask, augment, count=count, seed=seed.value,
+                                       num_classes=dataset.num_classes)
 
     return _assemble([index, seed], draw)
 
@@ -225,7 +232,6 @@ def augmentation_explorer(dataset, augment, *, count: int = 5) -> widgets.VBox:
 def model_breakdown(models: dict, *, sizes: Sequence[int] = (128, 256, 512, 1024)) -> widgets.VBox:
     """Parameters and FLOPs per part of each model in ``models`` ({name: nn.Module}) at a chosen
     square input size: the parameters stay, the FLOPs grow with the number of pixels."""
-    from segnas_lite.models.summary import summarize
     if not models:
         raise WidgetInputError("give at least one model")
     name = widgets.Dropdown(options=list(models), description="model")
@@ -234,15 +240,16 @@ def model_breakdown(models: dict, *, sizes: Sequence[int] = (128, 256, 512, 1024
 
     def draw():
         summary = summarize(models[name.value], input_size=(size.value, size.value))
-        return viz.block_breakdown(summary.rows, title=f"{name.value} at {size.value}x{size.value}: "
-                                   f"{summary.total_params:,} parameters, {summary.gflops:.2f} GFLOPs")
+        return plots.block_breakdown(
+            summary.rows, title=f"{name.value} at {size.value}x{size.value}: "
+                                f"{summary.total_params:,} parameters, {summary.gflops:.2f} GFLOPs")
 
     return _assemble([name, size], draw)
 
 
 # --------------------------------------------------------------------------- latency tables
 def latency_table(table, genotypes: dict | None = None) -> widgets.VBox:
-    """A LatencyTable as a heatmap (``viz.latency_heatmap``): toggle ms / relative to the layer's
+    """A LatencyTable as a heatmap (``plots.latency_heatmap``): toggle ms / relative to the layer's
     slowest op, and pick a genotype to outline (default: the table's fastest and slowest)."""
     genotypes = dict(genotypes or {"fastest": table.fastest()[0], "slowest": table.slowest()[0]})
     scale = widgets.ToggleButtons(options=["ms", "relative"], value="ms", description="colour")
@@ -250,9 +257,9 @@ def latency_table(table, genotypes: dict | None = None) -> widgets.VBox:
 
     def draw():
         genotype = genotypes[chosen.value]
-        return viz.latency_heatmap(table.ms, table.ops, relative=scale.value == "relative",
-                                   genotype=genotype,
-                                   title=f"{chosen.value}: {table.predict(genotype):.2f} ms predicted")
+        title = f"{chosen.value}: {table.predict(genotype):.2f} ms predicted"
+        return plots.latency_heatmap(table.ms, table.ops, relative=scale.value == "relative",
+                                     genotype=genotype, title=title)
 
     return _assemble([scale, chosen], draw)
 
@@ -260,7 +267,6 @@ def latency_table(table, genotypes: dict | None = None) -> widgets.VBox:
 def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float]) -> widgets.VBox:
     """Predicted vs measured latency of the first k architectures (a slider): Spearman and MAPE
     are recomputed for those k, which shows how uncertain they are when k is small."""
-    from segnas_lite.nas.latency import spearman
     if len(predicted_ms) != len(measured_ms) or len(predicted_ms) < 3:
         raise WidgetInputError(f"need as many measured as predicted latencies (at least 3): got "
                                f"{len(predicted_ms)} and {len(measured_ms)}")
@@ -269,9 +275,10 @@ def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float])
 
     def draw():
         k = count.value
-        mape = 100 * float(np.mean(np.abs(pred[:k] - meas[:k]) / meas[:k]))  # percent
-        return viz.predicted_vs_measured(pred[:k], meas[:k], spearman=spearman(pred[:k], meas[:k]),
-                                         mape=mape, title=f"{k} random architectures")
+        return plots.predicted_vs_measured(pred[:k], meas[:k],
+                                           spearman=spearman(pred[:k], meas[:k]),
+                                           mape=mape(pred[:k], meas[:k]),
+                                           title=f"{k} random architectures")
 
     return _assemble([count], draw)
 
@@ -279,13 +286,12 @@ def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float])
 # --------------------------------------------------------------------------- cut-outs and video
 def cutout_explorer(image01: np.ndarray, prob: np.ndarray, *, background: str = "blur"
                     ) -> widgets.VBox:
-    """``viz.cutout_panels`` with the refinement's knobs: threshold (or soft), method and radius."""
-    from segnas_lite.portrait.matting import RefineConfig, composite, default_radius, make_background, refine_alpha
+    """``plots.cutout_panels`` with the refinement's knobs: threshold (or soft), method, radius."""
     image01 = np.asarray(image01, dtype=np.float32)
     if image01.ndim != 3 or image01.shape[2] != 3 or np.asarray(prob).ndim != 2:
         raise WidgetInputError(f"need an (H, W, 3) image and an (h, w) probability map, got "
                                f"{image01.shape} and {np.asarray(prob).shape}")
-    backdrop = make_background(background, image01)
+    check_background(background)
     threshold = widgets.FloatSlider(value=0.5, min=0.05, max=0.95, step=0.05,
                                     description="threshold", continuous_update=False)
     soft = widgets.Checkbox(value=False, description="soft (no threshold)")
@@ -297,15 +303,14 @@ def cutout_explorer(image01: np.ndarray, prob: np.ndarray, *, background: str = 
     def draw():
         config = RefineConfig(method=method.value, radius=radius.value,
                               threshold=None if soft.value else threshold.value)
-        alpha = refine_alpha(image01, prob, config)
-        return viz.cutout_panels(image01, prob, alpha, composite(image01, backdrop, alpha),
-                                 threshold=threshold.value)
+        cut = cut_out_from(image01, prob, refine=config, background=background)  # the CLI's chain
+        return plots.cutout_panels(image01, prob, cut.alpha, cut.result, threshold=threshold.value)
 
     return _assemble([threshold, soft, method, radius], draw)
 
 
 def smoothing_explorer(frames: Sequence[np.ndarray], probs: Sequence[np.ndarray]) -> widgets.VBox:
-    """``viz.smoothed_frame``: move through a clip and change the EMA momentum."""
+    """``plots.smoothed_frame``: move through a clip and change the EMA momentum."""
     if len(frames) != len(probs) or len(frames) < 2:
         raise WidgetInputError(f"need one probability map per frame and at least 2 frames, got "
                                f"{len(frames)} frames and {len(probs)} maps")
@@ -313,5 +318,5 @@ def smoothing_explorer(frames: Sequence[np.ndarray], probs: Sequence[np.ndarray]
                                    continuous_update=False)
     index = widgets.IntSlider(value=1, min=1, max=len(frames) - 1, description="frame",
                               continuous_update=False)
-    return _assemble([momentum, index], lambda: viz.smoothed_frame(
+    return _assemble([momentum, index], lambda: plots.smoothed_frame(
         frames, probs, momentum=momentum.value, index=index.value))

@@ -13,21 +13,30 @@ winner is ``RECIPES["people"]``; ``segnas train`` picks it for photo folders of 
   setting bought in ``benchmarks/recipe.py``. It trains for about 30 minutes on 2 cores; pass
   ``--epochs`` for a shorter run (the first minutes bring most of the gain: see the README).
 
-Synthetic-to-real pretraining (``synthetic_steps``) first trains on generated portraits
-(``data.SyntheticPortraits``), then on the photos; distillation needs a teacher checkpoint
-(``segnas train --teacher``) and is not part of a default recipe, since a default cannot assume
-that a larger trained model exists.
+``segnas train`` runs a recipe through ``train_with_recipe``; the recipe's ``image_size`` is its
+default ``--image-size``. Synthetic-to-real pretraining (``synthetic_steps``) first trains on
+generated portraits (``data.SyntheticPortraits``, ``pretrain_synthetic``), then on the photos;
+distillation needs a teacher checkpoint (``segnas train --teacher``) and is not part of a default
+recipe, since a default cannot assume that a larger trained model exists.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from torch import nn
+from torch.utils.data import Dataset
+
 from segnas_lite.errors import SegnasError
-from segnas_lite.data import PairedAugment
-from segnas_lite.train.engine import TrainConfig
+from segnas_lite.data import PairedAugment, open_dataset
+from segnas_lite.runio import guard_run_dir
+from segnas_lite.train.engine import CHECKPOINT, TrainConfig, TrainResult, train
 
 
-class UnknownRecipeError(SegnasError, ValueError):
+class RecipeError(SegnasError, ValueError):
+    """A recipe that cannot train this run (synthetic pretraining of a run that is not 2-class)."""
+
+
+class UnknownRecipeError(RecipeError):
     """A recipe name that is not in :data:`RECIPES`."""
 
 
@@ -46,7 +55,8 @@ class Recipe:
     schedule: str = "poly"
     warmup_steps: int = 0
     loss: str = "ce"              # engine.pixel_loss: ce, ohem, boundary
-    synthetic_steps: int = 0      # steps on synthetic portraits before the photos (0 = none)
+    synthetic_steps: int = 0      # steps on synthetic portraits before the photos (0 = none;
+                                  # benchmarks/recipe.py's -1: a share of its minutes)
 
     def augmentation(self) -> PairedAugment:
         return PairedAugment.preset(self.augment, crop=self.crop)
@@ -107,3 +117,52 @@ def recipe_for(source: str, *, class_names: tuple[str, ...] | None = None,
     """The default recipe of a data source: ``"people"`` for people-like photo folders
     (``is_people_like``), ``"classic"`` otherwise."""
     return RECIPES["people" if is_people_like(source, class_names, num_classes) else "classic"]
+
+
+def choose_recipe(name: str, *, source: str, class_names: tuple[str, ...] | None = None,
+                  num_classes: int | None = None) -> Recipe:
+    """The recipe called ``name`` in :data:`RECIPES`, or for ``"auto"`` the one of the data
+    (``recipe_for``: people for a people-like photo folder, classic otherwise)."""
+    if name == "auto":
+        return recipe_for(source, class_names=class_names, num_classes=num_classes or 2)
+    return get_recipe(name)
+
+
+# --------------------------------------------------------------------------- synthetic-to-real
+def synthetic_set(recipe: Recipe, *, steps: int, seed: int) -> Dataset:
+    """``steps`` batches of synthetic portraits at the recipe's size and augmentation."""
+    return open_dataset("synthetic", image_size=recipe.image_size, split="train", seed=seed,
+                        augment=recipe.augmentation(), length=max(1, steps) * recipe.batch_size)
+
+
+def pretrain_synthetic(model: nn.Module, recipe: Recipe, *, steps: int, num_classes: int,
+                       seed: int = 0, quiet: bool = True, out_dir=None,
+                       resume: bool = False) -> TrainResult:
+    """Synthetic-to-real pretraining: train ``model`` on ``steps`` batches of generated portraits
+    (``data.SyntheticPortraits``, 2 classes: background, person) in one epoch with the recipe's
+    optimiser and its own schedule, before the photos. ``out_dir``/``resume``: as ``engine.train``."""
+    if num_classes != 2:
+        raise RecipeError(f"recipe {recipe.name!r} pretrains on 2-class synthetic portraits, but "
+                          f"this run has {num_classes} classes: choose a recipe without "
+                          "synthetic_steps")
+    config = recipe.train_config(seed=seed, quiet=quiet, epochs=1, steps_per_epoch=steps)
+    return train(model, synthetic_set(recipe, steps=steps, seed=seed), config=config,
+                 num_classes=2, out_dir=out_dir, resume=resume)
+
+
+def train_with_recipe(model: nn.Module, train_set: Dataset, val_set: Dataset | None, recipe: Recipe,
+                      *, config: TrainConfig, num_classes: int, out_dir=None, resume: bool = False,
+                      overwrite: bool = False, **train_kwargs) -> TrainResult:
+    """``engine.train`` with ``config`` (``recipe.train_config``), after the recipe's synthetic
+    pretraining when it has ``synthetic_steps`` (not on resume: the checkpoint holds the weights).
+    ``train_kwargs``: the rest of ``engine.train``'s keywords (model_info, teacher, ...)."""
+    if recipe.synthetic_steps < 0:
+        raise RecipeError(f"recipe {recipe.name!r} has synthetic_steps {recipe.synthetic_steps} "
+                          "(benchmarks/recipe.py's share of a time budget): give a number of steps")
+    if recipe.synthetic_steps and not resume:
+        if out_dir is not None:  # refuse to replace a run before minutes of pretraining, not after
+            guard_run_dir(out_dir, [CHECKPOINT], resume=False, overwrite=overwrite)
+        pretrain_synthetic(model, recipe, steps=recipe.synthetic_steps, num_classes=num_classes,
+                           seed=config.seed, quiet=config.quiet)
+    return train(model, train_set, val_set, config=config, num_classes=num_classes,
+                 out_dir=out_dir, resume=resume, overwrite=overwrite, **train_kwargs)

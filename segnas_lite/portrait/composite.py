@@ -1,0 +1,105 @@
+"""A new background behind a cut-out: the matting equation and the backgrounds it blends with.
+
+``composite`` applies ``I = alpha F + (1 - alpha) B`` (Porter and Duff, SIGGRAPH 1984; Smith and
+Blinn, SIGGRAPH 1996) with a background made by ``make_background``: an image file, a colour, or the
+photo itself blurred (the "portrait mode" look). Arrays: (H, W, 3) float in [0, 1], alpha (H, W).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import ImageColor
+
+from segnas_lite.errors import SegnasError
+from segnas_lite.portrait.refine import feather
+
+BACKGROUND_HELP = "an image file, a colour ('#00b140', 'green', '0,177,64') or 'blur[:RADIUS]'"
+
+
+class BackgroundError(SegnasError, ValueError):
+    """A ``--background`` that is neither an image file, a colour nor ``blur``."""
+
+
+def composite(image: np.ndarray, background: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The matting equation, per pixel: ``alpha * image + (1 - alpha) * background``.
+
+    image, background: (H, W, 3) float in [0, 1]; alpha (H, W) in [0, 1]. (Treating the photo as
+    the foreground colour F is an approximation: at a soft edge the photo already mixes the old
+    background in, which shows as a faint halo; true matting would estimate F too.)"""
+    image, background = np.asarray(image, np.float32), np.asarray(background, np.float32)
+    alpha = np.asarray(alpha, np.float32)
+    if image.shape != background.shape or image.shape[:2] != alpha.shape:
+        raise ValueError(f"image {image.shape}, background {background.shape} and alpha "
+                         f"{alpha.shape} must share (H, W)")
+    if alpha.min() < 0.0 or alpha.max() > 1.0:
+        raise ValueError("alpha must lie in [0, 1]")
+    a = alpha[..., None]  # (H, W, 1): one weight for the three colour channels
+    return a * image + (1.0 - a) * background
+
+
+def parse_colour(text: str) -> tuple[float, float, float] | None:
+    """'#00b140', 'green' (a CSS colour name) or '0,177,64' -> RGB in [0, 1]; else None.
+
+    Names and hex codes are read by Pillow's ``ImageColor`` (the 147 CSS colour names, ``#rgb``,
+    ``#rrggbb``, ``rgb(...)``, ``hsl(...)``)."""
+    parts = text.split(",")
+    if len(parts) == 3:
+        try:
+            values = [int(p) for p in parts]
+        except ValueError:
+            return None
+        if all(0 <= v <= 255 for v in values):
+            return tuple(v / 255 for v in values)  # type: ignore[return-value]
+        return None
+    try:
+        rgb = ImageColor.getrgb(text.strip())[:3]  # a 4th value (alpha) is dropped
+    except ValueError:
+        return None
+    return tuple(v / 255 for v in rgb)  # type: ignore[return-value]
+
+
+def make_background(spec: str, image: np.ndarray) -> np.ndarray:
+    """A background the size of ``image`` (H, W, 3) from ``spec``:
+
+    * ``blur`` or ``blur:R``: the photo itself blurred with radius R (default: 1/30 of its larger
+      side), the "portrait mode" look;
+    * a colour: ``#00b140``, ``green``, ``0,177,64``;
+    * an image file: scaled to cover the photo, centre-cropped.
+    """
+    height, width = image.shape[:2]
+    if spec == "blur" or spec.startswith("blur:"):
+        radius = max(1, max(height, width) // 30)
+        if spec.startswith("blur:"):
+            try:
+                radius = int(spec[5:])
+            except ValueError:
+                raise BackgroundError(f"blur radius must be an integer, got {spec!r}") from None
+            if radius < 1:
+                raise BackgroundError(f"blur radius must be >= 1, got {radius}")
+        return np.clip(feather(feather(image, radius=radius), radius=radius), 0, 1)
+    path = Path(spec)
+    if path.is_file():
+        from PIL import Image
+        try:
+            with Image.open(path) as picture:
+                picture = picture.convert("RGB")
+                scale = max(width / picture.width, height / picture.height)  # cover, then crop
+                new = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
+                picture = picture.resize(new, Image.BILINEAR)
+                left, top = (new[0] - width) // 2, (new[1] - height) // 2
+                picture = picture.crop((left, top, left + width, top + height))
+                return np.asarray(picture, dtype=np.float32) / 255.0
+        except OSError as error:
+            raise BackgroundError(f"cannot read background image {path}: {error}") from None
+    colour = parse_colour(spec)
+    if colour is None:
+        raise BackgroundError(f"background {spec!r} is not {BACKGROUND_HELP}")
+    return np.broadcast_to(np.asarray(colour, np.float32), (height, width, 3)).copy()
+
+
+def check_background(spec: str | None) -> None:
+    """Raise ``BackgroundError`` now for a ``spec`` that cannot make a background (None: no
+    background, fine), so that a command fails before it loads a model or writes a file."""
+    if spec is not None:
+        make_background(spec, np.zeros((2, 2, 3), np.float32))

@@ -1,0 +1,120 @@
+"""The library pipelines behind `segnas replace-background` and `segnas video`
+(segnas_lite.portrait.pipeline), with a stand-in network whose errors are known: the true mask seen
+at 1/8 resolution."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segnas_lite.data import normalize
+from segnas_lite.portrait.clips import synthetic_clip
+from segnas_lite.portrait.composite import BackgroundError, check_background, parse_colour
+from segnas_lite.portrait.evaluate import EdgeMeter
+from segnas_lite.portrait.pipeline import cut_out, cut_out_from, process_video
+from segnas_lite.portrait.refine import RefineConfig, default_radius, refine_alpha
+from segnas_lite.portrait.videoio import VideoError, write_video
+
+
+def _coarse(mask, factor=8) -> np.ndarray:
+    t = torch.as_tensor(np.asarray(mask), dtype=torch.float32)[None, None]
+    return torch.nn.functional.avg_pool2d(t, factor)[0, 0].numpy()
+
+
+class CoarseTruth:
+    """Stands in for an ``OpenVINOPredictor``: yields the true masks at 1/8 of their size."""
+
+    def __init__(self, truths):
+        self.truths = truths
+
+    def probabilities(self, images):
+        for _, truth in zip(images, self.truths):
+            yield _coarse(truth == 1)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return synthetic_clip(6, size=64, seed=0)
+
+
+def test_cut_out_refines_the_edges_and_saves_two_pngs(clip, tmp_path):
+    frames, truths = clip
+    image, truth = normalize(frames[0]), truths[0] == 1
+    cut = cut_out(image, lambda x: _coarse(truth), background="#00b140")
+    assert cut.picture.shape == (64, 64, 3) and cut.prob.shape == (8, 8)
+    assert cut.alpha.shape == (64, 64) and 0 <= cut.alpha.min() <= cut.alpha.max() <= 1
+    assert cut.result.shape == (64, 64, 3)
+    assert cut.hard_mask().shape == cut.mask.shape == (64, 64)
+    assert cut.foreground_share == pytest.approx(float(cut.mask.mean()))
+    far = cut.alpha == 0  # away from the person: the new background alone
+    assert far.any() and np.allclose(cut.result[far], (0, 0xb1 / 255, 0x40 / 255))
+    path = cut.save(tmp_path, "p0")
+    assert path == tmp_path / "p0_composite.png"
+    assert np.asarray(Image.open(tmp_path / "p0_alpha.png")).shape == (64, 64)
+    # the same once the probability is known; no background: the mask drawn over the photo
+    again = cut_out_from(cut.picture, cut.prob, background="#00b140")
+    assert np.array_equal(again.alpha, cut.alpha)
+    drawn = cut_out_from(cut.picture, cut.prob, background=None)
+    assert np.allclose(drawn.result[~drawn.mask], cut.picture[~drawn.mask])
+    with pytest.raises(BackgroundError, match="not an image file, a colour"):
+        cut_out(image, lambda x: _coarse(truth), background="nonsense")
+
+
+def test_default_radius_is_one_network_output_pixel():
+    rng = np.random.default_rng(0)
+    image, prob = rng.random((64, 96, 3)).astype(np.float32), rng.random((16, 24)).astype(np.float32)
+    radius = default_radius(image.shape, prob.shape)
+    assert radius == 32
+    assert np.array_equal(refine_alpha(image, prob, RefineConfig()),
+                          refine_alpha(image, prob, RefineConfig(radius=radius)))
+    with pytest.raises(ValueError, match="radius"):
+        RefineConfig(radius=-1)
+
+
+def test_colours_are_read_without_matplotlib():
+    assert parse_colour("green") == (0.0, 128 / 255, 0.0)  # the CSS (and matplotlib) green
+    assert parse_colour("#0f0") == (0.0, 1.0, 0.0)
+    assert parse_colour("White") == (1.0, 1.0, 1.0)
+    assert parse_colour("0,256,0") is None
+    check_background(None)
+    check_background("blur:2")
+    with pytest.raises(BackgroundError):
+        check_background("blur:0")
+
+
+def test_edge_meter_reduces_the_miou_as_asked():
+    true = np.zeros((8, 8), bool)
+    true[2:6, 2:6] = True
+    missed = np.zeros_like(true)
+    pooled, per_image = EdgeMeter(reduction="pooled"), EdgeMeter(reduction="per_image")
+    for meter in (pooled, per_image):
+        assert meter.update(true, true).miou == 1.0
+        assert meter.update(missed, true).miou == pytest.approx(48 / 64 / 2)  # background only
+    assert per_image.compute().miou == pytest.approx((1 + 48 / 64 / 2) / 2)
+    assert pooled.compute().miou == pytest.approx((96 / 112 + 16 / 32) / 2)
+    assert pooled.compute().boundary_f == per_image.compute().boundary_f == 0.5
+    text = per_image.update(true, true).versus(per_image.compute())
+    assert text.startswith("mIoU 1.000 -> ") and "boundary F" in text and "trimap IoU" in text
+
+
+def test_process_video_smooths_counts_and_writes(clip, tmp_path):
+    frames, truths = clip
+    run = process_video(frames, CoarseTruth(truths), smoothing=0.5, background="blur",
+                        truths=truths)
+    out = write_video(run, tmp_path / "clip.gif", fps=10)
+    with Image.open(out) as gif:
+        assert gif.n_frames == 6
+    assert run.frames_done == 6 and run.fps > 0
+    rates = run.flip_rates
+    assert 0 <= rates["smoothed"] <= rates["raw"] and rates["raw"] > 0  # the person walks
+    assert 0.5 < run.foreground_iou <= 1.0
+    assert set(run.stage_seconds) == {"network", "smoothing", "refinement", "compositing"}
+    summary = run.summary()
+    assert "flip rate raw" in summary and "smoothed (m = 0.5)" in summary
+    assert "true masks" in summary and "time per frame" in summary
+    plain = list(process_video(frames[:2], CoarseTruth(truths), smoothing=0.0))
+    assert plain[0].dtype == np.uint8 and plain[0].shape == (64, 64, 3)
+    with pytest.raises(VideoError, match="no frames"):
+        write_video(process_video([], CoarseTruth(truths)), tmp_path / "empty.gif", fps=10)
+    assert not (tmp_path / "empty.gif").exists()
+    with pytest.raises(BackgroundError):
+        process_video(frames, CoarseTruth(truths), background="nonsense")
