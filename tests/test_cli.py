@@ -107,6 +107,31 @@ def test_every_command_has_help(capsys):
         assert exit_.value.code == 0 and f"usage: segnas {command}" in capsys.readouterr().out
 
 
+def test_device_flags_reach_the_configs_and_bad_ones_are_one_line_errors(tmp_path, capsys):
+    import torch
+    from segnas_lite.cli import build_parser
+    from segnas_lite.cli.search import search_config
+    parse = build_parser().parse_args
+    args = parse(["train", "--out", "x", "--device", "CUDA:1", "--amp", "bf16", "--sync-bn"])
+    assert (args.device, args.amp, args.sync_bn) == ("cuda:1", "bf16", True)
+    default = parse(["train", "--out", "x"])
+    assert (default.device, default.amp, default.sync_bn) == ("auto", None, False)
+    search = parse(["search", "--out", "x", "--device", "cpu"])
+    assert search_config(search, teacher=False).device == "cpu"
+    assert parse(["evaluate", "--checkpoint", "c", "--device", "cpu"]).device == "cpu"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", "x", "--device", "tpu"])
+    assert exit_.value.code == 2 and "auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    refused = [(["--amp", "fp16"], "fp16 needs a CUDA"), (["--sync-bn"], "sync-bn needs CUDA")]
+    if not torch.cuda.is_available():
+        refused.append((["--device", "cuda"], "no CUDA GPU"))
+    for flags, message in refused:
+        out = tmp_path / flags[-1].strip("-")
+        assert main(["train", "--epochs", "1", "--out", str(out), *TINY, "--device", "cpu",
+                     *flags]) == 2
+        assert message in capsys.readouterr().err and not (out / "checkpoint.pt").exists()
+
+
 def test_demo_without_search_or_export(tmp_path, capsys):
     out = tmp_path / "demo"
     tiny = ["--image-size", "64", "--epochs", "1", "--train-size", "16", "--skip-search",
@@ -151,6 +176,31 @@ def test_search_then_retrain_the_child(tmp_path, monkeypatch, capsys):
     child = tmp_path / "child"
     assert main(["train", "--genotype", str(out / "genotype.json"), "--epochs", "1",
                  "--out", str(child), *TINY]) == 0
+
+
+def test_search_flags_for_the_supernet_and_the_strategy_reach_the_config(tmp_path, capsys):
+    from segnas_lite.cli import build_parser
+    from segnas_lite.cli.search import search_config
+    from segnas_lite.nas.config import SearchConfig
+    parse = lambda *flags: build_parser().parse_args(["search", "--out", "x", *flags])  # noqa: E731
+    config = search_config(parse("--quick", "--warmup-epochs", "5", "--warmup-sampling",
+                                 "strict_fair", "--sandwich", "2", "--inplace-distill",
+                                 "--bn-recalibration", "64", "--strategy", "evolution",
+                                 "--population", "8", "--generations", "4", "--evaluations", "30"),
+                           teacher=False)
+    assert (config.warmup_epochs, config.warmup_sampling, config.sandwich, config.inplace_distill,
+            config.bn_recalibration, config.strategy, config.evaluations) == (
+        5, "strict_fair", 2, True, 64, "evolution", 30)
+    quick = SearchConfig.quick().evolution
+    assert (config.evolution.population, config.evolution.generations) == (8, 4)
+    assert config.evolution.mutate_prob == quick.mutate_prob and config.steps_per_epoch == 10
+    plain, default = search_config(parse(), teacher=False), SearchConfig()
+    for name in ("warmup_epochs", "warmup_sampling", "sandwich", "inplace_distill",
+                 "bn_recalibration", "strategy", "evaluations", "evolution"):
+        assert getattr(plain, name) == getattr(default, name), name  # defaults live in one place
+    assert main(["search", "--space", "tiny", "--inplace-distill", "--out", str(tmp_path / "s"),
+                 "--quiet"]) == 2
+    assert "needs the sandwich" in capsys.readouterr().err
 
 
 def test_models_lists_parameter_counts(capsys):

@@ -119,3 +119,24 @@ def test_sync_bn_converts_batchnorm_on_cuda():
     model = distributed.wrap(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2)),
                              ctx, sync_bn=True)
     assert next(model.parameters()).is_cuda  # one process: no conversion needed, on its device
+
+
+@pytest.mark.slow
+def test_torchrun_runs_the_train_command_and_leaves_a_single_process_run_folder(tmp_path):
+    flags = ["train", "--data", "synthetic", "--image-size", "64", "--epochs", "2", "--train-size",
+             "16", "--batch-size", "4", "--device", "cpu", "--quiet"]
+    two = torchrun("-m", "segnas_lite", *flags, "--out", tmp_path / "two")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "true", "SEGNAS_QUIET": "1"}
+    one = subprocess.run([sys.executable, "-m", "segnas_lite", *flags, "--out",
+                          str(tmp_path / "one")], env=env, capture_output=True, text=True,
+                         timeout=240)
+    assert one.returncode == 0, one.stderr[-3000:]
+    layout = [sorted(p.name for p in (tmp_path / run).iterdir()) for run in ("one", "two")]
+    assert layout[0] == layout[1] == ["checkpoint.pt", "config.json", "metrics.jsonl"]
+    records = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text()
+                .splitlines()] for run in ("one", "two")]
+    assert [r["epoch"] for r in records[1]] == [r["epoch"] for r in records[0]] == [1, 2]
+    assert [sorted(r) for r in records[1]] == [sorted(r) for r in records[0]]
+    configs = [json.loads((tmp_path / run / "config.json").read_text()) for run in ("one", "two")]
+    assert configs[0] == configs[1]  # the same settings; two processes are not a setting
+    assert two.stdout.count("trained fast_scnn for 2 epochs") == 1  # rank 0 alone prints

@@ -5,8 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
-from segnas_lite.cli.options import (CLIError, add_data_options, add_quiet_option, data_options,
-                                     nonnegative_int, positive_int)
+from segnas_lite.cli.options import (CLIError, add_data_options, add_device_options,
+                                     add_quiet_option, data_options, nonnegative_int, positive_int)
 
 HELP = "mIoU, per-class IoU, pixel accuracy of a checkpoint"
 
@@ -25,15 +25,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="images to evaluate: how many synthetic ones (default 1000 train, 200 val) "
                    "or a cap on a folder's split")
     p.add_argument("--out", help="metrics JSON (default: evaluation.json beside the checkpoint)")
+    add_device_options(p)
 
 
 def run(args) -> int:
     from segnas_lite.data import open_dataset
     from segnas_lite.data.splits import dataset_meta, evaluation_split
     from segnas_lite.runio import atomic_write_text
+    from segnas_lite.train.distributed import resolve_device
     from segnas_lite.train.engine import evaluate
     from segnas_lite.zoo import load_trained, saved_data
-    model, state = load_trained(args.checkpoint)
+    model, state = load_trained(args.checkpoint)  # read onto the CPU, wherever it trained
+    model.to(resolve_device(args.device))
     saved = saved_data(state)
     source, split = evaluation_split(saved, data=args.data, split=args.split)
     image_size = args.image_size or saved.get("image_size") or 256

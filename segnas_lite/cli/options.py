@@ -166,6 +166,38 @@ def add_overwrite_option(p: argparse.ArgumentParser, *, what: str) -> None:
     p.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
 
+# --------------------------------------------------------------------------- devices, torchrun
+def device_spec(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether the machine has it: ``resolve_device``)."""
+    spec = text.strip().lower()
+    kind, _, index = spec.partition(":")
+    if spec in ("auto", "cpu", "cuda") or (kind == "cuda" and index.isdigit()):
+        return spec
+    raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
+
+
+def add_device_options(p: argparse.ArgumentParser, *, training: bool = False) -> None:
+    """``--device``; with ``training`` also ``--amp`` and ``--sync-bn`` (train/distributed.py)."""
+    group = p.add_argument_group("device and processes (several: start with torchrun)")
+    group.add_argument("--device", type=device_spec, default="auto",
+                       help="auto (CUDA when available, else the CPU), cpu, cuda or cuda:N; under "
+                       "torchrun each process takes the GPU of its LOCAL_RANK; default %(default)s")
+    if training:
+        group.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+                           help="mixed precision (autocast): bf16 (CUDA, or a CPU with AMX / "
+                           "AVX-512 BF16) or fp16 (CUDA only); default: off (f32)")
+        group.add_argument("--sync-bn", action="store_true",
+                           help="several processes on CUDA: BatchNorm statistics over the global "
+                           "batch (SyncBatchNorm)")
+
+
+def join_processes(args):
+    """This process's ``distributed.Context`` (under torchrun: joins the process group). Only
+    ``ctx.is_main`` (rank 0) prints."""
+    from segnas_lite.train import distributed
+    return distributed.init(args.device)
+
+
 # --------------------------------------------------------------------------- models
 def add_teacher_options(p: argparse.ArgumentParser, *, into: str) -> None:
     """``--teacher CHECKPOINT`` and ``--distill-weight W`` (distill.py; Hinton et al., 2015)."""
@@ -193,6 +225,56 @@ def model_info(args) -> dict:
     if args.model == "nas_child":
         raise CLIError("nas_child is the child of a searched genotype: pass --genotype FILE")
     return {"name": args.model, "kwargs": {}}
+
+
+# --------------------------------------------------------------------------- super-net, strategy
+SUPERNET_FLAGS = ("warmup_epochs", "warmup_sampling", "sandwich", "inplace_distill",
+                  "bn_recalibration", "strategy", "evaluations")
+
+
+def add_supernet_options(p: argparse.ArgumentParser) -> None:
+    """How the super-net trains and how it is searched (``SearchConfig``; ../shared/DESIGN.md,
+    "Judging a search"). Unset flags keep ``SearchConfig``'s defaults (or ``--quick``'s)."""
+    from segnas_lite.nas.config import STRATEGIES, WARMUP_SAMPLING, SearchConfig
+    group = p.add_argument_group("super-net training and search strategy")
+    group.add_argument("--warmup-epochs", type=nonnegative_int, default=None, metavar="N",
+                       help=f"epochs that train the super-net's weights before any search; "
+                       f"default {SearchConfig.warmup_epochs}")
+    group.add_argument("--warmup-sampling", choices=WARMUP_SAMPLING, default=None,
+                       help="warm-up paths: fair (default: uniform, every op trained equally), "
+                       "strict_fair (FairNAS: every op of a layer once per cycle) or constrained "
+                       "(uniform under the budget, as the seed)")
+    group.add_argument("--sandwich", type=nonnegative_int, default=None, metavar="N",
+                       help="sandwich rule: each warm-up step trains the slowest, the fastest and "
+                       "N random subnets, gradients summed; default 0 (one path)")
+    group.add_argument("--inplace-distill", action="store_true", default=None,
+                       help="with --sandwich: the slowest subnet's soft masks teach the others")
+    group.add_argument("--bn-recalibration", type=nonnegative_int, default=None, metavar="IMAGES",
+                       help="re-estimate BatchNorm statistics on this many training images before "
+                       "the super-net scores a subnet; default 0 (shared statistics)")
+    group.add_argument("--strategy", choices=STRATEGIES, default=None,
+                       help="gradient (default: ProxylessNAS alpha steps), or evolution / random "
+                       "on the super-net's scores after the warm-up (no alpha steps)")
+    default, quick = SearchConfig().evolution, SearchConfig.quick().evolution
+    group.add_argument("--population", type=positive_int, default=None, metavar="N",
+                       help=f"evolution: subnets per generation; default {default.population} "
+                       f"(--quick: {quick.population})")
+    group.add_argument("--generations", type=positive_int, default=None, metavar="N",
+                       help=f"evolution: generations; default {default.generations} (--quick: "
+                       f"{quick.generations})")
+    group.add_argument("--evaluations", type=positive_int, default=None, metavar="N",
+                       help="random: subnets scored (default: as many as evolution scores at most)")
+
+
+def with_supernet_options(config, args):
+    """``config`` (a ``SearchConfig``) with the super-net and strategy flags that were given."""
+    import dataclasses
+    given = {key: getattr(args, key) for key in SUPERNET_FLAGS if getattr(args, key) is not None}
+    evolution = {key: getattr(args, key) for key in ("population", "generations")
+                 if getattr(args, key) is not None}
+    if evolution:
+        given["evolution"] = dataclasses.replace(config.evolution, **evolution)
+    return dataclasses.replace(config, **given)
 
 
 # --------------------------------------------------------------------------- deployment

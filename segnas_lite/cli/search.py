@@ -1,18 +1,20 @@
-"""``segnas search``: a ProxylessNAS search under a latency budget (``nas.run.run_search``)."""
+"""``segnas search``: a search under a latency budget (``nas.run.run_search``): ProxylessNAS
+(gradient), or evolution / random search on the trained super-net (``--strategy``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from segnas_lite.cli.options import (add_data_options, add_latency_target_options,
-                                     add_overwrite_option, add_quiet_option, add_seed_option,
+from segnas_lite.cli.options import (add_data_options, add_device_options,
+                                     add_latency_target_options, add_overwrite_option,
+                                     add_quiet_option, add_seed_option, add_supernet_options,
                                      add_teacher_options, class_set_flags, data_options, fraction,
-                                     positive_float)
+                                     join_processes, positive_float, with_supernet_options)
 from segnas_lite.nas.gates import LATENCY_FORMS
 from segnas_lite.nas.space import SPACES
 
-HELP = "ProxylessNAS search under a latency budget"
+HELP = "NAS under a latency budget: ProxylessNAS, evolution or random search"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,9 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how E[LAT] enters the alpha loss: hinge (default: flat inside the budget), "
                    "target (pulled to the budget), mul_log / additive (ProxylessNAS: pull ever "
                    "lower), none (the hard constraint alone)")
-    p.add_argument("--warmup-sampling", choices=("fair", "constrained"), default=None,
-                   help="warm-up paths: fair (default: uniform, every op trained equally) or "
-                   "constrained (uniform under the budget, as the seed)")
+    add_supernet_options(p)
     add_teacher_options(p, into="the super-net during warm-up")
     p.add_argument("--no-calibrate", action="store_true",
                    help="use the plain in-place table (no end-to-end calibration)")
@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "latency_table.json, summary.json and the search checkpoint")
     p.add_argument("--resume", action="store_true", help="continue the search in --out")
     add_overwrite_option(p, what="the search in --out")
+    add_device_options(p)
 
 
 def search_config(args, *, teacher: bool):
@@ -57,7 +58,6 @@ def search_config(args, *, teacher: bool):
     from segnas_lite.deploy.target import Target
     from segnas_lite.nas.config import SearchConfig
     given = {key: value for key, value in (("latency_form", args.latency_form),
-                                           ("warmup_sampling", args.warmup_sampling),
                                            ("distill_weight", args.distill_weight))
              if value is not None}
     if teacher and args.distill_weight is None:
@@ -66,21 +66,26 @@ def search_config(args, *, teacher: bool):
                     image_size=args.latency_size or args.image_size)
     settings = dict(image_size=args.image_size, target=target, budget_ms=args.budget_ms,
                     constraint=args.constraint, calibrate=not args.no_calibrate, seed=args.seed,
-                    quiet=args.quiet, **given)
-    return SearchConfig.quick(**settings) if args.quick else SearchConfig(**settings)
+                    quiet=args.quiet, device=args.device, **given)
+    config = SearchConfig.quick(**settings) if args.quick else SearchConfig(**settings)
+    return with_supernet_options(config, args)
 
 
 def run(args) -> int:
-    """ProxylessNAS search with the seed's two changes; writes genotype.json, history.json."""
+    """The search of ``--strategy`` (ProxylessNAS with the seed's two changes by default); writes
+    genotype.json, history.json."""
     from segnas_lite.data.splits import refuse_class_set_for_synthetic
     from segnas_lite.nas.run import run_search
     from segnas_lite.zoo import load_trained
+    ctx = join_processes(args)  # under torchrun: rank 0 alone measures, writes and prints
     refuse_class_set_for_synthetic(args.data, class_set_flags(args))
     teacher = load_trained(args.teacher, frozen=True)[0] if args.teacher else None
     result = run_search(args.space, args.data, search_config(args, teacher=teacher is not None),
                         out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
                         teacher=teacher, data_options=data_options(args),
                         budget_frac=args.budget_frac)
+    if not ctx.is_main:
+        return 1 if result.within_budget is False else 0
     print(result.to_text())
     if result.within_budget is False:
         print(f"no derived net measured within the budget: see {Path(args.out) / 'summary.json'}",

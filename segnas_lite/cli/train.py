@@ -4,10 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segnas_lite.cli.options import (CLIError, add_data_options, add_model_option,
-                                     add_overwrite_option, add_quiet_option, add_seed_option,
-                                     add_teacher_options, class_set_flags, data_options,
-                                     model_info, positive_float, positive_int)
+from segnas_lite.cli.options import (CLIError, add_data_options, add_device_options,
+                                     add_model_option, add_overwrite_option, add_quiet_option,
+                                     add_seed_option, add_teacher_options, class_set_flags,
+                                     data_options, join_processes, model_info, positive_float,
+                                     positive_int)
 
 HELP = "train a model and checkpoint every epoch"
 RECIPE_FLAGS = ("image_size", "epochs", "batch_size", "lr", "optimizer", "schedule", "augment",
@@ -55,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="run folder for checkpoint.pt, metrics.jsonl and config.json")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_overwrite_option(p, what="the run in --out")
+    add_device_options(p, training=True)
 
 
 def _recipe(args):
@@ -75,12 +77,15 @@ def run(args) -> int:
                                          scan_before_training, training_splits)
     from segnas_lite.train.recipes import train_with_recipe
     from segnas_lite.zoo import build_from_info, load_trained
+    ctx = join_processes(args)  # under torchrun: rank 0 alone prints (and writes, engine.py)
+    quiet = args.quiet or not ctx.is_main
+    say = print if ctx.is_main else (lambda *a, **k: None)
     recipe = _recipe(args)
     refuse_class_set_for_synthetic(args.data, class_set_flags(args))
     train_set, val_set, data_info = training_splits(
         args.data, image_size=recipe.image_size, seed=args.seed, class_set=data_options(args),
         val_data=args.val_data, train_size=args.train_size, augment=recipe.augmentation())
-    scan_before_training(train_set, val_set, quiet=args.quiet)
+    scan_before_training(train_set, val_set, quiet=quiet)
     num_classes, class_names = dataset_meta(train_set)
     info = model_info(args)
     teacher = load_trained(args.teacher, frozen=True)[0] if args.teacher else None
@@ -89,20 +94,21 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     model = build_from_info(info, num_classes)
     config = recipe.train_config(
-        seed=args.seed, quiet=args.quiet, steps_per_epoch=args.steps_per_epoch,
+        seed=args.seed, quiet=quiet, steps_per_epoch=args.steps_per_epoch, device=args.device,
+        amp=args.amp, sync_bn=args.sync_bn,
         distill_weight=(0.5 if args.distill_weight is None else args.distill_weight)
         if teacher is not None else 0.0)
     pretraining = (f", {recipe.synthetic_steps} synthetic pretraining steps"
                    if recipe.synthetic_steps else "")
-    print(f"recipe {recipe.name}: {config.epochs} epochs, lr {config.lr}, {config.schedule}, "
-          f"{recipe.augment} augmentation{f', crop {recipe.crop}' if recipe.crop else ''}, "
-          f"{config.loss} loss{pretraining}" + (f", distilled from {args.teacher}" if teacher else ""))
+    say(f"recipe {recipe.name}: {config.epochs} epochs, lr {config.lr}, {config.schedule}, "
+        f"{recipe.augment} augmentation{f', crop {recipe.crop}' if recipe.crop else ''}, "
+        f"{config.loss} loss{pretraining}" + (f", distilled from {args.teacher}" if teacher else ""))
     result = train_with_recipe(model, train_set, val_set, recipe, config=config,
                                num_classes=num_classes, out_dir=args.out, resume=args.resume,
                                overwrite=args.overwrite, model_info=info, class_names=class_names,
                                data_info=data_info, teacher=teacher)
     final = result.final_metrics or {}
-    print(f"trained {info['name']} for {config.epochs} epochs -> {Path(args.out) / 'checkpoint.pt'}")
-    print(f"validation mIoU {final.get('miou', float('nan')):.4f}  "
-          f"pixel accuracy {final.get('pixel_accuracy', float('nan')):.4f}")
+    say(f"trained {info['name']} for {config.epochs} epochs -> {Path(args.out) / 'checkpoint.pt'}")
+    say(f"validation mIoU {final.get('miou', float('nan')):.4f}  "
+        f"pixel accuracy {final.get('pixel_accuracy', float('nan')):.4f}")
     return 0

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from segnas_lite.runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint,
                                rng_state, set_rng_state)
+from segnas_lite.train import distributed
 from segnas_lite.nas.config import SearchConfigError
 from segnas_lite.nas.history import History, SearchResult
 from segnas_lite.nas.latency import LatencyTable
@@ -27,21 +28,33 @@ OUTPUTS = ("genotype.json", "genotype_over_budget.json", "genotype_argmax.json",
 
 
 def prepare_out_dir(out_dir: str | os.PathLike, table: LatencyTable, *, resume: bool,
-                    overwrite: bool) -> None:
+                    overwrite: bool, ctx: distributed.Context = distributed.Context()) -> None:
     """Refuse a folder that holds a search unless ``resume`` or ``overwrite`` (``RunDirectoryError``,
-    the same error as a training run's); clear it for a new search; save the latency table."""
+    the same error as a training run's); clear it for a new search; save the latency table.
+    Under torchrun every rank checks (so all of them stop), then rank 0 alone writes."""
     out = Path(out_dir)
     existing = guard_run_dir(out, (CHECKPOINT, *OUTPUTS), resume=resume, overwrite=overwrite,
                              what="search")
-    if not resume:
-        for path in existing:
-            path.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    table.save(out / "latency_table.json")
+    distributed.barrier(ctx)  # every rank has looked before rank 0 changes anything
+    if ctx.is_main:
+        if not resume:
+            for path in existing:
+                path.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        table.save(out / "latency_table.json")
+    distributed.barrier(ctx)
 
 
 def save(search: "ProxylessSearch", epoch: int) -> None:
-    """Everything needed to continue after ``epoch`` (0-based), written atomically."""
+    """Everything needed to continue after ``epoch`` (0-based), written atomically by rank 0, with
+    every rank's global RNG state under torchrun (``rng_ranks``)."""
+    ranks = distributed.gather(rng_state(), search.ctx) if search.ctx.distributed else None
+    if search.ctx.is_main:
+        _write(search, epoch, ranks)
+    distributed.barrier(search.ctx)
+
+
+def _write(search: "ProxylessSearch", epoch: int, ranks: list | None) -> None:
     cache = getattr(search.latency_fn, "cache", None)
     atomic_torch_save({
         "supernet": search.net.state_dict(), "weight_opt": search.weight_opt.state_dict(),
@@ -49,7 +62,9 @@ def save(search: "ProxylessSearch", epoch: int) -> None:
         "history": search.history.to_json(), "epoch": epoch,
         "phase": search.history.epochs[-1].phase if search.history.epochs else "warmup",
         "rng": rng_state(), "generator": search.generator.get_state(),
+        "warmup_paths": search.warmup_paths.state_dict() if search.warmup_paths else None,
         "measured_cache": [[list(k), v] for k, v in cache.items()] if cache else [],
+        **({"rng_ranks": ranks} if ranks is not None else {}),
     }, search.out_dir / CHECKPOINT)
 
 
@@ -67,8 +82,11 @@ def load(search: "ProxylessSearch") -> int:
     search.arch_opt.load_state_dict(state["arch_opt"])
     search.scheduler.load_state_dict(state["scheduler"])
     search.history, search.budget_ms = history, history.budget_ms
-    set_rng_state(state["rng"])
+    ranks, ctx = state.get("rng_ranks"), search.ctx
+    set_rng_state(ranks[ctx.rank] if ranks and len(ranks) == ctx.world_size else state["rng"])
     search.generator.set_state(state["generator"])
+    if search.warmup_paths is not None:  # where the FairNAS cycle stands
+        search.warmup_paths.load_state_dict(state["warmup_paths"])
     cache = getattr(search.latency_fn, "cache", None)
     if cache is not None:
         cache.update({tuple(ops): ms for ops, ms in state["measured_cache"]})

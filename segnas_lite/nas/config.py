@@ -13,12 +13,17 @@ from dataclasses import asdict, dataclass, field
 from segnas_lite.errors import SegnasError
 from segnas_lite.data import IGNORE_INDEX
 from segnas_lite.deploy.target import Target
+from segnas_lite.nas.evolution import EvolutionConfig
 from segnas_lite.nas.gates import LATENCY_FORMS
 from segnas_lite.nas.predictor import NUM_FIT
 
 
 class SearchConfigError(SegnasError, ValueError):
     """A search setting that cannot work (unknown option, too little data, table of another space)."""
+
+
+WARMUP_SAMPLING = ("fair", "strict_fair", "constrained")  # which paths a warm-up step trains
+STRATEGIES = ("gradient", "evolution", "random")          # how the trained super-net is searched
 
 
 @dataclass
@@ -36,6 +41,12 @@ class SearchConfig:
 
     ``image_size`` is the side the super-net trains at; ``target.image_size`` the side the latency
     is predicted and measured for (the deployment size; often the same, set both).
+
+    Training a super-net that ranks (``warmup.py``; ../shared/DESIGN.md, "Judging a search"):
+    ``warmup_sampling="strict_fair"`` (FairNAS), ``sandwich`` and ``inplace_distill`` (BigNAS),
+    ``bn_recalibration`` (once-for-all) before every score with inherited weights. ``strategy``
+    picks how the super-net is searched: alpha steps (``"gradient"``), or ``"evolution"`` /
+    ``"random"`` on its estimates after the warm-up (``strategies.py``).
     """
 
     image_size: int = 256                # training image side
@@ -63,9 +74,23 @@ class SearchConfig:
     schedule: str = "decoupled"          # "decoupled" (seed) or "interleaved" (ProxylessNAS)
     arch_every: int = 5                  # interleaved: one alpha step every this many weight steps
     warmup_sampling: str = "fair"        # "fair": uniform paths, no budget check (every op trains
-                                         # equally); "constrained": uniform under the budget (seed)
+                                         # equally); "strict_fair": FairNAS cycles (every op of a
+                                         # layer once per cycle); "constrained": uniform under the
+                                         # budget (seed)
+    sandwich: int = 0                    # warm-up: slowest + fastest + this many random paths per
+                                         # step, gradients summed (0 = one path; warmup.py)
+    inplace_distill: bool = False        # with sandwich: the slowest path teaches the others
+    bn_recalibration: int = 0            # training images to re-estimate BatchNorm statistics with
+                                         # before a subnet is scored with inherited weights (0 = off)
+    strategy: str = "gradient"           # "gradient" (ProxylessNAS alpha steps), or "evolution" /
+                                         # "random" on the super-net after the warm-up (no alpha
+                                         # steps: search_epochs do not run; strategies.py)
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)  # strategy="evolution"
+    evaluations: int | None = None       # random: subnets scored (None: as many as evolution
+                                         # scores at most, EvolutionConfig.max_evaluations)
     distill_weight: float = 0.0          # weight of the distillation term in weight steps (0 = off)
-    distill_temperature: float = 2.0     # softening temperature T of the teacher (Hinton et al.)
+    distill_temperature: float = 2.0     # softening temperature T of the teacher (Hinton et al.),
+                                         # external or in place
     constraint: str = "predicted"        # "predicted" (table) or "measured" (end to end, cached)
     max_resample: int = 100
     arch_fraction: float = 0.5           # share of the training data held out for alpha steps
@@ -75,13 +100,18 @@ class SearchConfig:
     ignore_index: int = IGNORE_INDEX
     seed: int = 0
     quiet: bool = False
+    device: str = "auto"                 # where the super-net trains: "auto", "cpu", "cuda", "cuda:N"
+                                         # (latency is always predicted and measured on ``target``)
 
     def __post_init__(self) -> None:
         self.arch_betas = tuple(self.arch_betas)
         if not isinstance(self.target, Target):
             raise SearchConfigError(f"target must be a deploy.target.Target, got {self.target!r}")
+        if not isinstance(self.evolution, EvolutionConfig):
+            raise SearchConfigError(f"evolution must be a nas.evolution.EvolutionConfig, got "
+                                    f"{self.evolution!r}")
         choices = {"latency_form": LATENCY_FORMS, "estimator": ("full_v2", "two"),
-                   "warmup_sampling": ("fair", "constrained"),
+                   "warmup_sampling": WARMUP_SAMPLING, "strategy": STRATEGIES,
                    "schedule": ("decoupled", "interleaved"), "constraint": ("predicted", "measured"),
                    "alpha_bn": ("train", "eval")}
         for name, allowed in choices.items():
@@ -99,6 +129,23 @@ class SearchConfig:
             raise SearchConfigError(f"budget_quantile must be in (0, 1), got {self.budget_quantile}")
         if self.distill_weight < 0 or self.distill_temperature <= 0:
             raise SearchConfigError("distill_weight must be >= 0 and distill_temperature > 0")
+        self._check_supernet_training()
+
+    def _check_supernet_training(self) -> None:
+        """The sandwich, in-place distillation, BN recalibration and strategy settings."""
+        if self.sandwich < 0 or self.bn_recalibration < 0:
+            raise SearchConfigError("sandwich and bn_recalibration must be >= 0")
+        if self.evaluations is not None and self.evaluations < 1:
+            raise SearchConfigError(f"evaluations must be >= 1, got {self.evaluations}")
+        if self.inplace_distill and not self.sandwich:
+            raise SearchConfigError("inplace_distill needs the sandwich (sandwich >= 1): the "
+                                    "slowest path of each step is the teacher")
+        if self.sandwich and self.warmup_sampling == "constrained":
+            raise SearchConfigError("the sandwich trains the slowest subnet, which the constrained "
+                                    "warm-up rejects: use warmup_sampling 'fair' or 'strict_fair'")
+        if self.sandwich and self.distill_weight > 0:
+            raise SearchConfigError("the sandwich step distils in place (inplace_distill), not from "
+                                    "an external teacher: set distill_weight to 0")
 
     @classmethod
     def quick(cls, **changes) -> "SearchConfig":
@@ -106,13 +153,15 @@ class SearchConfig:
 
         With so few alpha steps the reference alpha lr (1e-3) would barely move p, so quick mode
         uses 0.1 to make the trend visible (20 Adam steps of about 0.1 each move a logit by up to 2:
-        p from 1/7 to about 0.5). The predictor is fitted on 16 subnets, and ``train_length`` draws
+        p from 1/7 to about 0.5). The predictor is fitted on 16 subnets, evolution runs 3 generations
+        of 16 (at most 40 subnets scored, as many for random search), and ``train_length`` draws
         just enough images for ``steps_per_epoch`` batches in each split (plus 8). ``changes``
         override any field; the target's image side follows ``image_size`` unless ``target`` is
         given."""
         side = changes.get("image_size", 128)
         settings = {"image_size": side, "target": Target(image_size=side), "steps_per_epoch": 10,
-                    "arch_lr": 0.1, "num_fit": 16, **changes}
+                    "arch_lr": 0.1, "num_fit": 16,
+                    "evolution": EvolutionConfig(population=16, generations=3), **changes}
         if "train_length" not in changes:
             config = cls(**settings)
             per_split = config.batch_size * (config.steps_per_epoch or 10)
@@ -121,14 +170,28 @@ class SearchConfig:
         return cls(**settings)
 
     @property
+    def alpha_epochs(self) -> int:
+        """Epochs after the warm-up: ``search_epochs`` for the gradient strategy; none for evolution
+        and random search, which score subnets of the warmed-up super-net instead."""
+        return self.search_epochs if self.strategy == "gradient" else 0
+
+    @property
     def total_epochs(self) -> int:
-        return self.warmup_epochs + self.search_epochs
+        return self.warmup_epochs + self.alpha_epochs
+
+    @property
+    def strategy_evaluations(self) -> int:
+        """Subnets random search scores: ``evaluations``, or as many as evolution scores at most
+        (the same count of evaluations on both sides: Li and Talwalkar, 2019)."""
+        return self.evaluations or self.evolution.max_evaluations
 
     def to_dict(self) -> dict:
-        """Plain JSON values (tuples become lists; the target a nested dict): ``History.config``."""
+        """Plain JSON values (tuples become lists; the target and the evolution settings nested
+        dicts): ``History.config``."""
         return json.loads(json.dumps(asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchConfig":
         """The inverse of :meth:`to_dict`."""
-        return cls(**{**data, "target": Target(**data["target"])})
+        return cls(**{**data, "target": Target(**data["target"]),
+                      "evolution": EvolutionConfig(**data["evolution"])})

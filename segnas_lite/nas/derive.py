@@ -11,7 +11,8 @@ multiple-choice knapsack; we solve it by dynamic programming over latency discre
 ``resolution_ms``. Latencies are rounded UP and the remaining budget DOWN, so the answer never exceeds
 the budget (it may miss an architecture that fits by less than ``num_layers * resolution_ms``).
 ``derive_measured`` closes the loop on the real machine: it measures what it derived and tightens
-the target until the measured latency fits.
+the target until the measured latency fits (``closed_loop``, which evolution and random search use
+too, choosing among the subnets they scored).
 """
 from __future__ import annotations
 
@@ -144,15 +145,35 @@ def derive_measured(probs: Sequence, lat_table, fixed_ms: float, budget_ms: floa
                     min_step: float = 0.03,
                     remeasure: Callable[[Genotype], float] | None = None,
                     pause_s: float = 5.0) -> MeasuredDerivation:
-    """Budget-constrained derivation whose result is *measured* within the budget.
+    """Budget-constrained derivation whose result is *measured* within the budget: the
+    :func:`closed_loop` around :func:`derive_under_budget` (the most probable genotype under each
+    target), down to the fastest architecture of the table."""
+    table = _as_numpy(lat_table)
+    lats = [table[l, :len(spec.ops)] for l, spec in enumerate(space.layers)]
+    fastest = float(fixed_ms) + sum(float(np.nanmin(lat)) for lat in lats)
+    return closed_loop(
+        lambda target: derive_under_budget(probs, lat_table, fixed_ms, target, space=space),
+        lambda genotype: genotype_latency(genotype, space, lat_table, fixed_ms), budget_ms,
+        fastest_ms=fastest, measure=measure, max_tries=max_tries, min_step=min_step,
+        remeasure=remeasure, pause_s=pause_s)
 
-    A prediction can be off by a few percent, which is enough to break a tight budget. So: derive
-    under a target (first the budget itself), measure the result end to end with ``measure``; if it
-    is over budget, derive again under ``predicted * budget / measured`` (the failed net's own
-    prediction, scaled by how much the predictor underestimated it) or ``min_step`` below the
-    previous target, whichever is lower. Scaling the *prediction*, not the target, matters: a net
-    predicted well under its target would otherwise be derived again and again. At most
-    ``max_tries`` times, or until the target reaches the fastest architecture. The
+
+def closed_loop(choose: Callable[[float], Genotype], predict: Callable[[Genotype], float],
+                budget_ms: float, *, fastest_ms: float, measure: Callable[[Genotype], float],
+                max_tries: int = 5, min_step: float = 0.03,
+                remeasure: Callable[[Genotype], float] | None = None,
+                pause_s: float = 5.0) -> MeasuredDerivation:
+    """Choose under a target, measure, tighten: until the *measured* latency fits the budget.
+
+    A prediction can be off by a few percent, which is enough to break a tight budget. So:
+    ``choose(target)`` the best genotype predicted within a target (first the budget itself; the
+    gradient search takes the most probable one, evolution and random search the fittest one they
+    scored), measure it end to end with ``measure``; if it is over budget, choose again under
+    ``predicted * budget / measured`` (the failed net's own prediction, scaled by how much the
+    predictor underestimated it) or ``min_step`` below the previous target, whichever is lower.
+    Scaling the *prediction*, not the target, matters: a net predicted well under its target would
+    otherwise be chosen again and again. At most ``max_tries`` times, or until the target reaches
+    ``fastest_ms`` (the fastest genotype ``choose`` can return; targets never go below it). The
     result says what happened; its ``within_budget`` is False when no try fitted (the last try is
     returned, for the caller to report, never to pass off as fitting).
 
@@ -163,22 +184,19 @@ def derive_measured(probs: Sequence, lat_table, fixed_ms: float, budget_ms: floa
     """
     if max_tries < 1:
         raise ValueError(f"max_tries must be at least 1, got {max_tries}")
-    table = _as_numpy(lat_table)
-    lats = [table[l, :len(spec.ops)] for l, spec in enumerate(space.layers)]
-    fastest = float(fixed_ms) + sum(float(np.nanmin(lat)) for lat in lats)
     target, attempts = float(budget_ms), []
     for _ in range(max_tries):
-        genotype = derive_under_budget(probs, lat_table, fixed_ms, max(target, fastest), space=space)
-        predicted = genotype_latency(genotype, space, lat_table, fixed_ms)
+        genotype = choose(max(target, fastest_ms))
+        predicted = float(predict(genotype))
         readings = [float(measure(genotype))]
         if readings[0] > budget_ms and remeasure is not None:
             time.sleep(pause_s)
             readings.append(float(remeasure(genotype)))
         measured = min(readings)
-        attempts.append({"target_ms": max(target, fastest), "ops": list(genotype.ops),
+        attempts.append({"target_ms": max(target, fastest_ms), "ops": list(genotype.ops),
                          "predicted_ms": predicted, "measured_ms": measured,
                          "measurements_ms": readings})
-        if measured <= budget_ms or target <= fastest:
+        if measured <= budget_ms or target <= fastest_ms:
             break
         target = min(predicted * budget_ms / measured, target * (1.0 - min_step))
     return MeasuredDerivation(genotype, predicted, measured, float(budget_ms), attempts)

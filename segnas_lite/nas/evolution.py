@@ -51,6 +51,19 @@ class EvolutionConfig:
             raise SearchBudgetError("parent_frac in (0, 1), mutation_frac in [0, 1] and "
                                     "mutate_prob in (0, 1] please")
 
+    @property
+    def num_parents(self) -> int:
+        """Parents kept from each generation (at least two, for crossover)."""
+        return max(2, round(self.parent_frac * self.population))
+
+    @property
+    def max_evaluations(self) -> int:
+        """Fitness evaluations evolution makes at most: the first population, then the children of
+        every later generation (parents are not scored again). A child met before is not scored
+        again either, so a run can score fewer: random search with this many scores at least as
+        many subnets as evolution did."""
+        return self.population + (self.generations - 1) * (self.population - self.num_parents)
+
 
 @dataclass
 class Candidate:
@@ -124,7 +137,7 @@ def evolve(space: SearchSpace, *, fitness: Callable[[Genotype], float],
         rejections += rejected
         population.append(Candidate(ops, score(ops), ms))
     history = []
-    num_parents = max(2, round(config.parent_frac * config.population))
+    num_parents = config.num_parents
     num_mutants = round(config.mutation_frac * config.population)
     for generation in range(config.generations):
         population.sort(key=lambda c: c.fitness, reverse=True)

@@ -36,7 +36,11 @@ class Sample:
 
 @dataclass
 class WeightStep:
-    """One weight batch (warm-up or interleaved): its loss and every try of the path sampling."""
+    """One weight batch (warm-up or interleaved): its loss and every try of the path sampling.
+
+    A sandwich step (``warmup.py``) trains several paths: each is one accepted sample, in training
+    order (slowest, fastest, then the random ones), ``path_losses`` holds their losses and ``loss``
+    their mean."""
 
     step: int
     epoch: int
@@ -44,6 +48,7 @@ class WeightStep:
     loss: float
     lr: float
     samples: list[Sample]
+    path_losses: list[float] | None = None
 
     @property
     def rejections(self) -> int:
@@ -140,6 +145,9 @@ class History:
     weight_steps: list[WeightStep] = field(default_factory=list)
     alpha_steps: list[AlphaStep] = field(default_factory=list)
     epochs: list[EpochSummary] = field(default_factory=list)
+    # evolution / random search (strategies.py): "strategy", "evaluations", "rejections", "best"
+    # and "generations" (per generation: best, mean, rejected, population as [ops, fitness, ms])
+    strategy: dict | None = None
 
     # ---- JSON
     def to_json(self) -> str:
@@ -223,7 +231,10 @@ class History:
 
 @dataclass
 class SearchResult:
-    """What ``ProxylessSearch.run`` returns: both genotypes, their latencies, the History."""
+    """What ``ProxylessSearch.run`` returns: both genotypes, their latencies, the History.
+
+    ``genotype_argmax`` is the most probable op per layer (gradient strategy), or the fittest subnet
+    evolution / random search scored (before the closed loop on measured latency)."""
 
     genotype_argmax: Genotype
     genotype_budget: Genotype
@@ -234,16 +245,20 @@ class SearchResult:
     history: History
     out_dir: str | None = None
     latency: dict = field(default_factory=dict)  # backend, precision, latency_size, derive_attempts
+    supernet_miou: float | None = None  # the super-net's estimate of genotype_budget (held-out)
 
     def to_text(self) -> str:
         """A few readable lines for the command line."""
         s = self.summary()
         measured = ("n/a" if self.measured_budget_ms is None
                     else f"{self.measured_budget_ms:.2f} ms measured")
+        scored = self.history.strategy
         return "\n".join([
             f"budget {self.budget_ms:.2f} ms; {s['alpha_steps']} alpha steps, "
             f"{s['samples']} sampled subnets, {s['rejected']} rejected as over budget",
-            f"argmax genotype  ({self.predicted_argmax_ms:.2f} ms predicted"
+            *([f"{scored['strategy']}: {scored['evaluations']} subnets scored by the super-net, "
+               f"{scored['rejections']} draws rejected as over budget"] if scored else []),
+            f"{'fittest' if scored else 'argmax'} genotype  ({self.predicted_argmax_ms:.2f} ms predicted"
             f"{'' if s['argmax_fits_budget'] else ', OVER BUDGET'}): {' '.join(self.genotype_argmax.ops)}",
             f"budget genotype  ({self.predicted_budget_ms:.2f} ms predicted, {measured}): "
             f"{' '.join(self.genotype_budget.ops)}",
@@ -265,6 +280,10 @@ class SearchResult:
         samples = self.history.samples()
         rejected = sum(not s.accepted for s in samples)
         return {"budget_ms": self.budget_ms,
+                "strategy": self.history.config.get("strategy", "gradient"),
+                "evaluations": self.history.strategy["evaluations"] if self.history.strategy
+                else None,
+                "supernet_miou": self.supernet_miou,
                 "predicted_ms": self.predicted_budget_ms,
                 "measured_ms": self.measured_budget_ms,
                 "within_budget": self.within_budget,

@@ -50,12 +50,13 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor] | Iterable[
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average: every batch weighs by its share
     seen = 0
+    device = next(model.parameters()).device
     model.train()
     try:
         with torch.no_grad():
             for batch in batches:
                 images = batch[0] if isinstance(batch, (tuple, list)) else batch
-                model(images)
+                model(images.to(device))
                 seen += int(images.shape[0])
     finally:
         for bn, momentum in zip(norms, momenta):
@@ -84,7 +85,7 @@ def supernet_estimate(supernet: SegSuperNet, genotype: Genotype, val_set: Datase
     The subnet is extracted as a stand-alone copy (``SegSuperNet.extract_child``), so the super-net
     itself, its BatchNorm statistics included, is left untouched.
     """
-    child = supernet.extract_child(genotype)
+    child = supernet.extract_child(genotype).to(next(supernet.parameters()).device)
     if calibration is not None:
         recalibrate_bn(child, calibration)
     metrics = evaluate(child, val_set, num_classes=num_classes, batch_size=batch_size,

@@ -15,6 +15,8 @@ from pathlib import Path
 from torch import nn
 
 from segnas_lite.runio import seed_everything
+from segnas_lite.train import distributed
+from segnas_lite.nas import parallel
 from segnas_lite.nas.config import SearchConfig, SearchConfigError
 from segnas_lite.nas.history import SearchResult
 from segnas_lite.nas.latency import LatencyTable, build_table
@@ -47,25 +49,26 @@ def run_search(space: str | SearchSpace, data: str, config: SearchConfig, *,
     if budget_frac is not None and not 0.0 <= budget_frac <= 1.0:
         raise SearchConfigError(f"budget_frac must be in [0, 1], got {budget_frac}")
     space = get_space(space) if isinstance(space, str) else space
+    ctx = distributed.init(config.device)  # under torchrun: one of several processes
     train_set = open_dataset(data, image_size=config.image_size, split="train", seed=config.seed,
                              length=config.train_length, **(data_options or {}))
-    scan_masks(train_set, quiet=config.quiet)
+    scan_masks(train_set, quiet=config.quiet or not ctx.is_main)
     num_classes = int(getattr(train_set, "num_classes", 2))
     seed_everything(config.seed)
     supernet = SegSuperNet(space, num_classes=num_classes, estimator=config.estimator)
     saved = Path(out_dir) / "latency_table.json"
-    if resume and saved.exists():
-        table = LatencyTable.load(saved)
-    else:
-        table = latency_table(space, config, num_classes=num_classes,
-                              macro_config=supernet.macro_config)
+    # latency is measured on config.target (the CPU), whatever trains; by rank 0 alone (the
+    # others wait, so the CPU is quiet), and every rank gets the same table
+    table = parallel.from_rank0(
+        lambda: LatencyTable.load(saved) if resume and saved.exists() else latency_table(
+            space, config, num_classes=num_classes, macro_config=supernet.macro_config), ctx)
     if budget_frac is not None:
         fastest, slowest = table.fastest()[1], table.slowest()[1]
         config = dataclasses.replace(config, budget_ms=fastest + budget_frac * (slowest - fastest))
     seed_everything(config.seed)  # building the predictor drew random numbers
     search = ProxylessSearch(supernet, table, train_set, config=config, num_classes=num_classes,
                              out_dir=out_dir, teacher=teacher)
-    if not config.quiet:
+    if not config.quiet and ctx.is_main:
         print(f"search on {space.name!r} at {config.image_size}px, latency for "
               f"{config.target.describe()}: budget {search.budget_ms:.2f} ms (fastest "
               f"{search.fastest_ms:.2f}, slowest {table.slowest()[1]:.2f} ms predicted)")

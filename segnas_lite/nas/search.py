@@ -3,12 +3,16 @@
 ``ProxylessSearch.run`` (lesson 06 tells the story):
 
 1. **Warm-up** (``warmup_epochs``): only the op weights train, on ONE uniformly drawn path per batch
-   (super-net mode ``"fixed"``: alpha is not in the graph).
-2. **Search** (``search_epochs``): ``schedule="decoupled"`` (the seed's Sec. 2.2: weights FROZEN,
+   (super-net mode ``"fixed"``: alpha is not in the graph), or on paths that train a super-net
+   that ranks (``warmup.py``: FairNAS cycles with ``warmup_sampling="strict_fair"``; the sandwich
+   rule and in-place distillation with ``sandwich`` and ``inplace_distill``).
+2. **Search** (``search_epochs``, gradient strategy only): ``schedule="decoupled"`` (the seed's Sec. 2.2: weights FROZEN,
    every batch an alpha step) or ``"interleaved"`` (ProxylessNAS Sec. 3.2.1: weight steps on paths
    drawn from p, an alpha step every ``arch_every`` of them). Alpha steps use a held-out part of the
    training data (``arch_fraction``), weight steps the rest.
-3. **Derivation** (``derive.py``): the argmax genotype, and the most probable one within the budget.
+3. **Derivation** (``strategies.py``, ``derive.py``): the argmax genotype, and the most probable
+   one within the budget; or, for ``strategy="evolution"`` / ``"random"``, the fittest subnet the
+   super-net scores within the budget. Either is measured within the budget in a closed loop.
 
 Settings live in ``config.py``, checkpoints and output files in ``checkpoint.py``, and ``run.py``
 builds everything from a ``SearchConfig`` (what ``segnas search`` calls). Every sampled subnet
@@ -24,32 +28,30 @@ import json
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from segnas_lite.data import split_indices
+from segnas_lite.train import distributed
 from segnas_lite.train.distill import distillation_loss
 from segnas_lite.runio import progress, seed_everything, torch_generator
-from segnas_lite.nas import checkpoint
+from segnas_lite.nas import checkpoint, parallel
 from segnas_lite.nas.config import SearchConfig, SearchConfigError
 from segnas_lite.nas.constraint import default_budget, sample_under_budget
-from segnas_lite.nas.derive import InfeasibleBudgetError, derive_argmax, derive_measured, derive_under_budget
+from segnas_lite.nas.derive import InfeasibleBudgetError
 from segnas_lite.nas.gates import expected_latency, latency_loss
 from segnas_lite.nas.history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
 from segnas_lite.nas.latency import LatencyTable
 from segnas_lite.nas.measure import MeasuredLatency
 from segnas_lite.nas.space import Genotype, SearchSpace
+from segnas_lite.nas.strategies import conclude
 from segnas_lite.nas.supernet import SegSuperNet
-
-
-class BudgetNotMetWarning(UserWarning):
-    """The closed-loop derivation found no architecture whose measured latency fits the budget."""
+from segnas_lite.nas.warmup import WarmupPaths, multi_path_step
 
 
 def _plain(value):
@@ -95,6 +97,8 @@ class ProxylessSearch:
                  teacher: nn.Module | None = None,
                  on_epoch_end: Callable[["ProxylessSearch", EpochSummary], None] | None = None):
         self.net, self.table, self.config = supernet, table, config
+        self.ctx = distributed.init(config.device)  # rank and device; under torchrun: parallel.py
+        supernet.to(self.ctx.device)  # the latency table and measurements stay on config.target
         self.space: SearchSpace = supernet.space
         self.num_classes = num_classes
         self.out_dir = Path(out_dir) if out_dir is not None else None
@@ -107,13 +111,13 @@ class ProxylessSearch:
         self.fastest_ms = table.fastest()[1]
         self.budget_ms = (config.budget_ms if config.budget_ms is not None
                           else default_budget(table, quantile=config.budget_quantile))
-        self.teacher = teacher.eval() if teacher is not None else None
+        self.teacher = teacher.to(self.ctx.device).eval() if teacher is not None else None
         if config.distill_weight > 0 and teacher is None:
             raise SearchConfigError("distill_weight > 0 needs a teacher: pass a trained model "
                                     "(segnas search --teacher CHECKPOINT)")
         self.macro_config = supernet.macro_config
         if latency_fn is None and config.constraint == "measured":
-            latency_fn = self._measured(runs=5, rounds=1)
+            latency_fn = self.measured_latency(runs=5, rounds=1)
         self.latency_fn = latency_fn or table.predict
         self.child_latency_fn = child_latency_fn
 
@@ -132,23 +136,28 @@ class ProxylessSearch:
                                          betas=config.arch_betas, eps=config.arch_eps,
                                          weight_decay=0.0)
         total = self.weight_batches * (config.warmup_epochs + (
-            config.search_epochs if config.schedule == "interleaved" else 0))
+            config.alpha_epochs if config.schedule == "interleaved" else 0))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(  # cosine over all weight steps
             self.weight_opt, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1))))
         self.generator = torch.Generator().manual_seed(config.seed)
+        self.warmup_paths = (WarmupPaths(self.space, sampling=config.warmup_sampling,
+                                         sandwich=config.sandwich, largest=table.slowest()[0],
+                                         smallest=table.fastest()[0], generator=self.generator)
+                             if config.sandwich or config.warmup_sampling == "strict_fair" else None)
         self.history = self._new_history()
 
     # ---- setup helpers
-    def _measured(self, *, runs: int, rounds: int) -> MeasuredLatency:
+    def measured_latency(self, *, runs: int, rounds: int) -> MeasuredLatency:
         """End-to-end latency on the configured deployment target."""
         return MeasuredLatency(self.space, target=self.config.target, runs=runs, rounds=rounds,
                                macro_config=self.macro_config, num_classes=self.num_classes)
 
     def _steps(self, n: int, what: str) -> int:
-        batches = n // self.config.batch_size
+        batches = n // (self.config.batch_size * self.ctx.world_size)  # each process its shard
         if batches < 1:
             raise SearchConfigError(f"the {what} split has {n} samples, fewer than one batch of "
-                                    f"{self.config.batch_size}: add data or lower batch_size")
+                                    f"{self.config.batch_size} per process ({self.ctx.world_size} "
+                                    "processes): add data or lower batch_size")
         cap = self.config.steps_per_epoch
         return batches if cap is None else min(batches, cap)
 
@@ -164,11 +173,9 @@ class ProxylessSearch:
 
     def _loader(self, dataset: Dataset, epoch: int, stream: int) -> Iterator:
         """Batches of ``dataset`` for ``epoch``, in an order fixed by (seed, epoch, stream), forever."""
-        generator = torch_generator(self.config.seed, epoch, stream)
-        loader = DataLoader(dataset, batch_size=self.config.batch_size, shuffle=True,
-                            drop_last=True, generator=generator)
-        while True:
-            yield from loader
+        return parallel.batches(dataset, batch_size=self.config.batch_size,
+                                generator=torch_generator(self.config.seed, epoch, stream),
+                                ctx=self.ctx)
 
     def expected_latency(self) -> torch.Tensor:
         """``E[LAT]`` in ms under the current p, in the autograd graph (Sec. 3.3)."""
@@ -180,7 +187,13 @@ class ProxylessSearch:
         """Draw a subnet (uniformly, or from p) under the budget; leaves the super-net on it.
 
         ``constrained=False`` (the fair warm-up) draws once and keeps it whatever its latency; the
-        sample is recorded with its latency and ``accepted=True`` (nothing was rejected)."""
+        sample is recorded with its latency and ``accepted=True`` (nothing was rejected). Under
+        torchrun rank 0 draws and every rank trains its path (``parallel.same_path``)."""
+        return parallel.same_path(self.net, lambda: self._draw(
+            phase, step, epoch, uniform=uniform, constrained=constrained), self.ctx)
+
+    def _draw(self, phase: str, step: int, epoch: int, *, uniform: bool,
+              constrained: bool) -> list[Sample]:
         if not constrained:
             genotype = self.net.sample_genotype(self.generator, uniform=uniform)
             return [Sample(phase, step, epoch, list(genotype.ops),
@@ -193,7 +206,8 @@ class ProxylessSearch:
     def check_feasible(self) -> None:
         """Up-front check: the fastest architecture must fit the budget (measured if constrained so)."""
         fastest, predicted = self.table.fastest()
-        ms = predicted if self.latency_fn == self.table.predict else float(self.latency_fn(fastest))
+        ms = predicted if self.latency_fn == self.table.predict else parallel.from_rank0(
+            lambda: float(self.latency_fn(fastest)), self.ctx)
         if ms > self.budget_ms:
             raise InfeasibleBudgetError(
                 f"the budget {self.budget_ms:.3f} ms is below the fastest architecture of space "
@@ -201,13 +215,49 @@ class ProxylessSearch:
                 f"{predicted:.3f} ms, ops {list(fastest.ops)}). Raise --budget-ms")
 
     # ---- the two kinds of steps
+    def warmup_samples(self, step: int, epoch: int) -> list[Sample]:
+        """The paths of a warm-up step, in training order: one uniform path (``"fair"``), one under
+        the budget with its rejected tries (``"constrained"``, the seed's), the next of a FairNAS
+        cycle (``"strict_fair"``), or the sandwich's slowest, fastest and ``sandwich`` more
+        (``warmup.WarmupPaths``; each an accepted sample). Leaves the super-net on the first."""
+        if self.warmup_paths is None:
+            return self.sample("warmup", step, epoch, uniform=True,
+                               constrained=self.config.warmup_sampling == "constrained")
+        paths = parallel.from_rank0(self.warmup_paths.next, self.ctx)  # the same on every rank
+        self.net.set_genotype(paths[0])
+        return [Sample("warmup", step, epoch, list(g.ops), float(self.table.predict(g)), True)
+                for g in paths]
+
     def weight_step(self, images: torch.Tensor, masks: torch.Tensor, *, phase: str,
                     epoch: int) -> WeightStep:
-        """One SGD step on the op weights of one sampled path (uniform in warm-up, from p after)."""
+        """One SGD step on the op weights: of the warm-up's paths (``warmup_samples``; a sandwich's
+        gradients summed by ``warmup.multi_path_step``), or of one path drawn from p after it."""
+        cfg = self.config
         step = len(self.history.weight_steps)
-        warmup = phase == "warmup"
-        samples = self.sample(phase, step, epoch, uniform=warmup,
-                              constrained=not (warmup and self.config.warmup_sampling == "fair"))
+        samples = (self.warmup_samples(step, epoch) if phase == "warmup"
+                   else self.sample(phase, step, epoch, uniform=False))
+        lr = self.weight_opt.param_groups[0]["lr"]
+        self.weight_opt.zero_grad(set_to_none=True)
+        if phase == "warmup" and cfg.sandwich:
+            losses = multi_path_step(self.net, images, masks,
+                                     [Genotype(self.space.name, tuple(s.ops)) for s in samples],
+                                     ignore_index=cfg.ignore_index,
+                                     inplace_distill=cfg.inplace_distill,
+                                     temperature=cfg.distill_temperature)
+        else:
+            losses = [self._path_backward(images, masks, epoch)]
+        distributed.average_gradients(self.weights, self.ctx)  # torchrun: see parallel.py
+        self.weight_opt.step()
+        self.scheduler.step()
+        record = WeightStep(step, epoch, phase,
+                            distributed.mean_over_ranks(sum(losses) / len(losses), self.ctx), lr,
+                            samples, path_losses=losses if cfg.sandwich and phase == "warmup"
+                            else None)
+        self.history.weight_steps.append(record)
+        return record
+
+    def _path_backward(self, images: torch.Tensor, masks: torch.Tensor, epoch: int) -> float:
+        """Loss and backward of the active path (with the teacher's distillation term) -> loss."""
         self.net.set_mode("fixed")
         self.net.train()
         logits = self.net(images)
@@ -221,14 +271,8 @@ class ProxylessSearch:
         if not torch.isfinite(loss):
             raise FloatingPointError(f"weight loss became {loss.item()} at epoch {epoch + 1}; "
                                      "lower weight_lr")
-        lr = self.weight_opt.param_groups[0]["lr"]
-        self.weight_opt.zero_grad(set_to_none=True)
         loss.backward()
-        self.weight_opt.step()
-        self.scheduler.step()
-        record = WeightStep(step, epoch, phase, float(loss.detach()), lr, samples)
-        self.history.weight_steps.append(record)
-        return record
+        return float(loss.detach())
 
     def alpha_step(self, images: torch.Tensor, masks: torch.Tensor, *, epoch: int) -> AlphaStep:
         """One ProxylessNAS architecture step on a held-out batch (weights frozen).
@@ -253,6 +297,7 @@ class ProxylessSearch:
                                 lam=cfg.latency_lam)
             self.arch_opt.zero_grad(set_to_none=True)
             loss.backward()
+        distributed.average_gradients(net.arch_parameters(), self.ctx)  # alphas stay identical
         self._mask_alpha_grads()
         self.arch_opt.step()
         if cfg.estimator == "two":
@@ -262,7 +307,9 @@ class ProxylessSearch:
                  if cfg.estimator == "two" else None)
         record = AlphaStep(step, epoch, self._alphas(), [p.detach().tolist() for p in
                                                          net.probabilities()],
-                           samples, float(ce.detach()), float(loss.detach()), float(elat.detach()),
+                           samples, distributed.mean_over_ranks(float(ce.detach()), self.ctx),
+                           distributed.mean_over_ranks(float(loss.detach()), self.ctx),
+                           float(elat.detach()),
                            sum(not s.accepted for s in samples) / len(samples), pairs)
         self.history.alpha_steps.append(record)
         return record
@@ -296,7 +343,7 @@ class ProxylessSearch:
             steps = self.weight_batches
         else:
             steps = self.arch_batches
-        bar = progress(range(steps), quiet=cfg.quiet, leave=False,
+        bar = progress(range(steps), quiet=cfg.quiet or not self.ctx.is_main, leave=False,
                        desc=f"{phase} epoch {epoch + 1}/{cfg.total_epochs}")
         for i in bar:
             if phase == "warmup":
@@ -324,7 +371,7 @@ class ProxylessSearch:
         start = 0
         if self.out_dir is not None:
             checkpoint.prepare_out_dir(self.out_dir, self.table, resume=resume,
-                                       overwrite=overwrite)
+                                       overwrite=overwrite, ctx=self.ctx)
         if resume:
             if self.out_dir is None:
                 raise SearchConfigError("resume=True needs out_dir")
@@ -332,12 +379,16 @@ class ProxylessSearch:
         else:
             seed_everything(self.config.seed)
             self.history = self._new_history()
+        distributed.broadcast_tensors(self.net.state_dict().values(), self.ctx)  # rank 0's net
         self.check_feasible()
         for epoch in range(start, self.config.total_epochs):
             summary = self.run_epoch(epoch)
+            # weights and alphas are equal on every rank; BatchNorm's running statistics saw each
+            # rank's own shard: take rank 0's, as DDP does (broadcast_buffers)
+            distributed.broadcast_tensors(self.net.buffers(), self.ctx)
             if self.out_dir is not None:
                 checkpoint.save(self, epoch)
-            if not self.config.quiet:
+            if not self.config.quiet and self.ctx.is_main:
                 print(f"epoch {summary.epoch}/{self.config.total_epochs} ({summary.phase}): "
                       f"rejected {summary.rejected}/{summary.samples} samples, "
                       f"E[LAT] {summary.expected_latency_ms:.2f} ms, {summary.seconds:.1f} s")
@@ -346,37 +397,10 @@ class ProxylessSearch:
         return self.derive()
 
     def derive(self) -> SearchResult:
-        """Argmax and budget-constrained genotypes; the latter measured within budget (closed loop,
-        ``derive.derive_measured``); write the outputs. ``genotype.json`` is written only when the
-        measured latency fits; otherwise ``genotype_over_budget.json`` and a warning."""
-        cfg = self.config
-        probs = [p.detach() for p in self.net.probabilities()]
-        argmax = derive_argmax(probs, self.space)
-        loop = None
-        if cfg.measure_child:
-            measure = self.child_latency_fn or (
-                self.latency_fn if isinstance(self.latency_fn, MeasuredLatency)
-                else self._measured(runs=20, rounds=2))
-            loop = derive_measured(probs, self.lat_tensor, self.table.fixed_ms, self.budget_ms,
-                                   space=self.space, measure=measure, max_tries=cfg.max_derive_tries,
-                                   remeasure=getattr(measure, "remeasure", None))
-            budget = loop.genotype
-        else:
-            budget = derive_under_budget(probs, self.lat_tensor, self.table.fixed_ms,
-                                         self.budget_ms, space=self.space)
-        result = SearchResult(argmax, budget, self.budget_ms, self.table.predict(argmax),
-                              self.table.predict(budget), loop.measured_ms if loop else None,
-                              self.history, str(self.out_dir) if self.out_dir else None,
-                              latency={"backend": cfg.target.backend,
-                                       "precision": cfg.target.precision,
-                                       "latency_size": cfg.target.image_size,
-                                       "calibrated": bool(self.table.meta.get("calibrated")),
-                                       "derive_attempts": loop.attempts if loop else []})
-        if loop is not None and not loop.within_budget:
-            warnings.warn(f"no derived architecture measured within the budget of "
-                          f"{self.budget_ms:.2f} ms:\n{loop.to_text()}\nRaise the budget or "
-                          "re-run on a quiet machine; the result is in genotype_over_budget.json",
-                          BudgetNotMetWarning, stacklevel=2)
-        if self.out_dir is not None:
-            checkpoint.write_outputs(self.out_dir, result)
-        return result
+        """Step 3 by ``config.strategy`` (``strategies.conclude``): the genotype within the budget,
+        measured in a closed loop, the super-net's estimate of it and the output files
+        (``genotype.json`` only when the measured latency fits; otherwise
+        ``genotype_over_budget.json`` and a warning)."""
+        if not self.ctx.is_main:  # rank 0 measures the child and writes; the others get its result
+            return distributed.broadcast(None, self.ctx)
+        return distributed.broadcast(conclude(self), self.ctx)

@@ -103,6 +103,17 @@ class MixedOp(nn.Module):
                 self.set_active(int(torch.multinomial(p, 1, generator=generator)))
         return self.active
 
+    def path(self) -> tuple[int, tuple[int, int] | None]:
+        """``(active, pair)``: what another process needs to run the same path (``set_path``)."""
+        return self.active, self.pair
+
+    def set_path(self, active: int, pair: Sequence[int] | None) -> None:
+        """Run the path ``path()`` returned, in "two" mode with the same pair."""
+        self.set_active(active)
+        if pair is not None:
+            self.pair = (int(pair[0]), int(pair[1]))
+            self._pair_alpha_before = self.alpha.detach()[list(self.pair)].clone()
+
     def rescale_after_step(self) -> None:
         """"two" mode: keep the unsampled ops' probabilities (call once after the alpha step)."""
         if self.pair is not None and self._pair_alpha_before is not None:
@@ -277,6 +288,15 @@ class SegSuperNet(SegMacro):
         """Make ``genotype``'s ops the active paths (raises ``GenotypeError`` if it does not fit)."""
         for op, index in zip(self.mixed_ops, self.space.op_index(genotype)):
             op.set_active(index)
+
+    def paths(self) -> list[tuple[int, tuple[int, int] | None]]:
+        """Every layer's ``MixedOp.path()``: the sampled state, to send to other processes."""
+        return [op.path() for op in self.mixed_ops]
+
+    def set_paths(self, paths: Sequence[tuple[int, Sequence[int] | None]]) -> None:
+        """Put the state ``paths()`` returned (on another process) into every layer."""
+        for op, (active, pair) in zip(self.mixed_ops, paths):
+            op.set_path(active, pair)
 
     def genotype(self) -> Genotype:
         """The currently active paths."""

@@ -13,7 +13,9 @@ weights a better stand-in for stand-alone training (see ../shared/DESIGN.md, "Ju
 * **In-place distillation** (BigNAS, Yu et al., ECCV 2020): in the same step, the largest subnet's
   soft prediction teaches the others instead of (or beside) the labels.
 
-All of it is written by hand here, because it is what the course teaches.
+:class:`WarmupPaths` picks the paths of each step from ``SearchConfig`` (``warmup_sampling``,
+``sandwich``); ``ProxylessSearch.weight_step`` trains them. All of it is written by hand here,
+because it is what the course teaches.
 """
 from __future__ import annotations
 
@@ -60,6 +62,14 @@ class FairCycle:
         self._position += 1
         return Genotype(self.space.name, ops)
 
+    def state_dict(self) -> dict:
+        """Where the current cycle stands (a resumed search continues it)."""
+        return {"orders": [list(order) for order in self._orders], "position": self._position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._orders = [list(order) for order in state["orders"]]
+        self._position = int(state["position"])
+
 
 def sandwich_genotypes(space: SearchSpace, *, largest: Genotype, smallest: Genotype,
                        num_random: int, generator: torch.Generator) -> list[Genotype]:
@@ -71,6 +81,39 @@ def sandwich_genotypes(space: SearchSpace, *, largest: Genotype, smallest: Genot
                     for spec in space.layers)
         randoms.append(Genotype(space.name, ops))
     return [largest, smallest, *randoms]
+
+
+class WarmupPaths:
+    """The paths one warm-up step trains, for ``sampling="strict_fair"`` or a sandwich.
+
+    ``sandwich=0``: one path, the next of a :class:`FairCycle`. ``sandwich=n``: ``[largest,
+    smallest, n more]`` (:func:`sandwich_genotypes`), the ``n`` drawn uniformly (``"fair"``) or
+    from the cycle (``"strict_fair"``). The plain uniform and the budget-constrained single path
+    are drawn by the search itself (``ProxylessSearch.sample``)."""
+
+    def __init__(self, space: SearchSpace, *, sampling: str, sandwich: int, largest: Genotype,
+                 smallest: Genotype, generator: torch.Generator) -> None:
+        if sampling not in ("fair", "strict_fair") or (sampling == "fair" and sandwich < 1):
+            raise ValueError(f"WarmupPaths draws strict-fair or sandwich paths, not "
+                             f"sampling={sampling!r} with sandwich={sandwich}")
+        self.space, self.sandwich, self.generator = space, sandwich, generator
+        self.largest, self.smallest = largest, smallest
+        self.cycle = FairCycle(space, generator) if sampling == "strict_fair" else None
+
+    def next(self) -> list[Genotype]:
+        """The genotypes of the next step, in training order (the teacher first)."""
+        if self.cycle is None:
+            return sandwich_genotypes(self.space, largest=self.largest, smallest=self.smallest,
+                                      num_random=self.sandwich, generator=self.generator)
+        fair = [self.cycle.next() for _ in range(max(self.sandwich, 1))]
+        return [self.largest, self.smallest, *fair] if self.sandwich else fair
+
+    def state_dict(self) -> dict:
+        return self.cycle.state_dict() if self.cycle is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.cycle is not None:
+            self.cycle.load_state_dict(state)
 
 
 def multi_path_step(net: SegSuperNet, images: torch.Tensor, masks: torch.Tensor,

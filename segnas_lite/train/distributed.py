@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 import torch.distributed as dist
@@ -163,6 +163,35 @@ def gather(obj: Any, ctx: Context) -> list[Any]:
     out: list[Any] = [None] * ctx.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_tensors(tensors: Iterable[torch.Tensor], ctx: Context, *, src: int = 0) -> None:
+    """Overwrite ``tensors`` in place with rank ``src``'s values (e.g. a module's
+    ``state_dict().values()``: its parameters and buffers; what DDP does when it wraps a model)."""
+    if ctx.distributed:
+        for tensor in tensors:
+            dist.broadcast(tensor, src=src)
+
+
+def average_gradients(params: Iterable[nn.Parameter], ctx: Context) -> None:
+    """Replace each ``.grad`` of ``params`` by its mean over the processes: what DDP does inside
+    ``backward()``, done by hand for a network whose graph changes from step to step.
+
+    Parameters without a gradient (a path that did not run) are skipped, so every rank must have
+    run the same path: then the same parameters have gradients on every rank, in the same order,
+    and one all-reduce of their concatenation averages them all."""
+    if not ctx.distributed:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])  # one message instead of one per tensor
+    dist.all_reduce(flat)
+    flat /= ctx.world_size
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()
 
 
 def mean_over_ranks(value: float, ctx: Context) -> float:

@@ -137,15 +137,16 @@ def synthetic_set(recipe: Recipe, *, steps: int, seed: int) -> Dataset:
 
 def pretrain_synthetic(model: nn.Module, recipe: Recipe, *, steps: int, num_classes: int,
                        seed: int = 0, quiet: bool = True, out_dir=None,
-                       resume: bool = False) -> TrainResult:
+                       resume: bool = False, **devices) -> TrainResult:
     """Synthetic-to-real pretraining: train ``model`` on ``steps`` batches of generated portraits
     (``data.SyntheticPortraits``, 2 classes: background, person) in one epoch with the recipe's
-    optimiser and its own schedule, before the photos. ``out_dir``/``resume``: as ``engine.train``."""
+    optimiser and its own schedule, before the photos. ``out_dir``/``resume``: as ``engine.train``;
+    ``devices``: ``TrainConfig``'s ``device``, ``amp`` and ``sync_bn``."""
     if num_classes != 2:
         raise RecipeError(f"recipe {recipe.name!r} pretrains on 2-class synthetic portraits, but "
                           f"this run has {num_classes} classes: choose a recipe without "
                           "synthetic_steps")
-    config = recipe.train_config(seed=seed, quiet=quiet, epochs=1, steps_per_epoch=steps)
+    config = recipe.train_config(seed=seed, quiet=quiet, epochs=1, steps_per_epoch=steps, **devices)
     return train(model, synthetic_set(recipe, steps=steps, seed=seed), config=config,
                  num_classes=2, out_dir=out_dir, resume=resume)
 
@@ -163,6 +164,7 @@ def train_with_recipe(model: nn.Module, train_set: Dataset, val_set: Dataset | N
         if out_dir is not None:  # refuse to replace a run before minutes of pretraining, not after
             guard_run_dir(out_dir, [CHECKPOINT], resume=False, overwrite=overwrite)
         pretrain_synthetic(model, recipe, steps=recipe.synthetic_steps, num_classes=num_classes,
-                           seed=config.seed, quiet=config.quiet)
+                           seed=config.seed, quiet=config.quiet, device=config.device,
+                           amp=config.amp, sync_bn=config.sync_bn)
     return train(model, train_set, val_set, config=config, num_classes=num_classes,
                  out_dir=out_dir, resume=resume, overwrite=overwrite, **train_kwargs)
