@@ -41,10 +41,13 @@ the rest); ``"target"``: ``CE + lam * |E[LAT] / T - 1|``, pulled towards the bud
 """
 from __future__ import annotations
 
+import contextlib
+
 import math
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
+from torch import nn
 
 from segnas_lite.errors import SegnasError
 from segnas_lite.nas.space import pad_rows
@@ -162,3 +165,16 @@ def latency_loss(ce: torch.Tensor, expected_lat: torch.Tensor, *, budget: float,
     if form == "none":
         return ce + 0.0 * expected_lat  # keeps E[LAT] in the graph, contributes no gradient
     raise LatencyLossError(f"unknown form {form!r}; choose one of {LATENCY_FORMS}")
+
+
+@contextlib.contextmanager
+def frozen(params: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Temporarily ``requires_grad=False``: no gradient is even computed for these parameters."""
+    old = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, old):
+            p.requires_grad_(flag)

@@ -23,13 +23,12 @@ under the budget -> mode ``"single"`` -> CE on a held-out batch -> ``E[LAT]`` ->
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import time
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -47,6 +46,7 @@ from segnas_lite.nas.derive import InfeasibleBudgetError
 from segnas_lite.nas.gates import expected_latency, latency_loss
 from segnas_lite.nas.history import AlphaStep, EpochSummary, History, Sample, SearchResult, WeightStep
 from segnas_lite.nas.latency import LatencyTable
+from segnas_lite.nas.gates import frozen
 from segnas_lite.nas.measure import MeasuredLatency
 from segnas_lite.nas.space import Genotype, SearchSpace
 from segnas_lite.nas.strategies import conclude
@@ -63,19 +63,6 @@ def split_for_search(n: int, *, arch_fraction: float, seed: int) -> tuple[list[i
     """Deterministic, disjoint ``(weight indices, alpha indices)`` covering ``range(n)``: the
     training/validation cut of ``data.split_indices`` with the alpha steps' share held out."""
     return split_indices(n, val_fraction=arch_fraction, seed=seed)
-
-
-@contextlib.contextmanager
-def frozen(params: Sequence[nn.Parameter]) -> Iterator[None]:
-    """Temporarily ``requires_grad=False``: no gradient is even computed for these parameters."""
-    old = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in zip(params, old):
-            p.requires_grad_(flag)
 
 
 # --------------------------------------------------------------------------- the search
