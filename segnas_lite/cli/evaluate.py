@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from segnas_lite.cli.options import (CLIError, add_data_options, add_device_options,
-                                     add_quiet_option, data_options, nonnegative_int, positive_int)
+                                     add_quiet_option, data_options, data_sources, nonnegative_int,
+                                     positive_int)
 
 HELP = "mIoU, per-class IoU, pixel accuracy of a checkpoint"
 
@@ -29,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from segnas_lite.data import open_dataset
+    from segnas_lite.data.concat import open_datasets
     from segnas_lite.data.splits import dataset_meta, evaluation_split
     from segnas_lite.runio import atomic_write_text
     from segnas_lite.train.distributed import resolve_device
@@ -38,11 +39,13 @@ def run(args) -> int:
     model, state = load_trained(args.checkpoint)  # read onto the CPU, wherever it trained
     model.to(resolve_device(args.device))
     saved = saved_data(state)
-    source, split = evaluation_split(saved, data=args.data, split=args.split)
+    source, split = evaluation_split(saved, data=data_sources(args, default=None), split=args.split)
     image_size = args.image_size or saved.get("image_size") or 256
     seed = args.seed if args.seed is not None else state.get("train_config", {}).get("seed", 0)
-    dataset = open_dataset(source, image_size=image_size, split=split, seed=seed,
-                           length=args.num_images, **data_options(args, saved))
+    split_seed = args.split_seed if args.split_seed is not None else saved.get("split_seed")
+    dataset = open_datasets([source] if isinstance(source, str) else source, split=split,
+                            image_size=image_size, seed=seed, split_seed=split_seed,
+                            length=args.num_images, **data_options(args, saved))
     num_classes, class_names = dataset_meta(dataset)
     if num_classes != state["num_classes"]:
         raise CLIError(f"the checkpoint predicts {state['num_classes']} classes but {source} "

@@ -107,10 +107,15 @@ def add_data_options(p: argparse.ArgumentParser, *, image_size: int | None = 256
     of None is decided later; the help says by whom (``unset``)."""
     default = (lambda value: f"; default: {unset}" if value is None else "; default %(default)s")
     if source:
-        p.add_argument("--data", default=data,
+        p.add_argument("--data", action="append", default=None, metavar="SOURCE",
                        help="'synthetic' (portraits), 'synthetic-scenes' or a dataset folder "
                        "(split folders train/ + trainannot/ or images/<split>/ + masks/<split>/, "
-                       "images/ + masks/, people, Pascal VOC, Cityscapes)" + default(data))
+                       "images/ + masks/, people, Pascal VOC, Cityscapes); repeat it to read "
+                       "several folders as one (each keeps its own split; their class sets must "
+                       "agree)" + ("; default: " + (data or unset)))
+        p.add_argument("--split-seed", type=nonnegative_int, default=None,
+                       help="seed of a pool folder's random train/val cut (default: --seed); fix "
+                       "it to retrain with other seeds on the same validation images")
         p.add_argument("--image-size", type=image_side, default=image_size,
                        help="square side the images are resized to (pixels)" + default(image_size))
     if val_data:
@@ -129,6 +134,14 @@ def add_data_options(p: argparse.ArgumentParser, *, image_size: int | None = 256
                        "default) or carry no loss there (ignore)")
     group.add_argument("--class-names", type=_names, default=None, metavar="A,B,...",
                        help="one name per class, comma-separated (shown in per-class IoU)")
+
+
+def data_sources(args, *, default: str | None) -> str | list[str] | None:
+    """``--data`` as given: one source (a string), several (a list), or ``default`` when unset."""
+    given = args.data or ([default] if default else [])
+    if not given:
+        return None
+    return given[0] if len(given) == 1 else list(given)
 
 
 def data_options(args, saved: dict | None = None) -> dict:

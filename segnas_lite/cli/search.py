@@ -9,7 +9,8 @@ from pathlib import Path
 from segnas_lite.cli.options import (add_data_options, add_device_options,
                                      add_latency_target_options, add_overwrite_option,
                                      add_quiet_option, add_seed_option, add_supernet_options,
-                                     add_teacher_options, class_set_flags, data_options, fraction,
+                                     add_teacher_options, class_set_flags, data_options, data_sources,
+                                     fraction,
                                      join_processes, positive_float, with_supernet_options)
 from segnas_lite.nas.gates import LATENCY_FORMS
 from segnas_lite.nas.space import SPACES
@@ -78,11 +79,13 @@ def run(args) -> int:
     from segnas_lite.nas.run import run_search
     from segnas_lite.zoo import load_trained
     ctx = join_processes(args)  # under torchrun: rank 0 alone measures, writes and prints
-    refuse_class_set_for_synthetic(args.data, class_set_flags(args))
+    sources = data_sources(args, default="synthetic")
+    refuse_class_set_for_synthetic(sources, class_set_flags(args))
     teacher = load_trained(args.teacher, frozen=True)[0] if args.teacher else None
-    result = run_search(args.space, args.data, search_config(args, teacher=teacher is not None),
+    result = run_search(args.space, sources, search_config(args, teacher=teacher is not None),
                         out_dir=args.out, resume=args.resume, overwrite=args.overwrite,
-                        teacher=teacher, data_options=data_options(args),
+                        teacher=teacher, data_options={**data_options(args),
+                                                       "split_seed": args.split_seed},
                         budget_frac=args.budget_frac)
     if not ctx.is_main:
         return 1 if result.within_budget is False else 0

@@ -7,8 +7,8 @@ from pathlib import Path
 from segnas_lite.cli.options import (CLIError, add_data_options, add_device_options,
                                      add_model_option, add_overwrite_option, add_quiet_option,
                                      add_seed_option, add_teacher_options, class_set_flags,
-                                     data_options, join_processes, model_info, positive_float,
-                                     positive_int)
+                                     data_options, data_sources, join_processes, model_info,
+                                     positive_float, positive_int)
 
 HELP = "train a model and checkpoint every epoch"
 RECIPE_FLAGS = ("image_size", "epochs", "batch_size", "lr", "optimizer", "schedule", "augment",
@@ -62,7 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _recipe(args):
     """The recipe of ``--recipe`` with the settings given on the command line put over it."""
     from segnas_lite.train.recipes import choose_recipe
-    recipe = choose_recipe(args.recipe, source=args.data, num_classes=args.num_classes,
+    sources = data_sources(args, default="synthetic")
+    first = sources if isinstance(sources, str) else sources[0]  # the recipe follows the first
+    recipe = choose_recipe(args.recipe, source=first, num_classes=args.num_classes,
                            class_names=tuple(args.class_names or ()) or None)
     given = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None}
     recipe = recipe.with_changes(**given)
@@ -81,10 +83,12 @@ def run(args) -> int:
     quiet = args.quiet or not ctx.is_main
     say = print if ctx.is_main else (lambda *a, **k: None)
     recipe = _recipe(args)
-    refuse_class_set_for_synthetic(args.data, class_set_flags(args))
+    sources = data_sources(args, default="synthetic")
+    refuse_class_set_for_synthetic(sources, class_set_flags(args))
     train_set, val_set, data_info = training_splits(
-        args.data, image_size=recipe.image_size, seed=args.seed, class_set=data_options(args),
-        val_data=args.val_data, train_size=args.train_size, augment=recipe.augmentation())
+        sources, image_size=recipe.image_size, seed=args.seed, class_set=data_options(args),
+        val_data=args.val_data, train_size=args.train_size, augment=recipe.augmentation(),
+        split_seed=args.split_seed)
     scan_before_training(train_set, val_set, quiet=quiet)
     num_classes, class_names = dataset_meta(train_set)
     info = model_info(args)

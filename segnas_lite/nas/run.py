@@ -26,7 +26,7 @@ from segnas_lite.nas.space import MacroConfig, SearchSpace, get_space
 from segnas_lite.nas.supernet import SegSuperNet
 
 
-def run_search(space: str | SearchSpace, data: str, config: SearchConfig, *,
+def run_search(space: str | SearchSpace, data: str | list[str], config: SearchConfig, *,
                out_dir: str | os.PathLike, resume: bool = False, overwrite: bool = False,
                teacher: nn.Module | None = None, data_options: dict | None = None,
                budget_frac: float | None = None) -> SearchResult:
@@ -42,7 +42,7 @@ def run_search(space: str | SearchSpace, data: str, config: SearchConfig, *,
     ``teacher``: a trained model (``zoo.load_trained(path, frozen=True)``) distilled into the
     warm-up with ``config.distill_weight``.
     """
-    from segnas_lite.data import open_dataset
+    from segnas_lite.data.concat import open_datasets
     from segnas_lite.data.check import scan_masks
     if config.budget_ms is not None and budget_frac is not None:
         raise SearchConfigError("give budget_ms or budget_frac, not both")
@@ -50,8 +50,9 @@ def run_search(space: str | SearchSpace, data: str, config: SearchConfig, *,
         raise SearchConfigError(f"budget_frac must be in [0, 1], got {budget_frac}")
     space = get_space(space) if isinstance(space, str) else space
     ctx = distributed.init(config.device)  # under torchrun: one of several processes
-    train_set = open_dataset(data, image_size=config.image_size, split="train", seed=config.seed,
-                             length=config.train_length, **(data_options or {}))
+    sources = [data] if isinstance(data, str) else list(data)  # several folders: read as one
+    train_set = open_datasets(sources, image_size=config.image_size, split="train",
+                              seed=config.seed, length=config.train_length, **(data_options or {}))
     scan_masks(train_set, quiet=config.quiet or not ctx.is_main)
     num_classes = int(getattr(train_set, "num_classes", 2))
     seed_everything(config.seed)
