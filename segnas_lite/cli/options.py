@@ -100,6 +100,19 @@ CLASS_SET_FLAGS = {"num_classes": "--num-classes", "ignore_index": "--ignore-ind
                    "class_names": "--class-names"}
 
 
+def add_network_options(p: argparse.ArgumentParser) -> None:
+    """The photos and the network that reads them (``predict``, ``replace-background``): IMAGE...,
+    ``--checkpoint`` (PyTorch, from ``segnas train``) or ``--model`` (OpenVINO IR, from ``segnas
+    export``), and the side photos are resized to for a checkpoint."""
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
+    p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
+    p.add_argument("--image-size", type=image_side, default=None,
+                   help="with --checkpoint: the square side each photo is resized to for the "
+                   "network (default: the training run's, else the photo's own size); an IR uses "
+                   "its own input size")
+
+
 def add_data_options(p: argparse.ArgumentParser, *, image_size: int | None = 256,
                      data: str | None = "synthetic", source: bool = True, val_data: bool = False,
                      unset: str = "the training run's") -> None:

@@ -4,19 +4,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segnas_lite.cli.options import CLIError, add_overwrite_option, image_side
+from segnas_lite.cli.options import CLIError, add_network_options, add_overwrite_option
 
 HELP = "mask and overlay PNGs for images"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
-    p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
-    p.add_argument("--image-size", type=image_side, default=None,
-                   help="with --checkpoint: the square side each photo is resized to for the "
-                   "model (default: the training run's, else the photo's own size); an IR uses "
-                   "its own input size")
+    add_network_options(p)
     p.add_argument("--out", required=True, help="folder for IMAGE_mask.png and IMAGE_overlay.png")
     add_overwrite_option(p, what="mask and overlay PNGs that exist in --out")
 

@@ -9,19 +9,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segnas_lite.cli.options import (CLIError, add_overwrite_option, add_quiet_option,
-                                     add_refine_options, image_side, refine_config)
+from segnas_lite.cli.options import (CLIError, add_network_options, add_overwrite_option,
+                                     add_quiet_option, add_refine_options, refine_config)
 
 HELP = "cut people out of photos with soft edges and put them on a new background"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--model", help="OpenVINO IR (model.xml) from `segnas export`")
-    p.add_argument("--checkpoint", help="DIR/checkpoint.pt from `segnas train`")
-    p.add_argument("--image-size", type=image_side, default=None,
-                   help="with --checkpoint: the side photos are resized to for the network "
-                   "(default: the training run's); an IR uses its own input size")
+    add_network_options(p)
     add_refine_options(p, background="blur")
     p.add_argument("--masks", metavar="DIR",
                    help="true masks (same file stems, nonzero = foreground): print mIoU, boundary "
