@@ -211,3 +211,29 @@ def test_a_net_over_budget_is_measured_again_before_the_target_tightens():
     again = derive_measured(probs, table, 1.0, budget, space=space, max_tries=1,
                             measure=lambda g: budget * 1.5)
     assert not again.within_budget and again.attempts[0]["measurements_ms"] == [budget * 1.5]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_default_grid_agrees_with_brute_force_at_sub_millisecond_budgets(seed):
+    """Issue 24: with a fixed 0.01 ms grid a budget of ~1 ms left only tens of steps and the DP
+    returned a less probable genotype; the default grid scales with the slack."""
+    rng = np.random.default_rng(seed + 500)
+    probs, _ = random_problem(seed)
+    lat = rng.uniform(0.005, 0.08, size=(len(SPACE.layers), 3))  # sub-millisecond ops
+    fixed = 0.3
+    lowest, highest = fixed + lat.min(1).sum(), fixed + lat.max(1).sum()
+    budget = float(rng.uniform(lowest, highest))
+    genotype = derive_under_budget(probs, lat, fixed, budget, space=SPACE)
+    assert genotype_latency(genotype, SPACE, lat, fixed) <= budget
+    assert score(genotype, probs) == pytest.approx(brute_force(probs, lat, fixed, budget), abs=1e-9)
+
+
+def test_argmax_is_returned_whenever_it_fits():
+    """The workshop case: the argmax fits (0.92 against 0.937 ms) but a coarse grid rounded its
+    extras up past the slack; the unconstrained optimum must come back unchanged."""
+    probs = [torch.tensor([0.6, 0.3, 0.1])] * 4
+    lat = np.array([[0.158, 0.15, 0.151]] * 4)  # the favourite is a hair slower than the rest
+    fixed = 0.3
+    budget = fixed + 4 * 0.158 + 0.001  # the argmax fits by 1 microsecond
+    genotype = derive_under_budget(probs, lat, fixed, budget, space=SPACE, resolution_ms=0.01)
+    assert genotype == derive_argmax(probs, SPACE)

@@ -8,8 +8,11 @@ work") points out the flaw: the per-layer winners together may break the latency
 
 i.e. the most probable architecture under the joint distribution prod_l p_l that fits. This is a
 multiple-choice knapsack; we solve it by dynamic programming over latency discretised to
-``resolution_ms``. Latencies are rounded UP and the remaining budget DOWN, so the answer never exceeds
-the budget (it may miss an architecture that fits by less than ``num_layers * resolution_ms``).
+``resolution_ms`` (by default the slack ``budget - fastest`` cut into ``DP_UNITS`` steps, so the grid
+scales with the budget). Latencies are rounded UP and the remaining budget DOWN, so the answer never
+exceeds the budget; it is exact up to the discretisation: it may miss an architecture that fits by
+less than ``num_layers * resolution_ms``. When the argmax itself fits it is returned as is (it is the
+unconstrained optimum, so no rounding may replace it by a less probable genotype).
 ``derive_measured`` closes the loop on the real machine: it measures what it derived and tightens
 the target until the measured latency fits (``closed_loop``, which evolution and random search use
 too, choosing among the subnets they scored).
@@ -26,6 +29,9 @@ import torch
 
 from segnas_lite.errors import SegnasError
 from segnas_lite.nas.space import Genotype, SearchSpace
+
+
+DP_UNITS = 4096  # grid steps the slack is cut into by default (the DP's cost grows linearly with it)
 
 
 class InfeasibleBudgetError(SegnasError, ValueError):
@@ -60,16 +66,18 @@ def genotype_latency(genotype: Genotype, space: SearchSpace, lat_table, fixed_ms
 
 
 def derive_under_budget(probs: Sequence, lat_table, fixed_ms: float, budget_ms: float, *,
-                        space: SearchSpace, resolution_ms: float = 0.01) -> Genotype:
-    """The genotype maximising ``sum_l log p_{l,c_l}`` with predicted latency ``<= budget_ms``.
+                        space: SearchSpace, resolution_ms: float | None = None) -> Genotype:
+    """The genotype maximising ``sum_l log p_{l,c_l}`` with predicted latency ``<= budget_ms``,
+    exact up to the discretisation (module docstring).
 
     ``lat_table[l, i]`` is the latency (ms) of the i-th op of layer l (NaN/inf beyond the layer's
-    ops, as in ``gates.expected_latency``). Raises ``InfeasibleBudgetError`` when even the fastest
-    architecture does not fit.
+    ops, as in ``gates.expected_latency``). ``resolution_ms`` is the DP's latency grid; ``None``
+    scales it to the slack (``(budget - fastest) / DP_UNITS``). Raises ``InfeasibleBudgetError``
+    when even the fastest architecture does not fit.
     """
     probs = _check_probs(probs, space)
     table = _as_numpy(lat_table)
-    if resolution_ms <= 0:
+    if resolution_ms is not None and resolution_ms <= 0:
         raise ValueError(f"resolution_ms must be positive, got {resolution_ms}")
     lats = [table[l, :len(p)] for l, p in enumerate(probs)]
     for l, lat in enumerate(lats):
@@ -81,12 +89,15 @@ def derive_under_budget(probs: Sequence, lat_table, fixed_ms: float, budget_ms: 
         raise InfeasibleBudgetError(
             f"no architecture fits {budget_ms:.3f} ms: the fastest one takes {fastest:.3f} ms "
             f"(fixed part {fixed_ms:.3f} ms); raise the budget or measure a faster space")
-    if budget_ms >= slowest:  # every architecture fits: the most probable one is the answer
-        return derive_argmax(probs, space)
+    argmax = derive_argmax(probs, space)
+    if budget_ms >= slowest or genotype_latency(argmax, space, table, fixed_ms) <= budget_ms:
+        return argmax  # the unconstrained optimum fits: nothing to trade
     # The DP spends the slack (budget - fastest) on each layer's *extra* cost over its fastest op.
     # Extras are rounded up and the slack down, so the answer never exceeds the budget, and the
     # all-fastest choice (extra 0) always fits.
     slack = budget_ms - fastest
+    if resolution_ms is None:
+        resolution_ms = max(slack / DP_UNITS, 1e-12)
     capacity = math.floor(slack / resolution_ms + 1e-9)  # units of resolution
     costs = [np.ceil((lat - lat.min()) / resolution_ms - 1e-9).astype(np.int64) for lat in lats]
 
