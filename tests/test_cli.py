@@ -223,17 +223,38 @@ def _notebook(path, code):
 def test_notebooks_runs_the_sequence_and_reports_a_failing_cell(tmp_path, capsys):
     src = tmp_path / "nbs"
     src.mkdir()
-    _notebook(src / "00_ok.ipynb", "import os; print(os.environ['SEGNAS_QUICK'])")
+    _notebook(src / "00_ok.ipynb", "import os; print('quick', QUICK, 'quiet', os.environ['SEGNAS_QUIET'])")
     _notebook(src / "01_bad.ipynb", "1 / 0")
     _notebook(src / "02_never.ipynb", "pass")
     code = main(["notebooks", str(tmp_path / "out"), "--quick", "--notebooks", str(src), "--quiet"])
     captured = capsys.readouterr()
     assert code == 1 and "01_bad.ipynb failed" in captured.err and "ZeroDivisionError" in captured.err
     assert "00_ok.ipynb" in captured.out and not (tmp_path / "out" / "02_never.ipynb").exists()
-    assert main(["notebooks", str(tmp_path / "out"), "--notebooks", str(src)]) == 2  # no overwrite
+    import nbformat
+    copy = nbformat.read(tmp_path / "out" / "00_ok.ipynb", as_version=4)
+    assert [c.source for c in copy.cells] == ["# t", "QUICK = False", src_code(src / "00_ok.ipynb")]
+    assert copy.cells[2].outputs[0].text == "quick True quiet 1\n"  # injected, then folded back
+    assert "input_path" not in copy.metadata.papermill
+    assert main(["notebooks", str(tmp_path / "out"), "--quick", "--notebooks", str(src)]) == 2
 
 
-def test_a_stalled_notebook_cell_fails_fast_and_is_named(tmp_path, capsys):
+def src_code(path):
+    import nbformat
+    return nbformat.read(path, as_version=4).cells[-1].source
+
+
+def test_notebooks_refuses_a_workshop_run_that_ci_would_force_quick(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    src = tmp_path / "nbs"
+    src.mkdir()
+    _notebook(src / "00_ok.ipynb", "pass")
+    assert main(["notebooks", str(tmp_path / "out"), "--notebooks", str(src)]) == 2
+    assert "unset them for the workshop-size run" in capsys.readouterr().err
+
+
+def test_a_stalled_notebook_cell_fails_fast_and_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("SEGNAS_QUICK", raising=False)
     src = tmp_path / "nbs"
     src.mkdir()
     _notebook(src / "00_slow.ipynb", "import time; time.sleep(60)")

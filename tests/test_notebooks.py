@@ -89,7 +89,13 @@ def test_committed_notebook_was_executed(path: Path):
 
 
 ALARMS = {"-> FAILED": "a parity check failed", "Error displaying widget": "a widget failed",
-          "Traceback (most recent call last)": "a cell raised", "Exception ignored": "an error was hidden"}
+          "Traceback (most recent call last)": "a cell raised", "Exception ignored": "an error was hidden",
+          "QUICK = False in the parameters cell": "quick mode was forced by the environment, not "
+          "injected by parameter", "BusyMachineWarning": "a timing ran on a busy machine",
+          "[busy": "a timing ran on a busy machine", "the static figure is above": "an old widget note"}
+MACHINE_PATH = re.compile(r"(/work/|/home/|/Users/|/root/|/tmp/|[A-Z]:\\|site-packages|"
+                          r"\.py:\d+: \w*Warning)")
+PROGRESS_BAR = re.compile(r"\d+%\|")  # a tqdm bar saved as text
 
 
 def _output_text(output) -> str:
@@ -104,15 +110,26 @@ WORKSHOP = [WORKSHOP_DIR / path.name for path in NOTEBOOKS]
 
 @pytest.mark.parametrize("path", NOTEBOOKS + WORKSHOP, ids=IDS + [f"workshop-{i}" for i in IDS])
 def test_saved_outputs_raise_no_alarm(path: Path):
-    """What a reader sees must not contradict the prose: no saved output says FAILED, shows a broken
-    widget or a traceback (issue 13: notebook 08 printed "-> FAILED" under a text saying PASSED);
-    the workshop-size copies included."""
+    """What a reader sees must not contradict the prose or alarm them: no saved output says FAILED,
+    shows a broken widget or a traceback (issue 13: notebook 08 printed "-> FAILED" under a text
+    saying PASSED), a forced-quick note, a busy timing, a progress bar, a machine path or a photo of
+    the unlicensed people folder (issue 24); the workshop-size copies included."""
     notebook = _read(path)
+    for key in ("input_path", "output_path"):
+        assert key not in notebook.metadata.get("papermill", {}), \
+            f"papermill's {key} names the machine that ran it: run `segnas notebooks` (reader copies)"
     for index, cell in enumerate(notebook.cells):
+        if "private-data" in cell.metadata.get("tags", []):
+            assert not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])), \
+                f"cell {index} saved photos of a folder without a licence"
         for output in cell.get("outputs", []):
             text = _output_text(output)
             for alarm, meaning in ALARMS.items():
                 assert alarm not in text, f"cell {index}: {meaning}: {text[:300]}"
+            found = MACHINE_PATH.search(text)
+            assert not found, f"cell {index} saves a machine path or file name: {found.group(0)!r} in " \
+                              f"{text[max(0, found.start() - 80):found.end() + 80]!r}"
+            assert not PROGRESS_BAR.search(text), f"cell {index} saved a progress bar: {text[:200]}"
 
 
 def test_notebook_and_lesson_exercises_are_the_same():

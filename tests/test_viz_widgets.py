@@ -316,20 +316,21 @@ def test_augmentation_explorer_and_model_breakdown():
     assert small.split(":")[1].split(",")[0] == large.split(":")[1].split(",")[0]  # same params
 
 
-def test_strip_widget_state_keeps_figures(tmp_path):
+def test_reader_copy_keeps_figures_and_replaces_widgets(tmp_path):
     nbformat = pytest.importorskip("nbformat")
+    from segnas_lite.teaching import reader_copy
     from nbformat.v4 import new_code_cell, new_notebook, new_output
     cell = new_code_cell("widgets.mask_viewer(...)", outputs=[
         new_output("display_data", data={"image/png": "iVBORw0KGgo="}),
-        new_output("execute_result", data={notebook_utils.WIDGET_MIME: {"model_id": "x"},
+        new_output("execute_result", data={reader_copy.WIDGET_MIME: {"model_id": "x"},
                                            "text/plain": "VBox(...)"}, execution_count=1)])
     notebook = new_notebook(cells=[cell], metadata={"widgets": {"state": {}}})
     path = tmp_path / "nb.ipynb"
     nbformat.write(notebook, path)
     os.chmod(path, 0o644)
-    assert notebook_utils.strip_widget_state(path) == 1
+    assert reader_copy.make_reader_copy(path)["widgets"] == 1
     cleaned = nbformat.read(path, as_version=4)
     assert "widgets" not in cleaned.metadata
     outputs = cleaned.cells[0].outputs
-    assert "image/png" in outputs[0].data and outputs[1].data == {"text/plain": notebook_utils.WIDGET_NOTE}
+    assert "image/png" in outputs[0].data and outputs[1].data == {"text/plain": reader_copy.WIDGET_NOTE}
     assert os.stat(path).st_mode & 0o777 == 0o644

@@ -16,7 +16,8 @@ NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"  # the repository'
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", metavar="OUTDIR", help="folder for the executed copies")
     p.add_argument("--quick", action="store_true",
-                   help="every notebook in its quick mode (sets SEGNAS_QUICK=1)")
+                   help="every notebook in its quick mode (papermill injects QUICK = True); "
+                   "without it, QUICK = False: the workshop-size run")
     p.add_argument("--notebooks", help="folder of numbered notebooks (default: the repository's)")
     p.add_argument("--cell-timeout", type=positive_int, default=600,
                    help="seconds one cell may run before the run stops and names it (a stalled "
@@ -26,11 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    """Execute the notebooks with papermill, print seconds per notebook; 1 if one failed."""
+    """Execute the notebooks with papermill into reader copies (``teaching.reader_copy``), print
+    seconds per notebook; 1 if one failed."""
     import os
     import papermill
     from segnas_lite.runio import progress
+    from segnas_lite.flags import quick_forced
     from segnas_lite.teaching.notebook_runner import execute_notebook
+    from segnas_lite.teaching.reader_copy import make_reader_copy
     source = Path(args.notebooks) if args.notebooks else NOTEBOOKS
     paths = sorted(source.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
@@ -40,13 +44,19 @@ def run(args) -> int:
     if clash and not args.overwrite:
         raise CLIError(f"{clash[0]} exists; pass --overwrite or choose another OUTDIR")
     out.mkdir(parents=True, exist_ok=True)
-    if args.quick:
-        os.environ["SEGNAS_QUICK"] = "1"  # inherited by the kernels: every notebook's quick mode
+    if quick_forced() and not args.quick:
+        raise CLIError("CI or SEGNAS_QUICK=1 is set, so every notebook would run its quick mode: "
+                       "unset them for the workshop-size run, or pass --quick")
+    # Inherited by the kernels: executed copies carry no progress bars (nobody watches them).
+    os.environ["SEGNAS_QUIET"] = "1"
+    parameters = {"QUICK": bool(args.quick)}
     times, failed = [], None
     for path in progress(paths, quiet=args.quiet, desc="notebooks"):
         started = time.perf_counter()
         try:
-            execute_notebook(path, out / path.name, cwd=source, cell_timeout=args.cell_timeout)
+            execute_notebook(path, out / path.name, cwd=source, cell_timeout=args.cell_timeout,
+                             parameters=parameters)
+            make_reader_copy(out / path.name)  # no machine paths, widget state or private photos
         except papermill.PapermillExecutionError as exc:
             failed = (path.name, f"cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
         except TimeoutError as exc:  # nbclient's CellTimeoutError: a stalled or too slow cell

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -37,6 +38,13 @@ class CacheError(SegnasError, RuntimeError):
 
 
 # --------------------------------------------------------------------------- quick mode and seeds
+def short_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as a notebook reader needs it: its kind and message, not the library file that
+    raised it (``warnings.formatwarning`` signature)."""
+    return f"{category.__name__}: {message}\n"
+
+
+
 def quick_mode(quick: bool) -> bool:
     """The effective quick flag: the notebook's ``QUICK`` parameter, forced on under CI or when
     ``SEGNAS_QUICK=1`` (the test suite sets it, so ``pytest`` never starts a full-size run)."""
@@ -65,6 +73,7 @@ def setup(*, quick: bool, seed: int = 0, threads: int | None = None) -> Settings
               "number below comes from the quick (CI-sized) run; unset it for the workshop run")
     if quick:
         os.environ["SEGNAS_QUIET"] = "1"  # runio.progress() then shows no tqdm bars
+    warnings.formatwarning = short_warning  # "UserWarning: ..." without the library's file and line
     if threads is not None:
         torch.set_num_threads(threads)
     seed_everything(seed)
@@ -277,27 +286,3 @@ def saved_activation_mib(model: torch.nn.Module, images: torch.Tensor,
     loss.backward()
     model.zero_grad(set_to_none=True)
     return sum(seen.values()) / 2 ** 20
-
-
-# --------------------------------------------------------------------------- executed notebooks
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = "(interactive widget: run the notebook in JupyterLab to use it; the static figure is above)"
-
-
-def strip_widget_state(path: str | os.PathLike) -> int:
-    """Make an executed notebook safe to commit: drop the saved widget state and replace each widget
-    view by a one-line note (GitHub cannot render widgets; the static figures stay). Returns the
-    number of widget outputs replaced. Writes the file atomically."""
-    import nbformat
-    mode = os.stat(path).st_mode & 0o777
-    notebook = nbformat.read(path, as_version=4)
-    notebook.metadata.pop("widgets", None)
-    replaced = 0
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            if WIDGET_MIME in output.get("data", {}):
-                output["data"] = {"text/plain": WIDGET_NOTE}
-                replaced += 1
-    atomic_write_text(path, nbformat.writes(notebook))
-    os.chmod(path, mode)  # keep the notebook's own permissions
-    return replaced
