@@ -137,6 +137,8 @@ class Agreement:
     n: int
     kendall_low: float | None = None   # 95% bootstrap interval of Kendall's tau
     kendall_high: float | None = None
+    spearman_low: float | None = None  # ... and of Spearman's rho (the same resamples)
+    spearman_high: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -145,8 +147,9 @@ class Agreement:
 def rank_agreement(scores: Sequence[float], truth: Sequence[float], *, bootstrap: int = 0,
                    seed: int = 0) -> Agreement:
     """Kendall's tau (with its p-value) and Spearman's rho of ``scores`` against ``truth``
-    (``scipy.stats.kendalltau`` / ``spearmanr``); with ``bootstrap`` > 0 also a 95% percentile
-    interval of tau from that many paired resamples (``scipy.stats.bootstrap``)."""
+    (``scipy.stats.kendalltau`` / ``spearmanr``); with ``bootstrap`` > 0 also 95% percentile
+    intervals of tau and of rho from that many paired resamples (``scipy.stats.bootstrap``, one
+    call: both statistics of each resample)."""
     x = np.asarray(scores, dtype=float)
     y = np.asarray(truth, dtype=float)
     if x.shape != y.shape or x.size < 3:
@@ -157,13 +160,15 @@ def rank_agreement(scores: Sequence[float], truth: Sequence[float], *, bootstrap
     result = Agreement(kendall=float(tau.statistic), kendall_p=float(tau.pvalue),
                        spearman=float(rho.statistic), n=int(x.size))
     if bootstrap:
-        def tau_of(a, b):  # a resample of repeated pairs only has no ranking: count it as 0
-            return np.nan_to_num(stats.kendalltau(a, b).statistic)
+        def tau_and_rho(a, b):  # a resample of repeated pairs only has no ranking: count it as 0
+            return np.nan_to_num([stats.kendalltau(a, b).statistic,
+                                  stats.spearmanr(a, b).statistic])
 
-        ci = stats.bootstrap((x, y), tau_of, paired=True,
+        ci = stats.bootstrap((x, y), tau_and_rho, paired=True,
                              vectorized=False, n_resamples=bootstrap, method="percentile",
                              random_state=np.random.default_rng(seed)).confidence_interval
-        result.kendall_low, result.kendall_high = float(ci.low), float(ci.high)
+        result.kendall_low, result.spearman_low = (float(v) for v in ci.low)
+        result.kendall_high, result.spearman_high = (float(v) for v in ci.high)
     return result
 
 
