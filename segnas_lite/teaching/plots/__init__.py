@@ -11,31 +11,43 @@ arguments. A notebook writes ``from segnas_lite.teaching import plots, widgets``
 * ``training``: training curves (02, 03);
 * ``models``: parameters and FLOPs per part, feature maps (02 to 04);
 * ``latency``: latency table heatmap, predicted vs measured latency (05);
-* ``search``: op probabilities, search curves, rejections, derivation (06, 07);
+* ``search``: op probabilities, search curves, rejections, derivation, evolution (06, 07);
 * ``compare``: accuracy vs latency, per budget (07);
-* ``portrait``: cut-out panels and temporal smoothing (09);
+* ``rank``: does the super-net rank? estimates vs stand-alone mIoU, Kendall's tau (07);
+* ``portrait``: cut-out panels, temporal smoothing and a video frame's time by stage (09);
+* ``diagrams_models``, ``diagrams_search``: architecture diagrams, boxes and arrows read off the
+  real model / search space: Fast-SCNN, LR-ASPP (02, 03), the seed's macro and the super-net with
+  binary gates (04, 06); ``python -m segnas_lite.teaching.plots.diagrams lessons/figures`` writes
+  them as the lessons' PNGs;
 * ``common``: ``save_figure`` and helpers the modules share.
 """
 from segnas_lite.teaching.plots.common import save_figure
 from segnas_lite.teaching.plots.compare import BUDGET_PARETO_MARKERS, budget_pareto, pareto
 from segnas_lite.teaching.plots.data import (augmentation_grid, class_shares, mask_coverage,
                                              mask_grid, mask_panels)
+from segnas_lite.teaching.plots.diagrams_models import fast_scnn_diagram, lraspp_diagram
+from segnas_lite.teaching.plots.diagrams_search import macro_diagram, supernet_diagram
 from segnas_lite.teaching.plots.latency import (latency_heatmap, latency_report_figure,
                                                 predicted_vs_measured)
 from segnas_lite.teaching.plots.models import block_breakdown, feature_maps
-from segnas_lite.teaching.plots.portrait import cutout_panels, smoothed_frame, smoothing_tradeoff
+from segnas_lite.teaching.plots.portrait import (cutout_panels, frame_times, smoothed_frame,
+                                                  smoothing_tradeoff)
+from segnas_lite.teaching.plots.rank import rank_figure, rank_scatter, rank_taus
 from segnas_lite.teaching.plots.search import (alpha_curves, alpha_heatmap, alpha_stability,
-                                               derive_attempts, latency_histogram, search_curves)
+                                               derive_attempts, evolution_curves,
+                                               latency_histogram, search_curves)
 from segnas_lite.teaching.plots.training import training_curves
 
 __all__ = [
     "save_figure",
     "BUDGET_PARETO_MARKERS", "budget_pareto", "pareto",
     "augmentation_grid", "class_shares", "mask_coverage", "mask_grid", "mask_panels",
+    "fast_scnn_diagram", "lraspp_diagram", "macro_diagram", "supernet_diagram",
     "latency_heatmap", "latency_report_figure", "predicted_vs_measured",
     "block_breakdown", "feature_maps",
-    "cutout_panels", "smoothed_frame", "smoothing_tradeoff",
+    "cutout_panels", "frame_times", "smoothed_frame", "smoothing_tradeoff",
+    "rank_figure", "rank_scatter", "rank_taus",
     "alpha_curves", "alpha_heatmap", "alpha_stability", "derive_attempts", "latency_histogram",
-    "search_curves",
+    "evolution_curves", "search_curves",
     "training_curves",
 ]
