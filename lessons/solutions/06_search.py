@@ -32,6 +32,7 @@ from segnas_lite.nas.gates import LATENCY_FORMS
 from segnas_lite.nas.constraint import rejection_bias
 from segnas_lite.nas.latency import LatencyTable
 from segnas_lite.nas.predictor import spearman
+from segnas_lite.nas.toy import toy_problem, toy_search
 from segnas_lite.teaching.notebook_utils import search_result, setup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared report
@@ -307,7 +308,59 @@ def exercise_5(*, quick: bool = True) -> dict:
     return result
 
 
-EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5)
+# --------------------------------------------------------------------------- exercise 6
+def toy_steps_until_stuck(toy, *, steps: int, lr: float, seed: int):
+    """``toy_search`` for ``steps`` steps, or for as many as it manages before 100 draws in a row
+    are over the budget -> (the trace, the step it gave up at or None)."""
+    try:
+        return toy_search(toy, steps=steps, lr=lr, seed=seed), None
+    except InfeasibleBudgetError:
+        done = max(n for n in range(steps) if _completes(toy, n, lr, seed))
+        return toy_search(toy, steps=done, lr=lr, seed=seed), done
+
+
+def _completes(toy, steps: int, lr: float, seed: int) -> bool:
+    try:
+        toy_search(toy, steps=steps, lr=lr, seed=seed)
+        return True
+    except InfeasibleBudgetError:
+        return False
+
+
+def exercise_6(*, quick: bool = True) -> dict:
+    """The toy with budget_ms=4.0: where does p go, and why does the hard constraint not stop it?
+
+    Answer: p moves towards op 1, the slow op, in the layers where the path that made the data has
+    it (the first and the last), often in the middle layer too, and the share of rejected draws
+    grows until most draws are rejected (with some seeds 100 draws in a row are, and sampling gives
+    up: the library raises ``InfeasibleBudgetError``); the argmax path ends over the budget and
+    E[LAT] under p rises above it. The path that made the data uses op 1 twice and no longer fits;
+    the accepted paths lack it, and Eq. 4 measures what *adding* each op to an accepted path would
+    do to the loss, so op 1 keeps gaining probability. The hard constraint only filters what is drawn:
+    the loss never sees a rejected path, so nothing in it says "too slow". The real search's
+    latency term (here the hinge on E[LAT], notebook 06 section 1) is that signal: its gradient
+    lowers the probability of slow ops while E[LAT] is above the budget. (The toy leaves it out on
+    purpose; in ProxylessNAS the hard constraint is the seed's addition on top of the latency loss.)
+    """
+    runs = {}
+    for seed in range(2 if quick else 6):
+        toy = toy_problem(seed=seed, budget_ms=4.0)
+        trace, gave_up = toy_steps_until_stuck(toy, steps=30, lr=3.0, seed=seed)
+        rejected = [(len(tries) - 1) / len(tries) for tries in trace.tries]
+        probs = [[float(v) for v in torch.softmax(torch.tensor(a), 0)] for a in trace.alphas[-1]]
+        argmax = tuple(int(np.argmax(p)) for p in probs)
+        e_lat = sum(p[0] * lat[0] + p[1] * lat[1] for p, lat in zip(probs, toy.latency_ms))
+        runs[f"seed {seed}"] = {
+            "gave_up_at_step": gave_up, "steps": len(trace.tries),
+            "rejected_share_first_5": float(np.mean(rejected[:5])),
+            "rejected_share_last_5": float(np.mean(rejected[-5:])),
+            "p_op1_per_layer": [p[1] for p in probs], "argmax": argmax,
+            "argmax_ms": toy.path_latency(argmax), "expected_latency_ms": e_lat,
+            "teacher_fits": toy.path_latency(toy.teacher_path) <= toy.budget_ms}
+    return {"budget_ms": 4.0, **runs}
+
+
+EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5, exercise_6)
 
 
 def main(argv=None) -> None:

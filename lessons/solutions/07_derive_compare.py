@@ -30,6 +30,7 @@ from segnas_lite.nas import (InfeasibleBudgetError, derive_argmax, derive_under_
 from segnas_lite.nas.derive import derive_measured
 from segnas_lite.nas.latency import LatencyTable
 from segnas_lite.nas.measure import measure
+from segnas_lite.nas.toy import toy_space
 from segnas_lite.teaching.notebook_utils import search_result, setup, trained_model
 from segnas_lite.models.summary import summarize
 
@@ -77,9 +78,10 @@ def exercise_1(*, quick: bool = True) -> dict:
     op is not also the fastest one (most layers), and it gives up a large part of sum log p: each
     changed layer costs log p(argmax op) - log p(chosen op), and those add up (several nats, i.e.
     a genotype e ** (give-up) times less probable under p). The notebook's tight budget (halfway
-    between the fastest and the argmax latency) keeps more of p's choices. The solution is exact
-    (dynamic programming over latency in 0.01 ms units, rounded up): the predicted latency never
-    exceeds the budget, and a lower budget never gives a higher sum log p. (Even the search's own
+    between the fastest and the argmax latency) keeps more of p's choices. The solution is exact up
+    to the discretisation (dynamic programming over latency in steps of the slack / 4096, rounded
+    up): the predicted latency never exceeds the budget, and a lower budget never gives a higher sum
+    log p. (Even the search's own
     budget can be broken by the argmax: ``argmax_fits_search_budget``, the seed's "Future work".)
     """
     settings = setup(quick=quick, seed=SEED)
@@ -268,7 +270,64 @@ def exercise_4(*, quick: bool = True) -> dict:
             "large_vs_small_latency": large["latency_ms"] / small["latency_ms"]}
 
 
-EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4)
+# --------------------------------------------------------------------------- exercise 5
+# The toy of the notebook's section 2 (its from-scratch cell): p and latency (ms) per layer and op.
+TOY_P = [[0.60, 0.40], [0.70, 0.30], [0.52, 0.48]]
+TOY_LAT = [[0.30, 0.10], [0.25, 0.15], [0.20, 0.12]]
+TOY_FIXED, TOY_BUDGET = 0.10, 0.72
+
+
+def toy_log_p(path) -> float:
+    return float(sum(np.log(TOY_P[layer][i]) for layer, i in enumerate(path)))
+
+
+def toy_latency(path) -> float:
+    return TOY_FIXED + sum(TOY_LAT[layer][i] for layer, i in enumerate(path))
+
+
+def log_p_lost_per_ms(layer: int) -> float:
+    """What swapping ``layer`` from op 0 to op 1 costs in log p, per ms it saves."""
+    lost = np.log(TOY_P[layer][0]) - np.log(TOY_P[layer][1])
+    return float(lost / (TOY_LAT[layer][0] - TOY_LAT[layer][1]))
+
+
+def greedy_swaps() -> list[dict]:
+    """From the argmax (op 0 everywhere), swap to op 1 the layer that loses the least log p per ms
+    saved, until the path fits: every step's path, its latency and sum of log p."""
+    path = [0] * len(TOY_P)
+    steps = [{"path": tuple(path), "ms": toy_latency(path), "log_p": toy_log_p(path)}]
+    while toy_latency(path) > TOY_BUDGET + 1e-12:
+        layer = min((l for l in range(len(path)) if path[l] == 0), key=log_p_lost_per_ms)
+        path[layer] = 1
+        steps.append({"path": tuple(path), "ms": toy_latency(path), "log_p": toy_log_p(path),
+                      "swapped_layer": layer, "log_p_lost_per_ms": log_p_lost_per_ms(layer)})
+    return steps
+
+
+def exercise_5(*, quick: bool = True) -> dict:
+    """The toy: swap greedily (least log p lost per ms saved) from the argmax until it fits.
+
+    Answer: greedy first swaps layer 2 (counting from 0, as the paths print; it loses only
+    log(0.52/0.48) = 0.08 for 0.08 ms, 1.0 per ms), but (0, 0, 1) still takes 0.77 ms > 0.72; it
+    then swaps layer 0 (2.0 per ms) and stops at (1, 0, 1), 0.57 ms, sum log p -2.007. The
+    knapsack picks (1, 0, 0), 0.65 ms, -1.927: swapping layer 0 alone saves enough, so the first
+    greedy swap was wasted (it is never undone). Greedy by ratio is the fractional knapsack's rule;
+    with whole items (one op per layer) it can be far from the best, which is why
+    ``derive_under_budget`` uses dynamic programming.
+    """
+    space = toy_space(num_layers=len(TOY_P))
+    steps = greedy_swaps()
+    knapsack = tuple(space.op_index(derive_under_budget(TOY_P, np.array(TOY_LAT), TOY_FIXED,
+                                                        TOY_BUDGET, space=space)))
+    greedy = steps[-1]["path"]
+    return {"summary": f"greedy {greedy} ({toy_log_p(greedy):.3f}) vs knapsack {knapsack} "
+                       f"({toy_log_p(knapsack):.3f})",
+            "greedy_steps": steps, "greedy": greedy, "knapsack": knapsack,
+            "greedy_log_p": toy_log_p(greedy), "knapsack_log_p": toy_log_p(knapsack),
+            "log_p_given_up_by_greedy": toy_log_p(knapsack) - toy_log_p(greedy)}
+
+
+EXERCISES = (exercise_1, exercise_2, exercise_3, exercise_4, exercise_5)
 
 
 def main(argv=None) -> None:

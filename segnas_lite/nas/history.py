@@ -130,6 +130,55 @@ class EpochSummary:
                    expected_latency_ms, round(seconds, 3), **stats)
 
 
+EPOCH_HEADER = (f"{'epoch':>7}  {'phase':<6}  {'w steps':>7}  {'w loss':>6}  {'α steps':>7}  "
+                f"{'α loss':>6}  {'rejected':>9}  {'E[LAT] ms':>9}  {'entropy':>7}  {'max p':>5}  "
+                f"{'moved':>5}  {'seconds':>7}")
+EPOCH_LEGEND = ("w = weights, α = architecture (alpha); "
+                "rejected = sampled subnets over the budget;\n"
+                "entropy = of p, over log K (1 = uniform); moved = layers whose argmax changed;\n"
+                "- = alpha did not move (it is frozen in the warm-up)")
+
+
+def _epoch_cells(epoch: EpochSummary) -> str:
+    """One epoch's columns after its number, without the time. Alpha columns read "-" in an epoch
+    without alpha steps: alpha did not move, so they would only repeat the previous values."""
+    def number(value, spec: str, width: int) -> str:
+        return f"{'-' if value is None else format(value, spec):>{width}}"
+
+    moved = epoch.alpha_steps > 0
+    return "  ".join([
+        f"{epoch.phase:<6}", f"{epoch.weight_steps:>7}",
+        number(epoch.mean_weight_loss if epoch.weight_steps else None, ".4f", 6),
+        f"{epoch.alpha_steps:>7}", number(epoch.mean_alpha_loss if moved else None, ".4f", 6),
+        f"{f'{epoch.rejected}/{epoch.samples}':>9}",
+        number(epoch.expected_latency_ms if moved else None, ".3f", 9),
+        number(epoch.alpha_entropy if moved else None, ".3f", 7),
+        number(epoch.max_prob if moved else None, ".2f", 5),
+        number(epoch.argmax_changes if moved else None, "d", 5)])
+
+
+def format_epochs(epochs: list[EpochSummary]) -> str:
+    """One line per epoch: steps and mean loss of each kind, the rejected share of the sampled
+    subnets and, once alpha moves, ``E[LAT]``, the entropy of p (1 = uniform), the mean largest p
+    and how many layers changed their argmax in the epoch. The warm-up trains weights only, so its
+    lines show the weight loss falling and "-" where alpha would repeat its initial values; a run
+    of consecutive epochs whose lines would be identical (apart from number and time) is one line,
+    ``epochs a-b``, with their total time."""
+    groups: list[list] = []  # [first epoch, last epoch, cells, seconds]
+    for epoch in epochs:
+        cells = _epoch_cells(epoch)
+        if groups and groups[-1][2] == cells and groups[-1][1] == epoch.epoch - 1:
+            groups[-1][1] = epoch.epoch
+            groups[-1][3] += epoch.seconds
+        else:
+            groups.append([epoch.epoch, epoch.epoch, cells, epoch.seconds])
+    lines = [EPOCH_HEADER]
+    for first, last, cells, seconds in groups:
+        label = str(first) if first == last else f"{first}-{last}"
+        lines.append(f"{label:>7}  {cells}  {seconds:>7.1f}")
+    return "\n".join(lines + [EPOCH_LEGEND])
+
+
 @dataclass
 class History:
     """Everything a notebook needs to replay a search (saved as ``history.json``)."""
@@ -211,6 +260,10 @@ class History:
     def expected_latency_curve(self) -> list[float]:
         """``E[LAT]`` (ms) at each alpha step."""
         return [a.expected_latency_ms for a in self.alpha_steps]
+
+    def epoch_table(self) -> str:
+        """The epochs as a table (notebook 06 prints it; ``format_epochs``)."""
+        return format_epochs(self.epochs)
 
     def _probs_over_steps(self) -> list[list[list[float]]]:
         initial = [torch.softmax(torch.tensor(a), 0).tolist() for a in self.alpha_init]

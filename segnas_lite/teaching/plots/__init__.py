@@ -14,6 +14,7 @@ arguments. A notebook writes ``from segnas_lite.teaching import plots, widgets``
 * ``search``: op probabilities, search curves, rejections, derivation, evolution (06, 07);
 * ``compare``: accuracy vs latency, per budget (07);
 * ``rank``: does the super-net rank? estimates vs stand-alone mIoU, Kendall's tau (07);
+* ``study``: does the search beat random? mIoU +- std vs latency per budget, beside the rank (07);
 * ``portrait``: cut-out panels, temporal smoothing and a video frame's time by stage (09);
 * ``diagrams_models``, ``diagrams_search``: architecture diagrams, boxes and arrows read off the
   real model / search space: Fast-SCNN, LR-ASPP (02, 03), the seed's macro and the super-net with
@@ -33,6 +34,7 @@ from segnas_lite.teaching.plots.models import block_breakdown, feature_maps
 from segnas_lite.teaching.plots.portrait import (cutout_panels, frame_times, smoothed_frame,
                                                   smoothing_tradeoff)
 from segnas_lite.teaching.plots.rank import rank_figure, rank_scatter, rank_taus
+from segnas_lite.teaching.plots.study import STUDY_MARKERS, study_figure, study_pareto
 from segnas_lite.teaching.plots.search import (alpha_curves, alpha_heatmap, alpha_stability,
                                                derive_attempts, evolution_curves,
                                                latency_histogram, search_curves)
@@ -47,6 +49,7 @@ __all__ = [
     "block_breakdown", "feature_maps",
     "cutout_panels", "frame_times", "smoothed_frame", "smoothing_tradeoff",
     "rank_figure", "rank_scatter", "rank_taus",
+    "STUDY_MARKERS", "study_figure", "study_pareto",
     "alpha_curves", "alpha_heatmap", "alpha_stability", "derive_attempts", "latency_histogram",
     "evolution_curves", "search_curves",
     "training_curves",

@@ -20,19 +20,33 @@ def _pareto_front(points: list[tuple[float, float]]) -> list[int]:
 
 
 def pareto(rows: Sequence[dict], *, metric: str = "miou", latency_key: str = "latency_ms",
-           title: str | None = None) -> Figure:
+           spread_key: str | None = None, title: str | None = None) -> Figure:
     """Accuracy versus latency, one labelled point per model (``rows``: dicts with ``name``, the
-    metric and the latency); the Pareto front (models nothing else beats on both axes) is joined."""
+    metric and the latency); the Pareto front (models nothing else beats on both axes) is joined.
+
+    ``spread_key``: a row's ``(low, high)`` of the metric over repeated runs (e.g. training seeds),
+    drawn as a vertical bar around the point; a row without it (or with ``None``) is one run. Two
+    models whose bars overlap are not separated by this comparison; the front is still drawn
+    through the points (the means), so read it together with the bars."""
     fig = Figure(figsize=(5.5, 3.8), layout="constrained")
     ax = fig.subplots()
     points = [(float(r[latency_key]), float(r[metric])) for r in rows]
     for i, (row, (x, y)) in enumerate(zip(rows, points)):
         ax.scatter(x, y, s=45, color=f"C{i % 10}", zorder=3)
+        spread = row.get(spread_key) if spread_key else None
+        if spread is not None:
+            low, high = float(spread[0]), float(spread[1])
+            ax.errorbar(x, y, yerr=[[max(y - low, 0.0)], [max(high - y, 0.0)]], color=f"C{i % 10}",
+                        capsize=3, linewidth=1, zorder=2)
         ax.annotate(row["name"], (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
     front = _pareto_front(points)
     if len(front) > 1:
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="grey",
                 linestyle="--", linewidth=1, label="Pareto front", zorder=2)
+        ax.legend(fontsize=8)
+    if spread_key and any(row.get(spread_key) is not None for row in rows):
+        ax.errorbar([], [], yerr=[], color="grey", capsize=3, linewidth=1,
+                    label="range over training seeds")
         ax.legend(fontsize=8)
     ax.set(xlabel="latency (ms)", ylabel=metric, title=title or f"{metric} vs latency")
     ax.grid(alpha=0.3)

@@ -133,3 +133,28 @@ def search_curves(expected_latency_ms: Sequence[float], rejection_rates: Sequenc
     for ax in (ax_lat, ax_rej):
         ax.grid(alpha=0.3)
     return fig
+
+
+def evolution_curves(generations: Sequence[dict], *, references: dict[str, float] | None = None,
+                     ylabel: str = "super-net mIoU (held-out train)",
+                     title: str = "evolution on the trained super-net") -> Figure:
+    """Fitness per generation of an evolutionary search (``StrategyResult.generations``: per
+    generation ``best``, ``mean`` and the ``population`` as ``[ops, fitness, ms]``): every member a
+    grey dot, the best and the mean as lines. ``references``: label -> fitness, each a dashed
+    horizontal line (e.g. the best of a random search with as many evaluations, the gradient
+    search's choice scored the same way)."""
+    fig = Figure(figsize=(6, 3.4), layout="constrained")
+    ax = fig.subplots()
+    numbers = [g["generation"] for g in generations]
+    for g in generations:
+        scores = [member[1] for member in g["population"]]
+        ax.scatter([g["generation"]] * len(scores), scores, s=12, color="grey", alpha=0.5)
+    ax.plot(numbers, [g["best"] for g in generations], marker="o", color="tab:green", label="best")
+    ax.plot(numbers, [g["mean"] for g in generations], marker=".", color="tab:blue", label="mean")
+    for i, (label, value) in enumerate((references or {}).items()):
+        ax.axhline(value, color=f"C{(i + 3) % 10}", linestyle="--", linewidth=1, label=label)
+    ax.set_xticks(numbers)
+    ax.set(xlabel="generation", ylabel=ylabel, title=title)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
