@@ -147,7 +147,8 @@ def exercise_2(*, quick: bool = True) -> dict:
     weights of all 70 candidates are saved by the convolutions that ran, about 9 MiB, against one
     path's weights in "fixed". At 64 px and batch 2 those weights are a large part of the count
     (compare ``weights_mib_all_candidates`` with ``mib["all"]``) and push the ratio above 7
-    (7.46 in the notebook's quick run). "single" keeps only a little more than "fixed": what Eq. 4
+    (7.46 in the notebook's quick copy; its workshop copy, at 128 px and batch 4, prints 6.72, below
+    7 as the next paragraph explains). "single" keeps only a little more than "fixed": what Eq. 4
     needs in backward (the layer input x, to re-run the other candidates, and the active op's
     output), most of which the path saves anyway.
     Larger batch or image: yes, it changes. Every activation grows with batch x pixels, the weights

@@ -273,15 +273,15 @@ def exercise_5(*, quick: bool = True) -> dict:
     noisy). How much is lost depends on how good the prior is. Where the in-place sum is already
     close (PyTorch, the quick run: a few percent MAPE), 12 subnets do as well as 20: the scale s
     and the fixed cost c, two numbers, are all the fit needs. On OpenVINO (``--full``, the
-    notebook's case) the in-place sum is off by a factor and ranks poorly; the two numbers still
-    fix most of the MAPE (the per-call overhead that the in-place sum counts eleven times is mostly
-    a global offset), but the per-op corrections that improve the ranking need many measurements:
-    with 12, held-out Spearman gains less over the in-place sum and MAPE ends higher than with
-    60 (at 64 px OpenVINO's sub-millisecond timings are also noisier). With 8 held-out subnets
-    Spearman itself is uncertain by about +-0.3: compare directions over several seeds, not one
-    digit. The 12 subnets are exactly the first 12 of the NUM_FIT fit (the same seeded generator),
-    so here they are re-fitted from the same measurements with the library's ``calibrate``;
-    ``build_predictor(num_fit=12)`` would measure them again.
+    notebook's case) the in-place sum overestimates every network by tens of percent; the two
+    numbers still fix most of the MAPE (the per-call overhead that the in-place sum counts eleven
+    times is mostly a global offset), but the per-op corrections that improve the ranking need
+    many measurements: with 12, held-out Spearman gains less over the in-place sum and MAPE ends
+    higher than with 60 (at 64 px OpenVINO's sub-millisecond timings are also noisier). With 8
+    held-out subnets Spearman itself is uncertain by about +-0.3: compare directions over several
+    seeds, not one digit. The 12 subnets are exactly the first 12 of the NUM_FIT fit (the same
+    seeded generator), so here they are re-fitted from the same measurements with the library's
+    ``calibrate``; ``build_predictor(num_fit=12)`` would measure them again.
     """
     settings = setup(quick=quick, seed=SEED)
     s = _settings(settings.quick)
