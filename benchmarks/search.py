@@ -1,158 +1,179 @@
-"""The seed's Table 2 question, asked fairly on real photos: at a latency budget, is the searched
-network more accurate than the other networks that fit the same budget?
+"""Does the search beat random? Issue 26's fair comparison at two latency budgets, resumable.
 
-    python benchmarks/search.py           # 2 budgets x 2 search seeds + ~25 retrainings (~2.5 h)
-    python benchmarks/search.py --budget-fracs 0.3 0.6 --seeds 0 1 --random 5   # the same, in full
-    python benchmarks/search.py --smoke --out /tmp/search.json --results-dir /tmp/search  # minutes
-    python benchmarks/search.py --fresh   # start over (discards the saved state and searches)
-    python benchmarks/search.py --latency-form mul_log --warmup-sampling constrained \
-        --results-dir benchmarks/results/search_reference --out benchmarks/results/search_reference.json
-                                          # the ablation: the reference's latency term and warm-up
+    python benchmarks/search.py --fresh --max-pieces 10  # first session (replaces an old state)
+    python benchmarks/search.py --max-pieces 15  # any later session: at most 15 pieces, then stop
+    python benchmarks/search.py                  # every missing piece (~8 h on 2 quiet cores)
+    python benchmarks/search.py --only search    # the 2 super-nets and 12 searches (~2 h)
+    python benchmarks/search.py --only train     # the retrainings of the nets found so far
+    python benchmarks/search.py --report         # the tables and figure from the pieces done
+    python benchmarks/search.py --smoke          # synthetic data, a minute or two (the tests)
+    python benchmarks/search.py --warmup sandwich2_distill --fresh   # another super-net training
 
-Data: ``../shared/data/people`` (230 photos, person masks), the fixed 80/20 split with seed 0 for
-every search seed. The searches see only the 184 train photos: a folder of links to them (in the
-cache folder, never in the repository), because ``run_search`` splits its data with the search seed;
-inside it ``run_search`` keeps 80% and halves them for weight and alpha steps. mIoU is on the 46 val
-photos after retraining.
+What it measures (../shared/DESIGN.md, "Judging a search"; Li and Talwalkar, UAI 2019):
 
-Latency: OpenVINO f32 at ``--latency-size`` 256 px, 2 threads (the deployment target), always
-*measured* end to end. A budget is a fraction (``--budget-fracs``) of the way from the fastest to
-the slowest architecture the calibrated predictor (``nas.predictor.build_predictor``, seed 0) allows;
-the same milliseconds serve every search seed. At each budget the rows are:
+* **Data.** ``../shared/data/people`` + ``ccp_people``, one fixed split (``split_seed`` 0) for
+  every search and training: the searches see the train split only (``run_search`` with
+  ``data_options={"split_seed": 0}``; their fitness is a held-out part of it), val judges.
+* **Budgets.** 0.3 and 0.6 of the way from the fastest to the slowest net predicted for OpenVINO
+  f32, 2 threads, 256 px (rank.py's predictor and budgets, fixed by the first run).
+* **Searched nets.** Per search seed (0, 1) ONE super-net (``warmup``: the search's warm-up, the
+  ``Settings.warmup`` variant of rank.py's ablation), then per budget the three strategies on it,
+  each by ``nas.run.run_search`` under the hard budget with the closed loop on measured latency:
+  ``gradient`` (ProxylessNAS alpha epochs), ``evolution`` and ``random`` (as many evaluations).
+* **Random subnets.** 5 per budget, drawn uniformly (seeded), kept when their MEASURED latency
+  (package timer, ``deploy.bench`` as the closed loop measures) lies in 0.85-1.0 of the budget.
+* **Baseline.** The MobileNetV3 block in every layer of the same macro, every channel width times w
+  (``nas.space.scaled_space``): the widest w of the grid 0.25..1 (step 0.05) measured within the
+  budget, as the old benchmark scaled it.
+* **Retraining.** Every net with seeds 0, 1, 2 and rank.py's recipe (``rank_pieces.
+  train_standalone``: ``segnas train --recipe people --epochs 15 --image-size 160``).
+* **Latency rows.** One piece measures every net (interleaved passes, best pass), so every quoted
+  latency comes from the same run; a piece measured on a busy machine is never quoted and is
+  measured again on the next run (so are the selections, which are latency pieces too).
+* **Report** (``search_report.py``, which says why the bootstrap's unit is the net): per net mean
+  +- std; per strategy its difference to the random subnets' mean with a 95% interval, the verdict
+  per budget; ``results/search.json``, ``search_pareto.png`` (beside rank.py's scatter).
 
-* searched     ``run_search`` (``--search-size`` px) per ``--seeds``: the budget-derived genotype
-* random       ``--random`` subnets drawn uniformly, kept only if measured within the budget
-* mbv3         the MobileNetV3 baseline of the same macro (``mbv3_3x3`` in every layer), unscaled
-* mbv3_scaled  the same with every channel width times w (``nas.space.scaled_space``): the largest
-               w on the grid ``--width-min..1`` step ``--width-step`` measured within the budget
-* uniform      one other op in every layer, when measured within the budget (the others are
-               measured, listed under ``uniform_fit_ms``, and not trained)
-* reference    Fast-SCNN and LR-ASPP MobileNetV3-Small (within the budget by their row latency)
-
-"Within the budget": each net is judged by the measurement that selected it, the best of a few
-medians either way: the search's closed-loop derivation for the searched nets, ``measure_genotypes``
-+ ``best_of`` (``--fit-repeats`` interleaved passes of ``--fit-runs`` runs, as the search's
-calibration measures) for the others; that one is also taken of the searched nets (``fit_ms``),
-as a check. Every row is then timed once more (``measure``: best median of ``--rounds`` rounds of
-``--runs``), with params and GFLOPs, and every network is retrained from scratch with one recipe
-(``common.people_training``: batch 8, SGD lr 0.05, poly schedule, ``--train-steps`` steps at
-``--train-size`` px, seed ``--train-seed``). The verdict per budget says "yes" when every searched
-net measured within the budget and their mean mIoU beats the best random subnet and the
-width-scaled baseline; the JSON also compares with the unscaled baseline, the uniform nets and
-the references.
-
-Resumable: every finished piece (budget, search, measurement, training) is written at once to
-``--results-dir``/state.json (atomically) and skipped on the next run; a search stopped mid-way
-resumes from its checkpoint. A saved state made with another recipe is refused: pass the same flags,
-or ``--fresh``. Output: ``--out`` (JSON: environment, settings, rows, verdicts, wall time of each
-stage, the machine load and ``busy: true`` when something else used the CPU while latencies were
-measured), a printed table, and ``search_pareto.png`` beside the JSON.
-
-How long (2 quiet cores, estimated): predictors ~10 min, 4 searches ~15 min, latency ~10 min,
-~25 retrainings of 1200 steps at 160 px ~100 min; ``--smoke`` a few minutes. Latencies measured
-while the machine was busy stay in the state: re-run with ``--fresh`` on a quiet machine before
-quoting them.
+Pieces, in order: 3 selections, 2 warm-ups, 12 searches, the latency rows, 3 x ~24 trainings. Each
+is recorded in ``--out``/state.json as soon as it is done and skipped by the next run; a warm-up,
+a gradient search or a training stopped mid-way resumes from its last epoch (Ctrl-C safe). A state
+made with other settings is refused (``--fresh`` discards it). Nets found by later pieces get their
+trainings planned as they appear.
 """
 from __future__ import annotations
 
 import argparse
-import hashlib
-import os
-import random
+import itertools
+import json
 import shutil
 import statistics
 import sys
-import time
 import warnings
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-import torch
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (RESULTS, ResumableState, environment, people_training,  # noqa: E402
-                    print_table, write_json)
+from common import RESULTS, ResumableState, StateMismatchError  # noqa: E402
+from rank import DATA, Settings as RankSettings  # noqa: E402
+from search_pieces import (Warmup, fix_budgets, measure_rows, select_random,  # noqa: E402
+                           select_widths, strategy_search, train_net)
+from search_report import (every_net_known, latency_status, nets_of,  # noqa: E402
+                           unique_nets, write_report)
 
 from segnas_lite import flags  # noqa: E402
-from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
-from segnas_lite.zoo import build_model  # noqa: E402
-from segnas_lite.nas import Genotype, MacroConfig, get_space  # noqa: E402
 from segnas_lite.deploy.target import Target  # noqa: E402
-from segnas_lite.nas.config import SearchConfig  # noqa: E402
-from segnas_lite.nas.gates import LATENCY_FORMS  # noqa: E402
-from segnas_lite.nas.measure import best_of, measure, measure_genotypes  # noqa: E402
-from segnas_lite.nas.predictor import build_predictor  # noqa: E402
-from segnas_lite.nas.run import run_search  # noqa: E402
-from segnas_lite.nas.space import scaled_space  # noqa: E402
-from segnas_lite.runio import stream_seed  # noqa: E402
-from segnas_lite.models.summary import summarize  # noqa: E402
-from segnas_lite.deploy.openvino import openvino_probe  # noqa: E402
-from segnas_lite.timing import LoadMonitor  # noqa: E402
-from segnas_lite.teaching.plots import budget_pareto  # noqa: E402
+from segnas_lite.errors import SegnasError  # noqa: E402
+from segnas_lite.nas.latency import LatencyTable  # noqa: E402
+from segnas_lite.nas.predictor import NUM_FIT  # noqa: E402
+from segnas_lite.runio import progress  # noqa: E402
 
-SPLIT_SEED = 0      # the people split, whatever the search seed
-RANDOM_STREAM = 7   # stream_seed stream of the random subnets
-REFERENCES = ("fast_scnn", "lraspp_mobilenetv3_small")
-SMOKE = dict(budget_fracs=[0.8], seeds=[0], random=2, max_random_draws=16, latency_size=128,
-             num_fit=12, fit_runs=5, fit_repeats=2, runs=5, rounds=1, search_size=64,
-             search_warmup_epochs=1, search_epochs=1, search_steps=2, train_size=64,
-             train_steps=2, width_min=0.5, width_step=0.25)
-RECIPE = ("space", "people", "latency_size", "threads", "num_fit", "fit_runs", "fit_repeats",
-          "runs", "rounds", "search_size", "search_warmup_epochs", "search_epochs", "search_steps",
-          "train_size", "train_steps", "train_seed", "lr", "random_seed", "latency_form",
-          "warmup_sampling", "arch_lr")
-"""The settings every saved piece depends on: a state saved with others is refused, not mixed."""
+GUESS_SECONDS = {"select": 120.0, "warmup": 490.0, "search": 500.0, "latency": 150.0,
+                 "train": 300.0}
+"""A piece's duration on 2 cores until this state has recorded one of its kind (the ETA)."""
+WARMUPS = tuple(RankSettings().variants())  # rank.py's super-net ablation, by name
 
 
-class BudgetTooTightError(RuntimeError):
-    """Too few random subnets measured within a budget after ``--max-random-draws`` draws."""
+class SettingsError(SegnasError, ValueError):
+    """A benchmark setting that cannot work (an unknown warm-up, an empty window)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the recorded pieces depend on: the state's recipe (``ResumableState`` refuses a
+    state saved with others). The defaults are the real run; :meth:`smoke` the minute-long one.
+    The fields rank.py's helpers read (data, split_seed, train_length, space, target, calibrate,
+    num_fit, seed, image_size, recipe, epochs) mean what they mean there."""
+
+    data: tuple[str, ...] = DATA
+    split_seed: int = 0              # the train/val cut of every pool folder
+    train_length: int | None = None  # cap on training images per source
+    space: str = "seed"
+    target: Target = field(default_factory=lambda: Target("openvino", "f32", 2, 256))
+    calibrate: bool = True           # the calibrated predictor (rank.py's, seed 0)
+    num_fit: int = NUM_FIT
+    seed: int = 0                    # the predictor's calibration draw, the random subnets' draw
+    budget_fracs: tuple[float, ...] = (0.3, 0.6)
+    search_seeds: tuple[int, ...] = (0, 1)
+    strategies: tuple[str, ...] = ("gradient", "evolution", "random")
+    warmup: str = "uniform"          # the super-net's training: a variant of rank.py's ablation
+                                     # (today's SearchConfig default); switch it when that decides
+    warmup_epochs: int = 15          # as rank.py's super-nets (its variant may change it)
+    search_steps: int | None = None  # cap on batches per search epoch (None: the whole split)
+    alpha_epochs: int = 5            # gradient: alpha epochs after the warm-up (~50 steps each)
+    arch_lr: float = 0.05            # notebook 06's full setting (1e-3 barely moves alpha here)
+    population: int = 24             # evolution (once-for-all's 100, scaled to a CPU) ...
+    generations: int = 5             # ... 96 evaluations at most; random search makes as many
+    bn_images: int = 256             # BatchNorm recalibration before every fitness (rank.py's)
+    random_subnets: int = 5          # per budget
+    window: tuple[float, float] = (0.85, 1.0)  # their measured latency, as fractions of the budget
+    max_draws: int = 200             # random subnets measured per budget at most
+    width_min: float = 0.25          # the scaled baseline's width grid
+    width_step: float = 0.05
+    fit_runs: int = 20               # selection timings: runs per pass ...
+    fit_repeats: int = 3             # ... interleaved passes (the best pass counts)
+    runs: int = 30                   # the latency rows: runs per pass ...
+    repeats: int = 5                 # ... interleaved passes
+    image_size: int = 160            # super-net and retraining side
+    recipe: str = "people"
+    epochs: int = 15                 # retraining epochs
+    train_seeds: tuple[int, ...] = (0, 1, 2)
+
+    def __post_init__(self) -> None:
+        if self.warmup not in WARMUPS:
+            raise SettingsError(f"unknown warm-up {self.warmup!r}: choose one of rank.py's "
+                                f"super-net variants {list(WARMUPS)}")
+        low, high = self.window
+        if not 0.0 <= low < high:
+            raise SettingsError(f"the window must be 0 <= low < high, got {self.window}")
+
+    @classmethod
+    def smoke(cls) -> "Settings":
+        """Synthetic data, the tiny space, torch at 64 px, one budget, 1 epoch of everything."""
+        return cls(data=("synthetic",), train_length=16, space="tiny",
+                   target=Target("torch", "f32", 1, 64), num_fit=12, budget_fracs=(0.9,),
+                   warmup_epochs=1, search_steps=1, alpha_epochs=1, population=4, generations=2,
+                   bn_images=8, random_subnets=2, window=(0.0, 1.0), max_draws=40, width_min=0.5,
+                   width_step=0.25, fit_runs=3, fit_repeats=1, runs=3, repeats=2, image_size=64,
+                   epochs=1, train_seeds=(0, 1))
+
+    def warmup_changes(self) -> dict:
+        """The ``SearchConfig`` changes of the ``warmup`` variant (rank.py's definition)."""
+        return RankSettings(supernet_epochs=self.warmup_epochs).variants()[self.warmup]
+
+    def recipe_dict(self) -> dict:
+        return {**asdict(self), "warmup_changes": self.warmup_changes()}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
-    add("--people", default=str(default_people_dir()), help="the people set (never copied)")
-    add("--space", default="seed")
-    add("--budget-fracs", type=float, nargs="+", default=[0.3, 0.6],
-        help="budgets, as fractions from the fastest to the slowest predicted architecture")
-    add("--seeds", type=int, nargs="+", default=[0, 1], help="search seeds per budget")
-    add("--random", type=int, default=5, help="random subnets within each budget")
-    add("--max-random-draws", type=int, default=100,
-        help="give up after this many draws per budget")
-    add("--random-seed", type=int, default=0)
-    add("--latency-size", type=int, default=256, help="deployment side for every latency")
-    add("--threads", type=int, default=2)
-    add("--num-fit", type=int, default=60, help="random subnets that calibrate the predictor")
-    add("--fit-runs", type=int, default=20, help="runs per pass of the within-budget measurement")
-    add("--fit-repeats", type=int, default=3, help="interleaved passes of that measurement")
-    add("--runs", type=int, default=30, help="runs per round of each row's latency")
-    add("--rounds", type=int, default=3, help="rounds per row latency (best median)")
-    add("--search-size", type=int, default=128, help="training side of the search")
-    add("--search-warmup-epochs", type=int, default=50, help="weight-only epochs (about 9 batches)")
-    add("--search-epochs", type=int, default=25, help="alpha epochs after the warm-up")
-    add("--search-steps", type=int, default=20, help="cap on batches per search epoch")
-    add("--arch-lr", type=float, default=0.05,
-        help="the search's Adam lr for alpha (notebook 06's full setting; the reference's 1e-3 "
-             "barely moves alpha in a workshop-length search)")
-    add("--latency-form", default="hinge", choices=LATENCY_FORMS,
-        help="the search's latency term (the ablation against collapse: mul_log, the reference)")
-    add("--warmup-sampling", default="fair", choices=("fair", "constrained"),
-        help="the search's warm-up paths (constrained: under the budget, as the seed)")
-    add("--train-size", type=int, default=160, help="retraining and evaluation side")
-    add("--train-steps", type=int, default=1200, help="retraining SGD steps (batch 8)")
-    add("--train-seed", type=int, default=0)
-    add("--lr", type=float, default=0.05)
-    add("--width-min", type=float, default=0.25, help="narrowest width of the scaled baseline")
-    add("--width-step", type=float, default=0.05)
-    add("--smoke", action="store_true", help="a tiny version that runs in a few minutes")
-    add("--fresh", action="store_true", help="discard the saved state and start over")
-    add("--verbose", action="store_true", help="progress of the searches and measurements")
-    add("--results-dir", default=str(RESULTS / "search"), help="state.json and the searches")
-    add("--out", default=str(RESULTS / "search.json"))
+    add("--out", default=None, help="state.json and the pieces' folders (default "
+        "benchmarks/results/search/; --smoke: in the cache)")
+    add("--json", default=None, help="the report (default: benchmarks/results/search.json; "
+        "--smoke: in --out); the figure beside it as <stem>_pareto.png")
+    add("--rank-json", default=None, help="rank.py's report, drawn beside the Pareto (default: "
+        "benchmarks/results/rank.json; --smoke: none)")
+    add("--only", choices=("select", "search", "latency", "train", "report"), default=None,
+        help="run only these pieces (report: run nothing, print and write the report)")
+    add("--report", action="store_true", help="the same as --only report")
+    add("--max-pieces", type=int, default=None, metavar="N", help="stop after N pieces")
+    add("--warmup", choices=WARMUPS, default=None,
+        help="the super-net training (a variant of rank.py's ablation; default: Settings.warmup)")
+    add("--bootstrap", type=int, default=10000, help="bootstrap resamples of each interval")
+    add("--smoke", action="store_true", help="tiny synthetic version (a minute or two)")
+    add("--fresh", action="store_true", help="discard the saved state and its folders, start over")
+    add("--refresh-latency", action="store_true", help="with --fresh: measure the latency "
+        "predictor again (e.g. the cached one was measured on a busy machine)")
     args = parser.parse_args(argv)
-    args.people = str(Path(args.people).resolve())
-    if args.smoke:
-        for name, value in SMOKE.items():
-            setattr(args, name, value)
+    if args.report:
+        args.only = "report"
+    args.out = Path(args.out or (flags.cache_dir() / "bench_search_smoke" if args.smoke
+                                 else RESULTS / "search"))
+    args.json = Path(args.json or (args.out / "search.json" if args.smoke
+                                   else RESULTS / "search.json"))
+    if args.rank_json is None and not args.smoke:
+        args.rank_json = RESULTS / "rank.json"
     return args
 
 
@@ -160,361 +181,176 @@ def log(text: str) -> None:
     print(text, flush=True)
 
 
-# --------------------------------------------------------------------------- the networks
-def nas_info(genotype: Genotype) -> dict:
-    return {"name": "nas_child", "kwargs": {"genotype": genotype.to_json()}}
+# --------------------------------------------------------------------------- the plan
+@dataclass
+class Piece:
+    """One piece of work: ``done()`` says whether the state holds it (quiet, for a timing piece),
+    ``run()`` makes and records it."""
+
+    kind: str  # "select", "warmup", "search", "latency" or "train"
+    name: str
+    done: Callable[[], bool]
+    run: Callable[[], object]
 
 
-def nas_key(genotype: Genotype) -> str:
-    return f"{genotype.space}:{','.join(genotype.ops)}"
+def _quiet(record) -> bool:
+    return record is not None and not record.get("busy")
 
 
-def widths(args) -> list[float]:
-    count = int(round((1.0 - args.width_min) / args.width_step))
-    return sorted({round(args.width_min + i * args.width_step, 4) for i in range(count)} | {1.0})
+def plan(state, settings: Settings, budgets: dict, out: Path, only: str | None) -> list[Piece]:
+    """Every piece the state holds enough to plan, in order: selections, then per search seed its
+    warm-up and searches, the latency rows (once every net is known), trainings seed by seed (so
+    that after the first seed every net has an mIoU)."""
+    pieces: list[Piece] = []
+    search_keys = [(f, s, g) for s in settings.search_seeds for f in settings.budget_fracs
+                   for g in settings.strategies]
+    if only in (None, "select"):
+        pieces.append(Piece("select", "mbv3 widths", lambda: _quiet(state.get("select", "widths")),
+                            lambda: state.put("select", "widths", select_widths(state, settings))))
+        table = LatencyTable.from_json(json.dumps(budgets["table"]))
+        for frac in settings.budget_fracs:
+            key = f"random/{frac:g}"
+            pieces.append(Piece("select", f"random subnets {frac:g}",
+                                lambda k=key: _quiet(state.get("select", k)),
+                                lambda k=key, f=frac: state.put("select", k, select_random(
+                                    state, settings, f, budgets["budgets_ms"][f"{f:g}"], table))))
+    if only in (None, "search"):
+        for seed in settings.search_seeds:
+            warmup = Warmup(settings, seed, budgets, out)
+            mine = [f"{f:g}/s{s}/{g}" for f, s, g in search_keys if s == seed]
+
+            def warm(s=seed, w=warmup, keys=mine) -> bool:  # its checkpoint left on another machine
+                return state.get("warmup", f"s{s}") is not None and (
+                    w.checkpoint.exists() or all(state.get("search", k) is not None for k in keys))
+
+            pieces.append(Piece("warmup", f"s{seed}", warm, lambda s=seed, w=warmup: state.put(
+                "warmup", f"s{s}", w.train())))
+            for frac, _, strategy in [k for k in search_keys if k[1] == seed]:
+                key = f"{frac:g}/s{seed}/{strategy}"
+                pieces.append(Piece(
+                    "search", f"{frac:g} s{seed} {strategy}",
+                    lambda k=key: state.get("search", k) is not None,
+                    lambda k=key, f=frac, s=seed, g=strategy, w=warmup: state.put(
+                        "search", k, strategy_search(state, settings, frac=f, seed=s, strategy=g,
+                                                     budgets=budgets, warmup=w, out=out))))
+    if only in (None, "latency") and every_net_known(state.data):
+        nets = {n["key"]: {"space": n["space"], "ops": n["ops"]} for n in unique_nets(state.data)}
+        pieces.append(Piece("latency", f"{len(nets)} nets",
+                            lambda: latency_status(state.data, nets_of(state.data))["quoted"],
+                            lambda: state.put("latency", "rows",
+                                              measure_rows(state, settings, nets))))
+    if only in (None, "train"):
+        for seed in settings.train_seeds:
+            for net in unique_nets(state.data):
+                key = f"{net['key']}/s{seed}"
+                pieces.append(Piece("train", f"{net['label']} ({net['budget']}) s{seed}",
+                                    lambda k=key: state.get("train", k) is not None,
+                                    lambda k=key, n=net, s=seed: state.put(
+                                        "train", k, train_net(settings, n, s, out))))
+    return pieces
 
 
-def mbv3(space, width: float) -> Genotype:
-    """The MobileNetV3 baseline at ``width`` (width 1 is the unscaled space itself)."""
-    return Genotype.uniform(space if width == 1.0 else scaled_space(space, width), "mbv3_3x3")
+def unplanned_trainings(state, settings: Settings, only: str | None) -> int:
+    """Trainings of nets still to be found (at most: two budgets may share a net)."""
+    if only not in (None, "train") or every_net_known(state.data):
+        return 0
+    per_budget = len(settings.strategies) * len(settings.search_seeds) + settings.random_subnets + 1
+    missing = len(settings.budget_fracs) * per_budget - len(unique_nets(state.data))
+    return max(0, missing) * len(settings.train_seeds)
 
 
-def train_only_folder(people: Path) -> Path:
-    """Links to the people photos of the train split (split seed 0), in the cache folder: the data
-    every search sees, whatever its own seed (``run_search`` splits with the search seed)."""
-    full = open_dataset(people, image_size=32, split="train", seed=SPLIT_SEED)
-    pairs = [full.dataset.pairs[i] for i in full.indices]
-    tag = hashlib.sha1(repr((str(people.resolve()), [p[0].name for p in pairs])).encode())
-    folder = flags.cache_dir() / "people_train_only" / tag.hexdigest()[:12]
-    if not folder.is_dir():
-        partial = folder.with_name(folder.name + f".partial{os.getpid()}")
-        for image, mask in pairs:
-            for sub, path in (("Training_Images", image), ("Ground_Truth", mask)):
-                (partial / sub).mkdir(parents=True, exist_ok=True)
-                (partial / sub / path.name).symlink_to(path.resolve())
-        os.replace(partial, folder)  # a reader never sees a half-made folder
-    return folder
-
-
-# --------------------------------------------------------------------------- latency
-def deployment(args) -> Target:
-    """Where every latency of this benchmark is for: OpenVINO f32 at ``--latency-size``."""
-    return Target(backend="openvino", precision="f32", threads=args.threads,
-                  image_size=args.latency_size)
-
-
-def within_budget_ms(state, args, nets: list[tuple[str, Genotype]], what: str) -> dict[str, float]:
-    """The within-budget statistic of every net, measured once and kept: ``best_of`` over
-    ``--fit-repeats`` interleaved passes (``measure_genotypes``, as the search measures)."""
-    missing: dict[str, dict[str, Genotype]] = {}  # space name -> {key: genotype}, one call each
-    for key, genotype in nets:
-        if state.get("fit_ms", key) is None:
-            missing.setdefault(genotype.space, {})[key] = genotype
-    for space_name, todo in missing.items():
-        todo = list(todo.items())
-        with LoadMonitor(what=what, warn=False, ov_probe=openvino_probe(args.threads)) as monitor:
-            passes = measure_genotypes([g for _, g in todo], space=get_space(space_name),
-                                       target=deployment(args), runs=args.fit_runs,
-                                       repeats=args.fit_repeats, quiet=not args.verbose, desc=what)
-        state.add_load(what, monitor.report.to_dict())
-        for (key, _), ms in zip(todo, best_of(passes)):
-            state.put("fit_ms", key, ms)
-    return {key: state.get("fit_ms", key) for key, _ in nets}
-
-
-def distinct_random(space, rng: random.Random):
-    seen: set = set()
-    while True:
-        genotype = space.random_genotype(rng)
-        if genotype.ops not in seen:
-            seen.add(genotype.ops)
-            yield genotype
-
-
-def baseline_fits(state, args, space) -> tuple[dict[str, float], dict[float, float]]:
-    """Within-budget latency of the uniform nets (op -> ms) and of the MobileNetV3 baseline at every
-    width of the grid (width -> ms); both serve every budget."""
-    uniform = {op: Genotype.uniform(space, op) for op in space.layers[0].ops}
-    fit = within_budget_ms(state, args, [(nas_key(g), g) for g in uniform.values()], "uniform nets")
-    uniform_ms = {op: fit[nas_key(g)] for op, g in uniform.items()}
-    width_ms = {}
-    for width in widths(args):
-        genotype = mbv3(space, width)
-        width_ms[width] = within_budget_ms(state, args, [(nas_key(genotype), genotype)],
-                                           f"mbv3 width {width:g}")[nas_key(genotype)]
-    return uniform_ms, width_ms
-
-
-def random_under_budget(state, args, space, frac: float, budget_ms: float) -> list[Genotype]:
-    """``--random`` uniform draws measured within the budget, in draw order; the draws (and their
-    measurements) are saved, so a resumed run replays the same generator and continues it."""
-    key = f"{frac:g}_s{args.random_seed}"
-    draws = list(state.get("random_draws", key, []))
-    source = distinct_random(space, random.Random(stream_seed(args.random_seed,
-                                                              round(frac * 1000), RANDOM_STREAM)))
-    for _ in draws:
-        next(source)
-    while True:
-        kept = [d for d in draws if d["ms"] <= budget_ms][:args.random]
-        if len(kept) == args.random:
-            return [Genotype(space.name, tuple(d["ops"])) for d in kept]
-        room = args.max_random_draws - len(draws)
-        if room <= 0:
-            raise BudgetTooTightError(
-                f"only {len(kept)} of {len(draws)} random subnets measured within the "
-                f"{budget_ms:.2f} ms budget (fraction {frac:g}); raise --max-random-draws or the "
-                "budget fraction, or lower --random")
-        batch = [next(source) for _ in range(min(room, max(4, 2 * (args.random - len(kept)))))]
-        measured = within_budget_ms(state, args, [(nas_key(g), g) for g in batch],
-                                    f"random subnets, budget {frac:g}")
-        draws += [{"ops": list(g.ops), "ms": measured[nas_key(g)]} for g in batch]
-        state.put("random_draws", key, draws)
-
-
-def row_latency(state, args, key: str, info: dict) -> dict:
-    """Latency (best median of ``--rounds``), params and GFLOPs of one network, kept in the
-    state."""
-    done = state.get("latency", key)
-    if done is None:
-        started = time.perf_counter()
-        torch.manual_seed(0)
-        model = build_model(info["name"], num_classes=2, **info.get("kwargs", {})).eval()
-        stats = summarize(model, input_size=(args.latency_size,) * 2)
-        ms = measure(model, (1, 3, args.latency_size, args.latency_size), backend="openvino",
-                     precision="f32", threads=args.threads, warmup=5, runs=args.runs,
-                     rounds=args.rounds)
-        done = state.put("latency", key, {"latency_ms": ms, "params": stats.total_params,
-                                          "gflops": stats.gflops,
-                                          "seconds": round(time.perf_counter() - started, 1)})
-    return done
-
-
-# --------------------------------------------------------------------------- stages
-def budgets(state, args, space) -> dict[float, dict]:
-    """Each fraction's budget in ms from the seed-0 calibrated predictor (the one the seed-0 search
-    builds and caches); the same ms for every search seed."""
+def mean_seconds(state) -> dict[str, float]:
+    """Per kind of piece, the mean recorded duration, else the guess."""
     out = {}
-    for frac in args.budget_fracs:
-        done = state.get("budgets", f"{frac:g}")
-        if done is None:
-            table = build_predictor(space, target=deployment(args), num_fit=args.num_fit,
-                                    seed=0, macro_config=MacroConfig(), quiet=not args.verbose)
-            fastest, slowest = table.fastest()[1], table.slowest()[1]
-            done = state.put("budgets", f"{frac:g}", {
-                "fraction": frac, "budget_ms": fastest + frac * (slowest - fastest),
-                "fastest_predicted_ms": fastest, "slowest_predicted_ms": slowest,
-                "predictor": table.meta.get("key"),
-                "calibration_load": table.meta.get("calibration", {}).get("load")})
-        out[frac] = done
-        log(f"budget {frac:g}: {done['budget_ms']:.2f} ms (predicted fastest "
-            f"{done['fastest_predicted_ms']:.2f}, slowest {done['slowest_predicted_ms']:.2f})")
+    for kind, guess in GUESS_SECONDS.items():
+        seconds = [p["seconds"] for p in state.data["pieces"].get(kind, {}).values()
+                   if isinstance(p, dict) and p.get("seconds")]
+        out[kind] = statistics.fmean(seconds) if seconds else guess
     return out
 
 
-def search(state, args, space, data: Path, frac: float, budget_ms: float, seed: int) -> dict:
-    """One search, resumed from its checkpoint when a previous run stopped inside it."""
-    key = f"{frac:g}_s{seed}"
-    done = state.get("search", key)
-    if done is not None:
-        return done
-    out_dir = Path(args.results_dir) / f"search_b{frac:g}_s{seed}"
-    resume = (out_dir / "search_checkpoint.pt").exists()
-    log(f"search: budget {frac:g} ({budget_ms:.2f} ms), seed {seed}"
-        f"{' (resumed from its checkpoint)' if resume else ''}")
-    started = time.perf_counter()
-    config = SearchConfig(image_size=args.search_size, target=deployment(args),
-                          budget_ms=budget_ms, seed=seed, quiet=not args.verbose, calibrate=True,
-                          num_fit=args.num_fit, warmup_epochs=args.search_warmup_epochs,
-                          search_epochs=args.search_epochs, steps_per_epoch=args.search_steps,
-                          latency_form=args.latency_form, warmup_sampling=args.warmup_sampling,
-                          arch_lr=args.arch_lr)
-    result = run_search(space, str(data), config, out_dir=out_dir, resume=resume,
-                        overwrite=not resume)
-    summary = result.summary()
-    log(f"  derived: {' '.join(result.genotype_budget.ops)} ({fmt(summary['measured_ms'], '.2f')} "
-        f"ms measured by the search, {time.perf_counter() - started:.0f} s)")
-    return state.put("search", key, {
-        "genotype": list(result.genotype_budget.ops), "argmax": list(result.genotype_argmax.ops),
-        "summary": summary, "config": result.history.config, "out_dir": str(out_dir),
-        "seconds": round(time.perf_counter() - started, 1)})
+def run_pieces(state, make_plan: Callable[[], list[Piece]], max_pieces: int | None, *,
+               unplanned: Callable[[], int] = lambda: 0) -> tuple[int, int]:
+    """Run the first pending piece of ``make_plan()`` until none is left or ``max_pieces`` ran,
+    re-planning after each (a finished search adds trainings). A piece runs at most once per run:
+    one measured on a busy machine waits for the next run. Returns (ran, still pending)."""
+    tried: set[tuple[str, str]] = set()
+
+    def pending() -> list[Piece]:
+        return [p for p in make_plan() if not p.done() and (p.kind, p.name) not in tried]
+
+    def eta(pieces: list[Piece]) -> float:
+        means = mean_seconds(state)
+        return sum(means[p.kind] for p in pieces) + unplanned() * means["train"]
+
+    first = pending()
+    total = len(first) + unplanned()
+    limit = "" if max_pieces is None else f"; at most {max_pieces} in this run"
+    log(f"{len(first)} pieces to do now, and about {unplanned()} trainings of nets still to be "
+        f"found: about {eta(first) / 3600:.1f} h (the recorded speed of each kind of piece, else "
+        f"a guess for 2 cores){limit}")
+    steps = itertools.count() if max_pieces is None else range(max_pieces)
+    bar = progress(steps, desc="search pieces", unit="piece",
+                   total=total if max_pieces is None else min(max_pieces, total))
+    ran = 0
+    for _ in bar:
+        todo = pending()
+        if not todo:
+            break
+        piece = todo[0]
+        tried.add((piece.kind, piece.name))
+        text = f"{piece.kind} {piece.name}, ~{eta(todo) / 60:.0f} min left"
+        if hasattr(bar, "set_postfix_str"):
+            bar.set_postfix_str(text)
+        else:  # no bar (SEGNAS_QUIET): one line per piece
+            log(f"[{ran + 1}] {text}")
+        with state.stage(piece.kind):
+            piece.run()
+        ran += 1
+    left = [p for p in make_plan() if not p.done()]
+    return ran, len(left) + unplanned()
 
 
-def budget_rows(state, args, space, frac: float, budget: dict, searches: dict, uniform_ms: dict,
-                width_ms: dict) -> list[dict]:
-    """The contenders at one budget (before latency and training): kind, label, model, fit."""
-    budget_ms = budget["budget_ms"]
-    rows = []
-
-    def add(kind: str, label: str, genotype: Genotype | None = None, name: str | None = None,
-            **extra) -> None:
-        key = nas_key(genotype) if genotype is not None else name
-        info = nas_info(genotype) if genotype is not None else {"name": name}
-        rows.append({"budget_frac": frac, "budget_ms": budget_ms, "kind": kind, "label": label,
-                     "key": key, "info": info,
-                     "ops": list(genotype.ops) if genotype is not None else None,
-                     "fit_ms": state.get("fit_ms", key), **extra})
-
-    for seed in args.seeds:
-        done = searches[(frac, seed)]
-        add("searched", f"searched s{seed}", Genotype(space.name, tuple(done["genotype"])),
-            search_measured_ms=done["summary"]["measured_ms"])
-    for i, genotype in enumerate(random_under_budget(state, args, space, frac, budget_ms)):
-        add("random", f"random {i}", genotype)
-    add("mbv3", "mbv3 w1", mbv3(space, 1.0), width=1.0)
-    fitting = [w for w, ms in width_ms.items() if ms <= budget_ms]
-    if fitting:
-        add("mbv3_scaled", f"mbv3 w{max(fitting):g}", mbv3(space, max(fitting)), width=max(fitting))
-    for op, ms in uniform_ms.items():
-        if op != "mbv3_3x3" and ms <= budget_ms:
-            add("uniform", f"all {op}", Genotype.uniform(space, op))
-    for name in REFERENCES:
-        add("reference", name, name=name)
-    return rows
-
-
-def verdict(rows: list[dict], budget_ms: float) -> dict:
-    """Searched (mean of seeds) against the best random subnet, the baselines and the references."""
-    def mious(kind: str, fitting_only: bool = False) -> list[float]:
-        return [r["miou"] for r in rows if r["kind"] == kind and r["miou"] is not None
-                and (r["within_budget"] or not fitting_only)]
-
-    searched = mious("searched")
-    mean = statistics.fmean(searched) if searched else None
-    best = {kind: max(mious(kind, fitting_only=True), default=None)
-            for kind in ("random", "mbv3", "mbv3_scaled", "uniform", "reference")}
-
-    def beats(other: float | None) -> bool | None:
-        return None if mean is None or other is None else mean > other
-
-    out = {"budget_ms": budget_ms, "searched_miou": searched, "searched_miou_mean": mean,
-           "searched_within_budget": all(r["within_budget"] for r in rows
-                                         if r["kind"] == "searched"),
-           "random_miou_mean": statistics.fmean(mious("random")) if mious("random") else None,
-           **{f"best_{kind}_miou": value for kind, value in best.items()},
-           "unscaled_mbv3_miou": max(mious("mbv3"), default=None),
-           **{f"beats_{kind}": beats(value) for kind, value in best.items()},
-           "beats_unscaled_mbv3": beats(max(mious("mbv3"), default=None))}
-    out["scaled_fits"] = any(r["kind"] == "mbv3_scaled" for r in rows)  # else nothing to beat
-    needed = (out["searched_within_budget"], out["beats_random"],
-              out["beats_mbv3_scaled"] if out["scaled_fits"] else True)
-    out["answer"] = ("no" if any(x is False for x in needed) else
-                     "undecided" if any(x is None for x in needed) else "yes")
-    out["answer_rule"] = ("yes: every searched net measured within the budget, and their mean "
-                          "mIoU beats the best random subnet and the width-scaled baseline (when "
-                          "some width of it fits the budget)")
-    return out
-
-
-def fmt(value, spec: str = ".3f") -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-# --------------------------------------------------------------------------- main
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    wall = time.perf_counter()
-    people = Path(args.people)
-    if not people.is_dir():
-        raise SystemExit(f"the people set is not at {people}: put it there (see its README) or "
-                         "pass --people DIR / set SEGNAS_PEOPLE_DIR")
-    results = Path(args.results_dir)
-    if args.fresh:  # only what this script made: the state and its search folders
-        for folder in results.glob("search_b*_s*"):
-            shutil.rmtree(folder)
-    state = ResumableState(results / "state.json", fresh=args.fresh,
-                           recipe={name: getattr(args, name) for name in RECIPE})
-    space = get_space(args.space)
-
-    with state.stage("budgets"):
-        budget = budgets(state, args, space)
-    with state.stage("search"):
-        data = train_only_folder(people)
-        warnings.filterwarnings("ignore", message=r"\d+ of \d+ masks differ in size")  # said once
-        searches = {(frac, seed): search(state, args, space, data, frac,
-                                         budget[frac]["budget_ms"], seed)
-                    for frac in args.budget_fracs for seed in args.seeds}
-    with state.stage("within_budget"):
-        uniform_ms, width_ms = baseline_fits(state, args, space)
-        derived = [Genotype(space.name, tuple(s["genotype"])) for s in searches.values()]
-        within_budget_ms(state, args, [(nas_key(g), g) for g in derived], "searched nets")
-        rows = [row for frac in args.budget_fracs
-                for row in budget_rows(state, args, space, frac, budget[frac], searches,
-                                       uniform_ms, width_ms)]
-    models = {row["key"]: row["info"] for row in rows}
-    with state.stage("latency"):
-        todo = [key for key in models if state.get("latency", key) is None]
-        if todo:
-            log(f"latency of {len(todo)} networks (OpenVINO f32, {args.latency_size} px)")
-            with LoadMonitor(what="row latencies", warn=False,
-                             ov_probe=openvino_probe(args.threads)) as monitor:
-                for key in todo:
-                    row_latency(state, args, key, models[key])
-            state.add_load("row latencies", monitor.report.to_dict())
-    with state.stage("train"):
-        for i, (key, info) in enumerate(models.items(), start=1):
-            if state.get("train", key) is None:
-                log(f"train {i}/{len(models)}: {key}")
-                state.put("train", key, people_training(
-                    info, people, size=args.train_size, steps=args.train_steps,
-                    seed=args.train_seed, split_seed=SPLIT_SEED, lr=args.lr))
-
-    for row in rows:
-        row.update(state.get("latency", row["key"]))
-        trained = state.get("train", row["key"])
-        row.update(miou=trained["miou"], pixel_accuracy=trained["pixel_accuracy"],
-                   train_seconds=trained["seconds"])
-        if row["fit_ms"] is None:  # the references: their row latency is the best of its rounds
-            row["fit_ms"] = row["latency_ms"]
-        # each net is judged by the measurement that selected it: a searched net by the search's
-        # closed loop (re-measuring only it would regress it past an edge it was tuned to)
-        selected = row.get("search_measured_ms") or row["fit_ms"]
-        row["within_budget"] = selected <= row["budget_ms"]
-        del row["info"]
-    verdicts = {f"{frac:g}": verdict([r for r in rows if r["budget_frac"] == frac],
-                                     budget[frac]["budget_ms"]) for frac in args.budget_fracs}
-    report(args, state, space, budget, rows, verdicts, uniform_ms, width_ms, wall)
-
-
-def report(args, state, space, budget, rows, verdicts, uniform_ms, width_ms, wall) -> None:
-    print()
-    text = print_table(rows, [
-        ("budget_frac", "budget", "g"), ("budget_ms", "budget ms", ".2f"), ("kind", "kind", "s"),
-        ("label", "net", "s"), ("fit_ms", "fit ms", ".2f"),
-        ("latency_ms", f"ms@{args.latency_size}", ".2f"), ("within_budget", "fits", ""),
-        ("params", "params", ","), ("gflops", "GFLOPs", ".3f"), ("miou", "mIoU people", ".3f")])
-    print()
-    for frac, v in verdicts.items():
-        log(f"budget {frac} ({v['budget_ms']:.2f} ms): searched {fmt(v['searched_miou_mean'])} "
-            f"(seeds {', '.join(fmt(m) for m in v['searched_miou'])}) vs best random "
-            f"{fmt(v['best_random_miou'])}, scaled mbv3 {fmt(v['best_mbv3_scaled_miou'])}, "
-            f"unscaled mbv3 {fmt(v['unscaled_mbv3_miou'])}; searched within budget: "
-            f"{v['searched_within_budget']} -> {v['answer']}")
-    loads = state.data["load"]
-    busy = any(load.get("busy") for load in loads) or any(
-        (b.get("calibration_load") or {}).get("busy") for b in budget.values())
-    if busy:
-        log("WARNING: the machine was busy while latencies were measured: do not quote them")
-    out = Path(args.out)
-    figure_rows, seen = [], set()
-    for row in rows:  # nets shared by every budget once, in black
-        shared = row["kind"] in ("mbv3", "uniform", "reference")
-        if not (shared and row["key"] in seen):
-            figure_rows.append({**row, "budget": None if shared else f"{row['budget_frac']:g}"})
-            seen.add(row["key"])
-    figure = budget_pareto(figure_rows, {f"{f:g}": b["budget_ms"] for f, b in budget.items()},
-                           title=f"people val mIoU vs OpenVINO f32 latency at "
-                                 f"{args.latency_size} px")
-    figure.savefig(out.with_name(out.stem + "_pareto.png"), dpi=120)
-    write_json(out, {
-        "environment": environment(), "settings": vars(args), "space": space.name,
-        "budgets": {f"{f:g}": b for f, b in budget.items()}, "rows": rows, "verdict": verdicts,
-        "searches": {f"{f:g}_s{s}": state.get("search", f"{f:g}_s{s}")
-                     for f in args.budget_fracs for s in args.seeds},
-        "uniform_fit_ms": uniform_ms, "width_fit_ms": {f"{w:g}": ms for w, ms in width_ms.items()},
-        "stage_seconds": state.data["stages"], "runs": state.data["runs"],
-        "wall_seconds_this_run": round(time.perf_counter() - wall, 1),
-        "load": loads, "busy": busy, "table": text})
+    settings = Settings.smoke() if args.smoke else Settings()
+    if args.warmup:
+        settings = replace(settings, warmup=args.warmup)
+    warnings.filterwarnings("ignore", message=r"\d+ of \d+ masks differ in size")
+    report = dict(json_path=args.json, rank_json=args.rank_json, bootstrap=args.bootstrap)
+    if args.only == "report":
+        path = args.out / "state.json"
+        data = json.loads(path.read_text()) if path.exists() else None
+        if data is None or "strategies" not in data.get("recipe", {}):
+            raise SystemExit(f"no state of this benchmark at {path} (none, or an older version's): "
+                             "run the benchmark first (--fresh replaces an older state)")
+        write_report(data, **report)
+        return 0
+    if args.fresh and args.out.is_dir():  # only what this script made (the state is replaced)
+        for path in [*args.out.glob("warmup_s*"), *args.out.glob("search_b*_s*_*"),
+                     args.out / "standalone"]:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    try:
+        state = ResumableState(args.out / "state.json", recipe=settings.recipe_dict(),
+                               fresh=args.fresh)
+    except StateMismatchError as exc:  # said plainly, without a traceback
+        raise SystemExit(str(exc)) from None
+    try:
+        with state.stage("budgets"):
+            budgets = fix_budgets(state, settings, refresh=args.refresh_latency)
+        ran, left = run_pieces(state, lambda: plan(state, settings, budgets, args.out, args.only),
+                               args.max_pieces,
+                               unplanned=lambda: unplanned_trainings(state, settings, args.only))
+    except KeyboardInterrupt:
+        log("\ninterrupted: every finished piece is in the state (a warm-up, gradient search or "
+            "training stopped mid-way resumes from its last epoch); run the same command again")
+        return 130
+    if left:
+        log(f"ran {ran} pieces; {left} remain (or were measured on a busy machine and wait for "
+            "the next run): run the same command again")
+    write_report(state.data, **report)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

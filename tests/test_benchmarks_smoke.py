@@ -89,46 +89,6 @@ PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
 
 @pytest.mark.slow
 @pytest.mark.skipif(not PEOPLE.is_dir(), reason="needs ../shared/data/people")
-def test_search_smoke_answers_the_budget_question_and_resumes(tmp_path):
-    out, results = tmp_path / "search.json", tmp_path / "search"
-    args = ("--smoke", "--people", str(PEOPLE), "--out", str(out), "--results-dir", str(results))
-    run_script("search.py", *args, cache=tmp_path / "cache")
-    result = json.loads(out.read_text())
-
-    assert list(result["budgets"]) == ["0.8"] and list(result["verdict"]) == ["0.8"]
-    budget = result["budgets"]["0.8"]["budget_ms"]
-    kinds = [row["kind"] for row in result["rows"]]
-    assert kinds.count("searched") == 1 and kinds.count("random") == 2
-    assert kinds.count("mbv3") == 1 and kinds.count("reference") == 2
-    for row in result["rows"]:
-        assert positive(row["latency_ms"]) and positive(row["fit_ms"]), row
-        assert positive(row["params"]) and positive(row["gflops"])
-        assert 0.0 <= row["miou"] <= 1.0
-        selected = row["search_measured_ms"] if row["kind"] == "searched" else row["fit_ms"]
-        assert row["within_budget"] == (selected <= budget)
-        if row["kind"] in ("random", "uniform", "mbv3_scaled"):
-            assert row["within_budget"], row  # kept only when measured within the budget
-    assert "mbv3_scaled" not in kinds or result["width_fit_ms"]
-    assert set(result["width_fit_ms"]) == {"0.5", "0.75", "1"}
-    verdict = result["verdict"]["0.8"]
-    assert verdict["answer"] in ("yes", "no", "undecided")
-    assert set(result["stage_seconds"]) == {"budgets", "search", "within_budget", "latency", "train"}
-    assert isinstance(result["busy"], bool) and result["load"]
-    assert (tmp_path / "search_pareto.png").is_file()
-    assert not list(results.glob("**/*.jpg"))  # the photos are linked from the cache, never copied
-
-    # a second run finds every piece in the saved state and measures or trains nothing again
-    state = json.loads((results / "state.json").read_text())
-    run_script("search.py", *args, cache=tmp_path / "cache")
-    again = json.loads(out.read_text())
-    assert again["runs"] == 2
-    assert [r["miou"] for r in again["rows"]] == [r["miou"] for r in result["rows"]]
-    assert json.loads((results / "state.json").read_text())["pieces"] == state["pieces"]
-    assert again["wall_seconds_this_run"] < result["wall_seconds_this_run"]
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not PEOPLE.is_dir(), reason="needs ../shared/data/people")
 def test_recipe_quick_screens_every_lever_then_runs_the_finals(tmp_path):
     out = tmp_path / "recipe.json"
     run_script("recipe.py", "--quick", "--people", str(PEOPLE), "--out", str(out),
