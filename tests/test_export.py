@@ -9,8 +9,10 @@ and the tests check the PyTorch mask really contains both classes.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
+import numpy as np
 import openvino as ov
 import pytest
 import torch
@@ -19,6 +21,7 @@ from torch import nn
 from segnas_lite.data import synthetic_video
 from segnas_lite.deploy import bench as B
 from segnas_lite.deploy import export as E
+from segnas_lite.deploy import openvino as O
 from segnas_lite.deploy import parity as P
 from segnas_lite.deploy import quantize as Q
 
@@ -111,6 +114,48 @@ def test_low_precision_is_reported_not_judged(tiny, tiny_static, precision):
     assert report.runs == compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
     if report.runs != precision:
         assert f"{precision} -> runs {report.runs}" in report.to_text()
+
+
+def _quantised_conv() -> tuple[nn.Module, ov.Model]:
+    """A 3x3 convolution in PyTorch and the same one as an int8 IR, built by hand (what NNCF
+    inserts: FakeQuantize on the activation and on the weights), so no NNCF is needed."""
+    import openvino.opset13 as ops
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 2, 3, padding=1, bias=False).eval()
+
+    def fake_quantize(node, low: float, high: float, levels: int):
+        low, high = ops.constant(np.float32(low)), ops.constant(np.float32(high))
+        return ops.fake_quantize(node, low, high, low, high, levels)
+
+    x = ops.parameter([1, 3, 32, 32], ov.Type.f32, name="x")
+    weights = ops.constant(conv.weight.detach().numpy())
+    y = ops.convolution(fake_quantize(ops.relu(x), 0.0, 4.0, 256),
+                        fake_quantize(weights, -1.0, 1.0, 255), [1, 1], [1, 1], [1, 1], [1, 1])
+    return nn.Sequential(nn.ReLU(), conv).eval(), ov.Model([y], [x])
+
+
+def test_an_int8_ir_says_what_ran_and_is_not_judged():
+    reference, int8 = _quantised_conv()
+    assert P.ir_weights(int8) == "int8"
+    compiled = E.compile_ir(int8, precision="f32")
+    assert O.weighted_layer_precisions(compiled).keys() & {"u8", "i8"}  # the convolution ran int8
+    for precision in ("f32", "default"):
+        report = P.check_parity(reference, int8, num_images=2, precision=precision)
+        assert report.passed is None and report.weights == "int8"
+        assert report.runs.startswith("int8 in 1 of 1 convolutions, the rest ")
+        assert f"{precision} -> runs int8 in 1 of 1" in report.to_text()
+        assert "runs f32," not in report.to_text()
+
+
+def test_no_telemetry_sets_ci_for_the_block_only(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with O.no_telemetry():
+        assert os.environ["CI"] == "true"
+    assert "CI" not in os.environ
+    monkeypatch.setenv("CI", "1")
+    with O.no_telemetry():
+        assert os.environ["CI"] == "true"
+    assert os.environ["CI"] == "1"
 
 
 def test_compile_ir_sets_precision_and_threads(tiny_static):

@@ -9,7 +9,8 @@ from PIL import Image
 from segnas_lite.metrics import boundary_f_score, trimap_iou
 from segnas_lite.portrait.composite import BackgroundError, composite, make_background, parse_colour
 from segnas_lite.portrait.evaluate import evaluate_refinement
-from segnas_lite.portrait.refine import RefineConfig, box_mean, feather, guided_filter, refine_alpha
+from segnas_lite.portrait.refine import (RefineConfig, box_mean, default_radius, fast_step, feather,
+                                        guided_filter, refine_alpha)
 
 
 def _brute_box(x, r):
@@ -81,6 +82,37 @@ def test_fast_guided_filter_is_close_to_the_full_one():
     fast = guided_filter(image, blurry, radius=8, eps=1e-3, subsample=4)
     assert fast.shape == full.shape
     assert np.abs(fast - full).mean() < 0.03
+
+
+def test_the_default_is_the_fast_guided_filter_and_scores_like_the_full_one():
+    """RefineConfig() runs the fast guided filter with a step of an eighth of the radius; on a
+    blocky cut it moves the edge as the full filter does: boundary F and trimap IoU within 0.02 of
+    the full filter's, far above the hard cut's (the people photos: benchmarks/video.py)."""
+    assert RefineConfig().method == "guided" and RefineConfig().subsample is None
+    image, shape = _person_scene(size=256)
+    coarse = torch.as_tensor(_coarse(shape, factor=16))[None, None]  # a stride-8 network at 128 px
+    prob = torch.nn.functional.interpolate(coarse, size=(128, 128), mode="bilinear")[0, 0].numpy()
+    default = refine_alpha(image, prob)
+    radius = default_radius(image.shape, prob.shape)
+    assert radius == 16 and fast_step(radius, RefineConfig().subsample) == 2
+    hard = refine_alpha(image, prob, RefineConfig(method="none"))
+    assert np.array_equal(default, np.clip(guided_filter(image, hard, radius=radius, subsample=2), 0, 1))
+    full = refine_alpha(image, prob, RefineConfig(subsample=1)) >= 0.5
+    fast = default >= 0.5
+    assert abs(boundary_f_score(fast, shape).f - boundary_f_score(full, shape).f) < 0.02
+    assert abs(trimap_iou(fast, shape) - trimap_iou(full, shape)) < 0.02
+    assert trimap_iou(fast, shape) > trimap_iou(hard >= 0.5, shape) + 0.1
+
+
+def test_the_fast_step_never_exceeds_half_the_radius():
+    assert [fast_step(r, 4) for r in (0, 1, 2, 3, 4, 7, 8, 16)] == [1, 1, 1, 1, 2, 3, 4, 4]
+    assert fast_step(16, 1) == 1
+    assert [fast_step(r, None) for r in (0, 7, 8, 16, 24, 40)] == [1, 1, 1, 2, 3, 5]  # radius / 8
+    image, disk = _disk_scene()
+    hard = refine_alpha(image, _coarse(disk), RefineConfig(method="none"))
+    assert np.array_equal(guided_filter(image, hard, radius=0, subsample=4), hard)  # the identity
+    assert np.allclose(guided_filter(image, hard, radius=2, subsample=4),
+                       guided_filter(image, hard, radius=2), atol=1e-6)  # step 1: the full filter
 
 
 def test_refine_alpha_thresholds_resizes_and_stays_in_range():
@@ -164,3 +196,34 @@ def test_default_radius_spans_one_network_output_pixel():
     assert default_radius((192, 192, 3), (64, 64)) == 24
     assert default_radius((400, 300)) == 4  # no network size: 1% of the larger side
     assert default_radius((64, 64), (64, 64), stride=1) == 2  # never below 2
+
+
+@pytest.mark.slow
+def test_refine_step_benchmark_runs_and_writes_its_table(tmp_path):
+    """``benchmarks/refine_step.py --quick``: the stand-in comparison of the full and the fast guided
+    filter on 4 photos of each people folder (skipped without ../shared/data)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from segnas_lite.data import default_people_dir
+    people = default_people_dir()
+    if not people.is_dir() or not (people.parent / "ccp_people").is_dir():
+        pytest.skip("needs ../shared/data/people and ../shared/data/ccp_people")
+    out = tmp_path / "refine_step.json"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "refine_step.py"
+    done = subprocess.run([sys.executable, str(script), "--quick", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "SEGNAS_QUIET": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    payload = json.loads(out.read_text())
+    assert payload["radius"] == 16 and payload["default_step"] == 2
+    for folder in ("people", "ccp_people"):
+        rows = {row["name"]: row for row in payload["folders"][folder]["rows"]}
+        assert set(rows) == {"hard cut", "guided, full", "fast, step 2", "fast, step 4"}
+        full, fast = rows["guided, full"], rows["fast, step 2"]
+        for key in ("miou", "boundary_f", "trimap_iou"):
+            assert abs(full[key] - fast[key]) < 0.01
+        assert all(row["ms_per_image"] > 0 for row in rows.values())

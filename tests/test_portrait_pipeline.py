@@ -108,6 +108,14 @@ def test_process_video_smooths_counts_and_writes(clip, tmp_path):
     assert 0 <= rates["smoothed"] <= rates["raw"] and rates["raw"] > 0  # the person walks
     assert 0.5 < run.foreground_iou <= 1.0
     assert set(run.stage_seconds) == {"network", "smoothing", "refinement", "compositing"}
+    ms = run.ms_per_frame()
+    assert list(ms) == ["network", "smoothing", "refinement", "compositing", "outside", "total"]
+    assert ms["total"] == pytest.approx(1000 / run.fps)
+    assert sum(v for k, v in ms.items() if k != "total") == pytest.approx(ms["total"], rel=1e-6)
+    assert run.refine == RefineConfig()  # the fast guided filter, as for photos
+    from segnas_lite.teaching import plots
+    figure = plots.frame_times({"fast": ms, "none": ms})
+    assert len(figure.axes[0].patches) == 2 * 5  # two bars of five stages
     summary = run.summary()
     assert "flip rate raw" in summary and "smoothed (m = 0.5)" in summary
     assert "true masks" in summary and "time per frame" in summary

@@ -100,11 +100,15 @@ def test_async_inference_gives_the_sync_results_in_frame_order(tiny):
         OpenVINOPredictor(ir, mode="fast")
 
 
-def test_stream_yields_masks_and_running_fps(tiny_static):
+def test_stream_times_every_frame_once_after_a_warm_up(tiny_static):
     predictor = OpenVINOPredictor(tiny_static, threads=1)
     clip = synthetic_video(4, image_size=(72, 72), seed=0)
-    results = list(stream(predictor, clip))
-    assert len(results) == 4
-    for mask, fps in results:
+    streamed = stream(predictor, clip, warmup=2)
+    assert len(streamed.masks) == 4
+    for (image, _), mask in zip(clip, streamed.masks):
         assert mask.shape == (72, 72)
-        assert fps > 0
+        assert np.array_equal(mask, predictor.predict_mask(image))  # each frame's own mask
+    timing = streamed.timing
+    assert timing.runs == 4 and len(timing.times_ms) == 4
+    assert 0 < timing.median_ms <= timing.p90_ms and timing.fps == 1000 / timing.median_ms
+    assert timing.backend == "openvino" and timing.threads == 1

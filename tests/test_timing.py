@@ -36,6 +36,19 @@ def test_torch_timing_is_sane_and_restores_threads():
     assert result.backend == "torch" and result.precision == "f32" and result.threads == 1
 
 
+def test_time_each_warms_up_on_the_first_input_then_times_each_once():
+    calls = []
+    outputs, timing = T.time_each(lambda x: calls.append(x) or 2 * x, [1, 2, 3], backend="test-each",
+                                  precision="f32", threads=1, warmup=2)
+    assert outputs == [2, 4, 6]
+    assert calls[-3:] == [1, 2, 3] and set(calls[:-3]) == {1}  # spin and warm-up: the first input
+    assert len(calls) >= 3 + 2
+    assert timing.runs == 3 and len(timing.times_ms) == 3 and timing.median_ms <= timing.p90_ms
+    assert (timing.backend, timing.precision, timing.threads) == ("test-each", "f32", 1)
+    with pytest.raises(T.TimingError, match="input"):
+        T.time_each(lambda x: x, [], backend="test-each", precision="f32", threads=1)
+
+
 def test_bad_requests_raise_timing_error():
     with pytest.raises(T.TimingError, match="runs"):
         T.time_torch(tiny(), (1, 3, 8, 8), threads=1, runs=0)

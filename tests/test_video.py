@@ -139,6 +139,22 @@ def test_cli_video_on_the_synthetic_clip(tiny_ir, tmp_path, capsys):
     assert "6 frames" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("command", ["video", "replace-background"])
+def test_cli_refinement_defaults_are_the_library_ones(command):
+    """`segnas video` and `segnas replace-background` refine with RefineConfig's defaults (the fast
+    guided filter); --subsample 1 asks for the full filter."""
+    from segnas_lite.cli import build_parser
+    from segnas_lite.cli.options import refine_config
+    from segnas_lite.portrait.refine import RefineConfig
+    base = [command, "IN", "--model", "m.xml", "--out", "o.gif"]
+    assert refine_config(build_parser().parse_args(base)) == RefineConfig()
+    full = refine_config(build_parser().parse_args(base + ["--subsample", "1"]))
+    assert full.subsample == 1 and full.method == "guided"
+    assert refine_config(build_parser().parse_args(base + ["--subsample", "auto"])) == RefineConfig()
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(base + ["--subsample", "0"])
+
+
 def test_cli_video_errors_are_one_line(tiny_ir, tmp_path, capsys):
     from segnas_lite.cli import main
     assert main(["video", str(tmp_path / "missing.mp4"), "--model", str(tiny_ir),

@@ -25,10 +25,12 @@ from torch import nn
 
 from segnas_lite.data import denormalize, normalize
 from segnas_lite.deploy.bench import benchmark_openvino, benchmark_torch
-from segnas_lite.deploy.export import save_ir, to_openvino
+from segnas_lite.deploy.export import save_ir, static_input_size, to_openvino
+from segnas_lite.deploy.openvino import compile_openvino, openvino_runner, runtime_layers
 from segnas_lite.deploy.parity import check_parity, sample_images
 from segnas_lite.deploy.quantize import quantize_int8
 from segnas_lite.flags import cache_dir
+from segnas_lite.models.summary import summarize
 from segnas_lite.runio import MissingDependencyError
 from segnas_lite.teaching.notebook_utils import search_result, setup, trained_model
 
@@ -198,34 +200,50 @@ def exercise_3(*, quick: bool = True) -> dict:
 
 
 # --------------------------------------------------------------------------- exercise 4
-def exercise_4(*, quick: bool = True) -> dict:
-    """MODEL = "nas_child": deploy the searched child of notebook 07.
+def layer_count(ir_path, threads: int) -> int:
+    """How many layers OpenVINO's compiled graph runs (``deploy.openvino.runtime_layers``)."""
+    compiled = compile_openvino(ir_path, precision="f32", threads=threads)
+    return sum(runtime_layers(openvino_runner(compiled, (1, 3, *static_input_size(compiled)),
+                                              threads=threads)).values())
 
-    Answer: ``nas_child`` is not one fixed network: it is built from a genotype, so
-    ``trained_model`` needs ``genotype=<the genotype's JSON>`` (notebook 07 passes
-    ``result.genotype_budget.to_json()``: the architecture derived under the budget). With it the
-    child trains, exports and compiles like any other model (every candidate op converts to
-    OpenVINO), passes the f32 parity check, and runs far fewer parameters than Fast-SCNN. Whether
-    it is also faster depends on the budget of the search and on the image size: the search
-    budgeted its latency on its own backend and size (quick mode: PyTorch at 64 px), not at the
-    export size; a fair comparison measures both models here, on the same backend, threads and
-    size, as below.
+
+def exercise_4(*, quick: bool = True) -> dict:
+    """EXPORT_SIZE = IMAGE_SIZE: does the latency ratio of the child to Fast-SCNN change with size?
+
+    Answer: it can, and the two sizes below say by how much on this machine. A network's time is a
+    part that grows with the pixels (its arithmetic: ``gflops`` below, 4x for 4x the pixels) and a
+    part that does not (each layer's start and thread barrier, the infer request's bookkeeping:
+    roughly proportional to the layers OpenVINO's compiled graph runs, ``layers`` below, about as
+    many for both). On a small image the fixed part is a large share of both times, which pulls
+    their ratio towards 1; as the image grows the arithmetic dominates and the ratio moves towards
+    the ratio of their FLOPs. So the ratio measured at the search's size does not carry over to
+    another size. The search met its budget at ``IMAGE_SIZE`` on its own target, which says
+    nothing about the size you deploy: measure that size, next to the network the child should
+    beat (on a busy machine, repeat: one reading of a sub-millisecond latency is noise). Both
+    networks pass the f32 parity check at both sizes (every candidate op converts to OpenVINO).
     """
     s, quick = _setup(quick)
-    size = s["export_size"]
-    found = search_result(space="seed", image_size=64 if quick else 128, seed=SEED,
+    search_size = 64 if quick else 128  # notebooks 06-08's IMAGE_SIZE (quick: 64)
+    found = search_result(space="seed", image_size=search_size, seed=SEED,
                           **(QUICK_SEARCH if quick else NOTEBOOK_SEARCH))
-    genotype = found.genotype_budget
-    out = {"genotype": list(genotype.ops)}
-    for name, genotype_json in (("nas_child", genotype.to_json()), (MODEL, None)):
-        model, ir_path, history = model_and_ir(name, size, quick, genotype_json)
-        parity = check_parity(model, ir_path, precision="f32", num_images=4, seed=SEED,
-                              threads=s["threads"])
-        out[name] = {"params": sum(p.numel() for p in model.parameters()),
-                      "val_miou": history[-1]["val_miou"], "parity_passed": parity.passed,
-                      "max_abs_diff": parity.max_abs_diff,
-                      "mask_agreement": parity.mask_agreement,
-                      "median_ms": _speed(model, ir_path, size, s["threads"], s["runs"])}
+    names = {"nas_child": found.genotype_budget.to_json(), MODEL: None}
+    sizes = (search_size, s["export_size"])
+    out: dict = {"genotype": list(found.genotype_budget.ops), "sizes": sizes, "median_ms": {},
+                 "gflops": {}, "parity_passed": {}, "params": {}, "layers": {}}
+    for size in sizes:
+        out["median_ms"][size], out["gflops"][size] = {}, {}
+        for name, genotype_json in names.items():
+            model, ir_path, _ = model_and_ir(name, size, quick, genotype_json)
+            out["parity_passed"][name, size] = check_parity(
+                model, ir_path, precision="f32", num_images=4, seed=SEED,
+                threads=s["threads"]).passed
+            out["median_ms"][size][name] = benchmark_openvino(
+                ir_path, precision="f32", threads=s["threads"], runs=s["runs"]).median_ms
+            out["gflops"][size][name] = summarize(model, input_size=(size, size)).gflops
+            out["params"][name] = sum(p.numel() for p in model.parameters())
+            out["layers"][name] = layer_count(ir_path, s["threads"])
+    out["child_over_fast_scnn"] = {size: times["nas_child"] / times[MODEL]
+                                   for size, times in out["median_ms"].items()}
     return out
 
 

@@ -68,6 +68,11 @@ def momentum(text: str) -> float:
     return value
 
 
+def subsample_step(text: str) -> int | None:
+    """A guided-filter step >= 1, or ``auto`` (None: ``refine.fast_step`` chooses)."""
+    return None if text == "auto" else positive_int(text)
+
+
 def threshold(text: str) -> float | None:
     """A probability threshold in (0, 1), or ``soft`` (refine the probability itself)."""
     if text == "soft":
@@ -335,13 +340,18 @@ def add_refine_options(p: argparse.ArgumentParser, *, background: str | None) ->
                    "8 x image side / network input side)")
     p.add_argument("--eps", type=positive_float, default=RefineConfig.eps,
                    help="guided filter edge threshold (image variance); default %(default)s")
+    p.add_argument("--subsample", type=subsample_step, default=RefineConfig.subsample,
+                   metavar="STEP|auto",
+                   help="the fast guided filter's step: its linear model is fitted on an image "
+                   "STEP times smaller; 1 = the full filter; default auto (an eighth of the "
+                   "radius)")
     p.add_argument("--foreground", type=nonnegative_int, default=1,
                    help="the class that is kept (person); default %(default)s")
 
 
-def refine_config(args, *, subsample: int = 1):
+def refine_config(args):
     """The ``RefineConfig`` of the command line (no --radius: ``refine.default_radius``, one
     network output pixel)."""
     from segnas_lite.portrait.refine import RefineConfig
     return RefineConfig(method=args.refine, threshold=args.threshold, radius=args.radius,
-                        eps=args.eps, subsample=subsample)
+                        eps=args.eps, subsample=args.subsample)

@@ -63,7 +63,7 @@ def run(args) -> int:
     predictor = OpenVINOPredictor(args.model, mode=args.mode, precision=args.precision,
                                   threads=args.threads, foreground=args.foreground)
     video = process_video(frames, predictor, smoothing=args.smooth,
-                          refine=refine_config(args, subsample=2), background=args.background,
+                          refine=refine_config(args), background=args.background,
                           truths=truths)
     bar = progress(video, quiet=args.quiet, total=total or None, desc="frames", unit="frame")
 

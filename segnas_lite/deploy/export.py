@@ -27,7 +27,7 @@ import openvino as ov
 import torch
 from torch import nn
 
-from segnas_lite.deploy.openvino import compile_openvino, ov_core
+from segnas_lite.deploy.openvino import compile_openvino, convert, ov_core
 from segnas_lite.deploy.target import DEFAULT_THREADS
 from segnas_lite.errors import SegnasError
 from segnas_lite.timing import TimingError
@@ -74,8 +74,7 @@ def to_openvino(
     model = model.eval()
     example = torch.zeros(1, 3, height, width)
     shape = [-1, 3, -1, -1] if dynamic else [1, 3, height, width]
-    with torch.no_grad():
-        ov_model = ov.convert_model(model, example_input=example, input=[shape])
+    ov_model = convert(model, example, input=[shape])
     if out_path is not None:
         save_ir(ov_model, out_path, compress_to_fp16=compress_to_fp16, overwrite=overwrite)
     return ov_model

@@ -7,15 +7,21 @@ infer request whose input tensor is set once.
 
 Precision on a modern Intel CPU: asking for ``"default"`` lets the plugin run bfloat16 on CPUs with
 AVX-512 BF16 or AMX; asking for ``"bf16"`` on a CPU without them quietly gives f32.
-:func:`compiled_precision` reads back what really runs, and every timing records it.
+:func:`compiled_precision` reads back what really runs, and every timing records it;
+:func:`ran_precision` adds how many convolutions of a quantised (int8) IR run in int8.
+
+Telemetry: OpenVINO's model converter sends usage statistics unless the consent file says no
+(``opt_in_out --opt_out``) or ``CI=true`` is set. :func:`no_telemetry` sets the latter for the length
+of one conversion; every conversion in the package goes through it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import openvino as ov
@@ -26,6 +32,33 @@ from segnas_lite.deploy.target import DEFAULT_THREADS, PRECISIONS
 from segnas_lite.timing import Runner, TimingError, time_runner
 
 HINTS = ("LATENCY", "THROUGHPUT")
+
+
+@contextlib.contextmanager
+def no_telemetry() -> Iterator[None]:
+    """Inside the block OpenVINO's converter sends no telemetry: ``CI=true`` (which
+    ``openvino_telemetry`` reads as "decline") is set for the block only, then restored.
+
+    Without it, on a machine with no consent file the converter counts every conversion and may
+    start a process to send it, which also disturbs timings taken meanwhile."""
+    old = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = old
+
+
+def convert(module: nn.Module, example: torch.Tensor, **kwargs) -> ov.Model:
+    """``ov.convert_model(module, example_input=example, **kwargs)`` without telemetry and without
+    the tracer's warnings (the graph is checked by the parity tests): the package's one conversion
+    from PyTorch."""
+    with no_telemetry(), warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        return ov.convert_model(module, example_input=example, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,15 +107,42 @@ def compiled_precision(compiled) -> str:
     return value.get_type_name() if hasattr(value, "get_type_name") else str(value)
 
 
+# convolution-like layers of the CPU plugin's compiled graph (``runtime_layers`` lists them all)
+WEIGHTED_LAYERS = ("Convolution", "Deconvolution", "FullyConnected", "MatMul")
+INT8 = ("i8", "u8")
+
+
+def weighted_layer_precisions(compiled) -> dict[str, int]:
+    """How many convolution-like layers of the compiled graph run in each precision, as the CPU
+    plugin reports it (``runtimePrecision``: "f32", "bf16", "u8", "i8", ...). An int8 IR (NNCF)
+    runs its quantised convolutions in u8/i8 whatever the precision hint says."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) in WEIGHTED_LAYERS and "runtimePrecision" in info:
+            name = info["runtimePrecision"].astype(str).lower()
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def ran_precision(compiled) -> str:
+    """What a compiled model really runs, in words for a report line: the precision of its
+    floating-point layers (``compiled_precision``), and for a quantised IR how many of its
+    convolutions run in int8, e.g. ``"int8 in 30 of 34 convolutions, the rest f32"``."""
+    hint = compiled_precision(compiled)
+    counts = weighted_layer_precisions(compiled)
+    int8 = sum(n for name, n in counts.items() if name in INT8)
+    if not int8:
+        return hint
+    return f"int8 in {int8} of {sum(counts.values())} convolutions, the rest {hint}"
+
+
 def compile_module(module: nn.Module, input_shape: Sequence[int], *, precision: str = "f32",
                    threads: int | None = DEFAULT_THREADS) -> ov.CompiledModel:
     """Convert a PyTorch module traced on zeros of ``input_shape`` and compile it for timing
     (no IR written: ``export.to_openvino`` is the way to a file)."""
     module.eval()
-    example = torch.zeros(*input_shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings: the graph is checked by the parity tests
-        ov_model = ov.convert_model(module, example_input=example)
+    ov_model = convert(module, torch.zeros(*input_shape))
     return compile_openvino(ov_model, precision=precision, threads=threads)
 
 

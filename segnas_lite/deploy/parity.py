@@ -22,7 +22,7 @@ from torch import nn
 
 from segnas_lite.data import SyntheticPortraits, synthetic_video
 from segnas_lite.deploy.export import compile_ir, load_ir, resolve_input_size
-from segnas_lite.deploy.openvino import compiled_precision
+from segnas_lite.deploy.openvino import ran_precision
 from segnas_lite.deploy.predictor import resize_batch
 from segnas_lite.deploy.target import DEFAULT_THREADS
 from segnas_lite.runio import stream_seed
@@ -55,8 +55,8 @@ class ParityReport:
     """PyTorch vs OpenVINO on the same images.
 
     ``passed`` is ``True``/``False`` for ``precision="f32"`` (judged against ``atol`` on the logits
-    and ``min_agreement`` on the masks) and ``None`` for bf16/default, which are reported only:
-    bfloat16 logits are expected to differ by ~1e-2.
+    and ``min_agreement`` on the masks) and ``None`` for bf16/default and for an int8 IR, which
+    are reported only: bfloat16 logits are expected to differ by ~1e-2, int8 ones by more.
     """
 
     precision: str
@@ -68,8 +68,8 @@ class ParityReport:
     atol: float
     min_agreement: float
     passed: bool | None
-    weights: str = "f32"  # how the IR stores its weights: "f32", or "f16" (compress_to_fp16)
-    runs: str = "unknown"  # the precision the compiled model really runs (``openvino.compiled_precision``)
+    weights: str = "f32"  # how the IR stores its weights: "f32", "f16" (compress_to_fp16) or "int8"
+    runs: str = "unknown"  # what the compiled model really runs (``openvino.ran_precision``)
 
     def to_text(self) -> str:
         verdict = {True: "PASSED", False: "FAILED", None: "reported only"}[self.passed]
@@ -103,11 +103,13 @@ def check_parity(
     IR can promise: ``atol=1e-3``, agreement >= 99.9% for float32 weights; ``atol=0.1``, >= 99.5%
     when the IR stores float16 weights (``compress_to_fp16``, the default of ``to_openvino``:
     rounding every weight to 11 significant bits moves logits by ~1e-2, measured max 0.047).
+    An int8 IR (``quantize.quantize_int8``) is reported only, whatever ``precision``: its
+    quantised convolutions run in int8 under every hint, and ``runs`` says how many.
     """
-    weights = "f16" if has_fp16_weights(load_ir(ov_model_or_path)) else "f32"
-    atol = atol if atol is not None else (FP16_ATOL if weights == "f16" else 1e-3)
+    weights = ir_weights(load_ir(ov_model_or_path))
+    atol = atol if atol is not None else (1e-3 if weights == "f32" else FP16_ATOL)
     if min_agreement is None:
-        min_agreement = FP16_MIN_AGREEMENT if weights == "f16" else 0.999
+        min_agreement = 0.999 if weights == "f32" else FP16_MIN_AGREEMENT
     compiled = compile_ir(ov_model_or_path, precision=precision, threads=threads)
     input_size = resolve_input_size(compiled, input_size)
 
@@ -127,12 +129,17 @@ def check_parity(
         pixels += expected.shape[0] * expected.shape[2] * expected.shape[3]
     mean_diff = sum_diff / num_images
     agreement = agree / pixels
-    passed = (max_diff <= atol and agreement >= min_agreement) if precision == "f32" else None
+    judged = precision == "f32" and weights != "int8"  # int8 convolutions run whatever the hint
+    passed = (max_diff <= atol and agreement >= min_agreement) if judged else None
     return ParityReport(precision, num_images, input_size, max_diff, mean_diff, agreement, atol,
-                        min_agreement, passed, weights, runs=compiled_precision(compiled))
+                        min_agreement, passed, weights, runs=ran_precision(compiled))
 
 
-def has_fp16_weights(model: ov.Model) -> bool:
-    """True when the graph keeps (some of) its weights as float16 constants (compress_to_fp16)."""
-    return any(op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.f16
-               for op in model.get_ops())
+def ir_weights(model: ov.Model) -> str:
+    """How the graph stores its weights: "int8" for a quantised IR (NNCF's FakeQuantize nodes, or
+    8-bit integer constants), "f16" for float16 constants (``compress_to_fp16``), else "f32"."""
+    ops = list(model.get_ops())
+    types = {op.get_output_element_type(0) for op in ops if op.get_type_name() == "Constant"}
+    if types & {ov.Type.i8, ov.Type.u8} or any(op.get_type_name() == "FakeQuantize" for op in ops):
+        return "int8"
+    return "f16" if ov.Type.f16 in types else "f32"

@@ -16,12 +16,13 @@ such a network on real images does the same three things, all of them here:
    run, so every core stays busy; results come back in frame order, a few frames late.
 
 ``network_probability`` gives the same ``prob(image)`` for a PyTorch model (a checkpoint), so a
-cut-out can be made by either backend. ``stream`` times a predictor on a sequence of frames.
+cut-out can be made by either backend. ``stream`` runs a predictor on a sequence of frames, timed
+by the package's one timer (``segnas_lite.timing``).
 """
 from __future__ import annotations
 
 import os
-import time
+from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -30,6 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from segnas_lite.deploy.export import ExportError, compile_ir, static_input_size
+from segnas_lite.deploy.openvino import ran_precision
+from segnas_lite.timing import Timing, time_each
 
 
 # --------------------------------------------------------------------------- resize in and out
@@ -56,8 +59,12 @@ def logits_at_size(logits_fn: Callable, batch: torch.Tensor, size: tuple[int, in
 # --------------------------------------------------------------------------- probability
 def foreground_probability(logits, *, foreground: int | Iterable[int] = 1) -> np.ndarray:
     """(C, H, W) or (1, C, H, W) logits -> (H, W) float32 probability of the ``foreground``
-    class(es): the softmax over classes, summed over the foreground ones."""
-    logits = torch.as_tensor(np.asarray(logits), dtype=torch.float32)
+    class(es): the softmax over classes, summed over the foreground ones.
+
+    NumPy, not PyTorch: right after an OpenVINO inference, a multi-threaded PyTorch op waits for
+    its threads while OpenVINO's are still spinning on the same cores (measured: 17 ms for a copy
+    of 0.5 MB on 2 cores); NumPy's single thread does not wait."""
+    logits = np.asarray(logits, dtype=np.float32)
     if logits.ndim == 4:
         if logits.shape[0] != 1:
             raise ValueError(f"expected one image's logits, got a batch of {logits.shape[0]}")
@@ -67,8 +74,8 @@ def foreground_probability(logits, *, foreground: int | Iterable[int] = 1) -> np
     classes = [foreground] if isinstance(foreground, int) else list(foreground)
     if not classes or min(classes) < 0 or max(classes) >= logits.shape[0]:
         raise ValueError(f"foreground classes {classes} outside 0..{logits.shape[0] - 1}")
-    probs = torch.softmax(logits, dim=0)  # (C, H, W)
-    return probs[classes].sum(0).numpy()
+    exp = np.exp(logits - logits.max(axis=0, keepdims=True))  # (C, H, W), stable softmax
+    return (exp[classes].sum(0) / exp.sum(0)).astype(np.float32)
 
 
 def network_probability(logits_fn: Callable, size: tuple[int, int] | None, *,
@@ -121,6 +128,7 @@ class OpenVINOPredictor:
         if mode not in MODES:
             raise ExportError(f"mode must be one of {MODES}, got {mode!r}")
         self.precision, self.mode, self.foreground = precision, mode, foreground
+        self.threads = threads
         self.compiled = compile_ir(path_or_model, precision=precision, threads=threads,
                                    hint="LATENCY" if mode == "sync" else "THROUGHPUT")
         self.request = self.compiled.create_infer_request()
@@ -138,12 +146,10 @@ class OpenVINOPredictor:
         images = torch.as_tensor(images, dtype=torch.float32)
         if images.ndim != 4 or images.shape[1] != 3:
             raise ExportError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-        if self.one_at_a_time:
-            logits = torch.cat([logits_at_size(self._run, image.unsqueeze(0), self.ir_size)
-                                for image in images])
-        else:
-            logits = logits_at_size(self._run, images, self.ir_size)
-        return logits.numpy()
+        if self.one_at_a_time:  # NumPy joins the images (see foreground_probability: no waiting)
+            return np.concatenate([logits_at_size(self._run, image.unsqueeze(0), self.ir_size).numpy()
+                                   for image in images])
+        return logits_at_size(self._run, images, self.ir_size).numpy()
 
     def predict_mask(self, image: torch.Tensor | np.ndarray) -> np.ndarray:
         """(3, H, W) -> (H, W) int64 class mask; (N, 3, H, W) -> (N, H, W)."""
@@ -188,18 +194,26 @@ class OpenVINOPredictor:
             next_out += 1
 
 
-def stream(predictor: OpenVINOPredictor, frames: Iterable) -> Iterator[tuple[np.ndarray, float]]:
-    """Segment a sequence of frames; yield ``(mask, fps_running)`` after each frame.
+@dataclass
+class Streamed:
+    """What ``stream`` returns: one (H, W) mask per frame and the time per frame."""
+
+    masks: list[np.ndarray]
+    timing: Timing  # per frame, after the warm-up: median, p90, fps = 1000 / median
+
+
+def stream(predictor: OpenVINOPredictor, frames: Iterable, *, warmup: int = 5) -> Streamed:
+    """Segment a sequence of frames, each timed by the package's one timer (``timing.time_each``:
+    ``warmup`` untimed calls on the first frame, then every frame once).
 
     ``frames`` yields (3, H, W) images, or ``(image, anything)`` pairs such as the output of
-    ``synthetic_video``. ``fps_running`` = frames done / seconds spent in the predictor so far
-    (the time for drawing the result is not counted).
+    ``synthetic_video``. A frame's time is the predictor's whole call, ``predict_mask``: resizing
+    in and out (nothing to do when the frame has the IR's size), inference, copying the logits
+    out and the argmax; drawing the result is not counted. Next to ``bench.benchmark_openvino``
+    (inference alone, on a prepared input) the difference is that work around the request.
     """
-    elapsed, count = 0.0, 0
-    for frame in frames:
-        image = frame[0] if isinstance(frame, (tuple, list)) else frame
-        start = time.perf_counter()
-        mask = predictor.predict_mask(image)
-        elapsed += time.perf_counter() - start
-        count += 1
-        yield mask, count / elapsed
+    images = [frame[0] if isinstance(frame, (tuple, list)) else frame for frame in frames]
+    masks, timing = time_each(predictor.predict_mask, images, backend="openvino",
+                              precision=ran_precision(predictor.compiled),
+                              threads=predictor.threads, warmup=warmup)
+    return Streamed(masks, timing)

@@ -13,6 +13,7 @@ import openvino as ov
 import torch
 
 from segnas_lite.deploy.export import ExportError, load_ir, static_input_size
+from segnas_lite.deploy.openvino import no_telemetry
 from segnas_lite.deploy.predictor import resize_batch
 from segnas_lite.runio import MissingDependencyError
 
@@ -48,4 +49,5 @@ def quantize_int8(
     if not images:
         raise ExportError("quantize_int8 needs at least one calibration image")
     dataset = nncf.Dataset(images, to_input)
-    return nncf.quantize(model, dataset, subset_size=min(subset_size, len(images)))
+    with no_telemetry():  # NNCF reports to OpenVINO's telemetry too
+        return nncf.quantize(model, dataset, subset_size=min(subset_size, len(images)))

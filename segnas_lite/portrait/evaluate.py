@@ -8,9 +8,8 @@ every pixel, or per photo); ``evaluate_refinement`` compares refinement settings
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,6 +18,7 @@ from segnas_lite.data import denormalize
 from segnas_lite.metrics import IoUMeter, boundary_f_score, trimap_iou
 from segnas_lite.portrait.refine import RefineConfig, refine_alpha
 from segnas_lite.runio import progress
+from segnas_lite.timing import time_each
 
 
 @dataclass(frozen=True)
@@ -72,24 +72,25 @@ class RefinementRow:
     miou: float  # two-class mIoU of alpha >= 0.5, pooled over every pixel of the set
     boundary_f: float  # mean over images
     trimap_iou: float  # mean over images
-    seconds_per_image: float
+    seconds_per_image: float  # the refinement alone: median over the timed images (one timer)
 
 
 def evaluate_refinement(prob_fn: Callable[[torch.Tensor], np.ndarray], dataset,
                         configs: dict[str, RefineConfig], *, foreground: int = 1,
                         ignore_index: int = 255, limit: int | None = None,
-                        quiet: bool = True) -> list[RefinementRow]:
+                        timed_images: int = 4, quiet: bool = True) -> list[RefinementRow]:
     """Score each refinement setting on ``dataset`` (items: normalised (3, H, W) image, (H, W)
     class mask, at the size the edges are judged at).
 
     ``prob_fn(image) -> (h, w)`` foreground probability at the model's own size; it is resized to
     (H, W) and refined with the image as guide. The same probabilities feed every setting, so the
     rows differ only by refinement. The mIoU is pooled over the set (the package's mIoU: one
-    confusion over all pixels, not a mean of per-image scores). Seconds per image count the
-    refinement alone."""
+    confusion over all pixels, not a mean of per-image scores). The time per image counts the
+    refinement alone, measured by the package's one timer (``timing.time_each``: a warm-up, then
+    each of the first ``timed_images`` images once; the median)."""
     n = len(dataset) if limit is None else min(limit, len(dataset))
     meters = {name: EdgeMeter(reduction="pooled", ignore_index=ignore_index) for name in configs}
-    seconds = {name: 0.0 for name in configs}
+    timed = []  # (picture, probability) of the first images, to time every setting on
     for index in progress(range(n), quiet=quiet, desc="refinement"):
         image, mask = dataset[index]
         mask = np.asarray(mask)
@@ -97,14 +98,25 @@ def evaluate_refinement(prob_fn: Callable[[torch.Tensor], np.ndarray], dataset,
         true = (mask == foreground) & valid
         picture = denormalize(torch.as_tensor(image)).permute(1, 2, 0).numpy()  # (H, W, 3)
         prob = prob_fn(torch.as_tensor(image))
+        if len(timed) < timed_images:
+            timed.append((picture, prob))
         for name, config in configs.items():
-            start = time.perf_counter()
-            alpha = refine_alpha(picture, prob, config)
-            seconds[name] += time.perf_counter() - start
-            meters[name].update(alpha >= 0.5, true, valid=valid)
+            meters[name].update(refine_alpha(picture, prob, config) >= 0.5, true, valid=valid)
     rows = []
     for name, meter in meters.items():
         scores = meter.compute()
         rows.append(RefinementRow(name, scores.miou, scores.boundary_f, scores.trimap_iou,
-                                  seconds[name] / max(n, 1)))
+                                  refinement_ms(timed, configs[name]) / 1000))
     return rows
+
+
+def refinement_ms(pictures: Sequence[tuple[np.ndarray, np.ndarray]], config: RefineConfig, *,
+                  warmup: int = 1) -> float:
+    """Median milliseconds of ``refine_alpha`` per (picture, probability) pair, by the package's
+    one timer (``timing.time_each``); nan without pairs."""
+    if not pictures:
+        return float("nan")
+    _, timing = time_each(lambda pair: refine_alpha(pair[0], pair[1], config), pictures,
+                          backend="refinement", precision="f32", threads=torch.get_num_threads(),
+                          warmup=warmup)
+    return timing.median_ms

@@ -135,6 +135,16 @@ class VideoRun:
         return {name: float(np.mean(rates)) if rates else None
                 for name, rates in self._flips.items()}
 
+    def ms_per_frame(self) -> dict[str, float]:
+        """Milliseconds per frame of each stage (``network`` includes reading the next frame and
+        preparing it), then ``outside`` (the time between frames that no stage holds: the
+        caller's, e.g. encoding the output file) and ``total`` (1000 / fps: end to end)."""
+        if not self.frames_done:
+            return {}
+        ms = {name: 1000 * s / self.frames_done for name, s in self.stage_seconds.items()}
+        total = 1000 * self.seconds / self.frames_done
+        return {**ms, "outside": max(0.0, total - sum(ms.values())), "total": total}
+
     @property
     def foreground_iou(self) -> float | None:
         return self._iou.compute() if self.truths is not None and self.frames_done else None
@@ -194,20 +204,19 @@ class VideoRun:
         if self.foreground_iou is not None:
             lines.append(f"  foreground IoU against the clip's true masks: {self.foreground_iou:.3f}")
         if self.frames_done:
-            stages = ", ".join(f"{name} {1000 * s / self.frames_done:.1f} ms"
-                               for name, s in self.stage_seconds.items())
-            lines.append(f"  time per frame: {stages}")
+            stages = ", ".join(f"{name} {ms:.1f} ms" for name, ms in self.ms_per_frame().items())
+            lines.append(f"  time per frame: {stages} ({self.fps:.1f} FPS end to end)")
         return "\n".join(lines)
 
 
 def process_video(frames: Iterable[np.ndarray], predictor, *, smoothing: float = 0.5,
-                  refine: RefineConfig = RefineConfig(subsample=2), background: str | None = None,
+                  refine: RefineConfig = RefineConfig(), background: str | None = None,
                   truths: Sequence[np.ndarray] | None = None) -> VideoRun:
     """Cut the foreground out of every (H, W, 3) uint8 frame, steadily.
 
     ``predictor``: a ``deploy.predictor.OpenVINOPredictor`` (``mode="async"`` keeps several frames
     in flight); ``smoothing``: the EMA momentum of the probabilities (0 = off); ``refine``: the
-    refinement (the fast guided filter, ``subsample=2``, by default: a frame has little time);
+    refinement (``RefineConfig()``: the fast guided filter, as for photos);
     ``background``: a ``make_background`` spec, or None to draw the mask over the frames;
     ``truths``: the clip's true (H, W) masks (1 = foreground), to report the foreground IoU.
     Returns a ``VideoRun`` to iterate (for example into ``videoio.write_video``)."""

@@ -9,11 +9,11 @@ from segnas_lite.timing.benchmark_tool import BenchmarkAppError, benchmark_app, 
 from segnas_lite.timing.load import (BUSY_CORES, SPEED_CHANGE_PCT, STEAL_CORES, BusyMachineWarning,
                                      LoadMonitor, LoadReport, load_average, speed_probe_ms)
 from segnas_lite.timing.timer import (Runner, Timing, TimingError, noise_pct, summarize_times,
-                                      time_runner, time_torch)
+                                      time_each, time_runner, time_torch)
 
 __all__ = [
     "BUSY_CORES", "SPEED_CHANGE_PCT", "STEAL_CORES", "BenchmarkAppError", "BusyMachineWarning",
     "LoadMonitor", "LoadReport", "Runner", "Timing", "TimingError",
     "benchmark_app", "find_benchmark_app", "load_average", "noise_pct", "speed_probe_ms",
-    "summarize_times", "time_runner", "time_torch",
+    "summarize_times", "time_each", "time_runner", "time_torch",
 ]

@@ -13,6 +13,8 @@ recipe, for PyTorch and OpenVINO alike (OpenVINO's side is prepared in ``segnas_
    inference, not Python-side copies;
 4. **median and p90** of ``runs`` timed calls, best median over ``rounds`` (a round disturbed by
    another process is dropped instead of averaged in);
+   (a stream of frames, each seen once: :func:`time_each` times every call once, after the same
+   warm-up);
 5. **what was measured**: the precision that really ran, the thread count, and how much CPU *other*
    processes used meanwhile (``timing.load.LoadMonitor``), so a busy machine is seen, marked and
    not quoted.
@@ -74,19 +76,25 @@ def noise_pct(first_ms: Sequence[float], second_ms: Sequence[float]) -> float:
 _WARM: set[str] = set()
 
 
-def _time_calls(run: Callable[[], object], *, key: str, warmup: int, runs: int,
-                rounds: int) -> list[float]:
-    """Warm up, then ``rounds`` x ``runs`` timed calls -> the times (ms) of the round with the
-    lowest median."""
-    if runs < 1 or rounds < 1 or warmup < 0:
-        raise TimingError(f"need runs >= 1, rounds >= 1, warmup >= 0; got {runs}, {rounds}, {warmup}")
-    if key not in _WARM:  # once per process and backend: thread pools, allocator, caches
+def _warm_up(run: Callable[[], object], *, key: str, warmup: int) -> None:
+    """Recipe step 2: once per process and ``key`` a short spin (thread pools, allocator, caches),
+    then ``warmup`` untimed calls."""
+    if key not in _WARM:
         deadline = time.perf_counter() + 0.3
         while time.perf_counter() < deadline:
             run()
         _WARM.add(key)
     for _ in range(warmup):
         run()
+
+
+def _time_calls(run: Callable[[], object], *, key: str, warmup: int, runs: int,
+                rounds: int) -> list[float]:
+    """Warm up, then ``rounds`` x ``runs`` timed calls -> the times (ms) of the round with the
+    lowest median."""
+    if runs < 1 or rounds < 1 or warmup < 0:
+        raise TimingError(f"need runs >= 1, rounds >= 1, warmup >= 0; got {runs}, {rounds}, {warmup}")
+    _warm_up(run, key=key, warmup=warmup)
     best: list[float] | None = None
     for _ in range(rounds):
         times = []
@@ -148,6 +156,28 @@ def time_runner(runner: Runner, *, warmup: int = 5, runs: int = 30, rounds: int 
                             rounds=rounds)
     median, p90 = summarize_times(times)
     return Timing(median, p90, runs, runner.threads, runner.backend, runner.precision, times)
+
+
+def time_each(call: Callable[[object], object], inputs: Sequence, *, backend: str,
+              precision: str, threads: int | None, warmup: int = 5) -> tuple[list, Timing]:
+    """Time ``call(x)`` once for every ``x`` of ``inputs``: a stream of frames, each seen once.
+
+    The same recipe as :func:`time_runner` (the spin once per process, ``warmup`` untimed calls,
+    here on the first input; median and p90), so a stream's figure can be set beside a benchmark's:
+    what remains between them is the work ``call`` does around inference (copying, resizing,
+    argmax). Returns the outputs in order and the ``Timing`` over the inputs (``runs`` = their
+    number; ``threads`` and ``precision`` are only recorded)."""
+    inputs = list(inputs)
+    if not inputs or warmup < 0:
+        raise TimingError(f"need at least one input and warmup >= 0; got {len(inputs)}, {warmup}")
+    _warm_up(lambda: call(inputs[0]), key=backend, warmup=warmup)
+    outputs, times = [], []
+    for x in inputs:
+        start = time.perf_counter()
+        outputs.append(call(x))
+        times.append((time.perf_counter() - start) * 1e3)
+    median, p90 = summarize_times(times)
+    return outputs, Timing(median, p90, len(times), threads, backend, precision, times)
 
 
 def time_torch(module: nn.Module | Callable, input_shape: Sequence[int], *, threads: int | None,

@@ -1,5 +1,5 @@
-"""Figures of the background lesson (09): from probability to cut-out, and temporal smoothing's
-trade-off between jitter and lag."""
+"""Figures of the background lesson (09): from probability to cut-out, temporal smoothing's
+trade-off between jitter and lag, and where a video frame's time goes."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -110,4 +110,29 @@ def smoothed_frame(frames: Sequence[np.ndarray], probs: Sequence[np.ndarray], *,
         ax.set_title(f"{label}: {100 * flipped.mean():.2f}% flipped (red)", fontsize=9)
     for ax in axes:
         ax.set_axis_off()
+    return fig
+
+
+def frame_times(chains: dict[str, dict[str, float]]) -> Figure:
+    """Where a video frame's time goes: one stacked bar per chain (``{name: VideoRun.ms_per_frame()}``,
+    milliseconds per frame by stage, ``total`` = end to end), with the end-to-end frames per
+    second written at the end of each bar."""
+    names = list(chains)
+    stages = [s for s in next(iter(chains.values())) if s != "total"] if chains else []
+    fig = Figure(figsize=(7.5, 1.1 + 0.55 * len(names)), layout="constrained")
+    ax = fig.subplots()
+    left = np.zeros(len(names))
+    for i, stage in enumerate(stages):
+        widths = np.array([chains[name].get(stage, 0.0) for name in names])
+        ax.barh(names, widths, left=left, color=f"C{i % 10}", label=stage)
+        left += widths
+    for y, name in enumerate(names):
+        total = chains[name].get("total", float(left[y]))
+        ax.annotate(f"{total:.1f} ms, {1000 / total:.1f} FPS" if total else "", (left[y], y),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.3 * float(left.max()) if len(left) and left.max() > 0 else 1)
+    ax.set(xlabel="milliseconds per frame", title="one frame, stage by stage (end to end)")
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=len(stages),
+               loc="outside lower center")
     return fig
