@@ -241,10 +241,12 @@ def test_04_memory_ratio_straddles_seven():
     assert ratios["quick"] > 7.0 > ratios["workshop"], ratios
 
 
-def test_05_the_plain_sum_overestimates_by_tens_of_percent_and_s_is_below_one():
+def test_05_calibration_beats_the_plain_sum_whatever_the_cpu():
+    """The lesson words the plain sum's error as CPU-dependent (AMD: tens of percent, s < 1; Intel
+    Xeon with AMX: under ten percent, s > 1) and claims only that calibration lowers it."""
     lesson = _prose("05")
     quote = "cannot be calculated by simple superposition"
-    assert "tens of percent" in lesson and quote in lesson and "below 1 on OpenVINO" in lesson
+    assert quote in lesson and "depends on the CPU" in lesson
     seeds = [p.read_text(encoding="utf-8") for p in (REPO.parent / "shared" / "seeds").glob("*.txt")]
     if seeds:  # the quote is the seed's own wording
         assert any(quote in text for text in seeds)
@@ -255,6 +257,4 @@ def test_05_the_plain_sum_overestimates_by_tens_of_percent_and_s_is_below_one():
         calibrated = re.search(r"calibrated\s*: Spearman [\d.]+, MAPE\s+([\d.]+)%\s+\(fixed part ([\d.]+) ms, "
                                r"prior scale s = ([\d.]+)", printed)
         assert in_place and calibrated, f"{label}: the two lines the lesson points at are missing"
-        assert 10.0 <= float(in_place.group(1)) < 100.0, f"{label}: not 'tens of percent'"
-        assert float(calibrated.group(1)) < float(in_place.group(1))
-        assert float(calibrated.group(3)) < 1.0, f"{label}: s is not below 1"
+        assert float(calibrated.group(1)) < float(in_place.group(1)), f"{label}: calibration did not help"
