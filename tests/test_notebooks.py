@@ -95,7 +95,7 @@ ALARMS = {"-> FAILED": "a parity check failed", "Error displaying widget": "a wi
           "Traceback (most recent call last)": "a cell raised", "Exception ignored": "an error was hidden",
           "QUICK = False in the parameters cell": "quick mode was forced by the environment, not "
           "injected by parameter", "BusyMachineWarning": "a timing ran on a busy machine",
-          "[busy": "a timing ran on a busy machine", "the static figure is above": "an old widget note"}
+          "[busy": "a timing ran on a busy machine", "do not quote": "a figure the reader may not use", "the static figure is above": "an old widget note"}
 MACHINE_PATH = re.compile(r"(/work/|/home/|/Users/|/root/|/tmp/|[A-Z]:\\|site-packages|"
                           r"\.py:\d+: \w*Warning)")
 PROGRESS_BAR = re.compile(r"\d+%\|")  # a tqdm bar saved as text

@@ -26,7 +26,7 @@ from segnas_lite.flags import cache_dir
 from segnas_lite.runio import atomic_write_text
 
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-WIDGET_NOTE = "(interactive widget: open the notebook in JupyterLab and run it to use it)"
+WIDGET_NOTE = "[a widget is shown here when the notebook runs in JupyterLab]"
 PRIVATE_TAG = "private-data"
 PRIVATE_NOTE = ("(output not saved: it shows photos from a folder that may not be shared; run the "
                 "cell with your own copy of the folder to see it)")
