@@ -20,6 +20,7 @@ single-process run it always was.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 from typing import Any, Iterable
@@ -108,7 +109,15 @@ def init(device: str = "auto") -> Context:
         if target.type == "cuda":
             torch.cuda.set_device(target)
         dist.init_process_group(backend=backend)
+        # Leave the group before the interpreter tears down: gloo's threads still alive at exit
+        # abort the process ("terminate called without an active exception", seen in CI).
+        atexit.register(_leave)
     return Context(rank=rank, world_size=world, local_rank=local, device=target)
+
+
+def _leave() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def current() -> Context:
