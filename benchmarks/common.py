@@ -2,6 +2,7 @@
 short training recipe, and a resumable state for long runs."""
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -153,3 +154,38 @@ class ResumableState:
             stages = self.data["stages"]
             stages[name] = round(stages.get(name, 0.0) + time.perf_counter() - started, 1)
             self.save()
+
+
+def add_resumable_args(parser: argparse.ArgumentParser, *, only: tuple[str, ...],
+                       bootstrap: int, smoke_help: str) -> None:
+    """The options every resumable benchmark shares: which pieces, how many, the report's
+    bootstrap, ``--smoke``, ``--fresh`` and ``--refresh-latency``. ``--report`` is turned into
+    ``--only report`` by ``finish_resumable_args``."""
+    add = parser.add_argument
+    add("--only", choices=only, default=None,
+        help="run only these pieces (report: run nothing, print and write the report)")
+    add("--report", action="store_true", help="the same as --only report")
+    add("--max-pieces", type=int, default=None, metavar="N", help="stop after N pieces")
+    add("--bootstrap", type=int, default=bootstrap, help="bootstrap resamples of each interval")
+    add("--smoke", action="store_true", help=smoke_help)
+    add("--fresh", action="store_true", help="discard the saved state and its folders, start over")
+    add("--refresh-latency", action="store_true", help="with --fresh: measure the latency "
+        "predictor again instead of taking the cached one (e.g. one measured on a busy machine)")
+
+
+def finish_resumable_args(args: argparse.Namespace, *, name: str) -> argparse.Namespace:
+    """Fill the defaults of ``--out`` and ``--json``: ``results/<name>/`` and ``results/<name>.json``
+    (``--smoke``: ``bench_<name>_smoke`` in the cache, the report inside it)."""
+    from segnas_lite import flags
+    if args.report:
+        args.only = "report"
+    smoke_out = flags.cache_dir() / f"bench_{name}_smoke"
+    args.out = Path(args.out or (smoke_out if args.smoke else RESULTS / name))
+    args.json = Path(args.json or (args.out / f"{name}.json" if args.smoke
+                                   else RESULTS / f"{name}.json"))
+    return args
+
+
+def log(text: str) -> None:
+    """Print at once (a long run's progress lines reach a log file as they happen)."""
+    print(text, flush=True)

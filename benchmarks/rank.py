@@ -53,7 +53,8 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ResumableState, StateMismatchError  # noqa: E402
+from common import (ResumableState, StateMismatchError, add_resumable_args,  # noqa: E402
+                    finish_resumable_args, log)
 from rank_pieces import SupernetVariant, short, train_standalone  # noqa: E402
 from rank_report import write_report  # noqa: E402
 
@@ -122,26 +123,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "benchmarks/results/rank/; --smoke: a folder in the cache)")
     add("--json", default=None, help="the report (default: benchmarks/results/rank.json; "
         "--smoke: rank.json in --out); the figure is written beside it as .png")
-    add("--only", choices=("standalone", "supernet", "report"), default=None,
-        help="run only these pieces (report: run nothing, print and write the report)")
-    add("--report", action="store_true", help="the same as --only report")
-    add("--max-pieces", type=int, default=None, metavar="N", help="stop after N pieces")
-    add("--bootstrap", type=int, default=2000, help="bootstrap resamples of each interval")
-    add("--smoke", action="store_true", help="tiny synthetic version (seconds)")
-    add("--fresh", action="store_true", help="discard the saved state and weights, start over")
-    add("--refresh-latency", action="store_true", help="with --fresh: measure the latency "
-        "predictor again instead of taking the cached one (e.g. one measured on a busy machine)")
-    args = parser.parse_args(argv)
-    if args.report:
-        args.only = "report"
-    default_out = flags.cache_dir() / "bench_rank_smoke" if args.smoke else RESULTS / "rank"
-    args.out = Path(args.out or default_out)
-    args.json = Path(args.json or (args.out / "rank.json" if args.smoke else RESULTS / "rank.json"))
-    return args
-
-
-def log(text: str) -> None:
-    print(text, flush=True)
+    add_resumable_args(parser, only=("standalone", "supernet", "report"), bootstrap=2000,
+                       smoke_help="tiny synthetic version (seconds)")
+    return finish_resumable_args(parser.parse_args(argv), name="rank")
 
 
 # --------------------------------------------------------------------------- the subnets

@@ -54,14 +54,14 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, ResumableState, StateMismatchError  # noqa: E402
+from common import (RESULTS, ResumableState, StateMismatchError, add_resumable_args,  # noqa: E402
+                    finish_resumable_args, log)
 from rank import DATA, Settings as RankSettings  # noqa: E402
 from search_pieces import (Warmup, fix_budgets, measure_rows, select_random,  # noqa: E402
                            select_widths, strategy_search, train_net)
 from search_report import (every_net_known, latency_status, nets_of,  # noqa: E402
                            unique_nets, write_report)
 
-from segnas_lite import flags  # noqa: E402
 from segnas_lite.deploy.target import Target  # noqa: E402
 from segnas_lite.errors import SegnasError  # noqa: E402
 from segnas_lite.nas.latency import LatencyTable  # noqa: E402
@@ -154,31 +154,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--smoke: in --out); the figure beside it as <stem>_pareto.png")
     add("--rank-json", default=None, help="rank.py's report, drawn beside the Pareto (default: "
         "benchmarks/results/rank.json; --smoke: none)")
-    add("--only", choices=("select", "search", "latency", "train", "report"), default=None,
-        help="run only these pieces (report: run nothing, print and write the report)")
-    add("--report", action="store_true", help="the same as --only report")
-    add("--max-pieces", type=int, default=None, metavar="N", help="stop after N pieces")
     add("--warmup", choices=WARMUPS, default=None,
         help="the super-net training (a variant of rank.py's ablation; default: Settings.warmup)")
-    add("--bootstrap", type=int, default=10000, help="bootstrap resamples of each interval")
-    add("--smoke", action="store_true", help="tiny synthetic version (a minute or two)")
-    add("--fresh", action="store_true", help="discard the saved state and its folders, start over")
-    add("--refresh-latency", action="store_true", help="with --fresh: measure the latency "
-        "predictor again (e.g. the cached one was measured on a busy machine)")
-    args = parser.parse_args(argv)
-    if args.report:
-        args.only = "report"
-    args.out = Path(args.out or (flags.cache_dir() / "bench_search_smoke" if args.smoke
-                                 else RESULTS / "search"))
-    args.json = Path(args.json or (args.out / "search.json" if args.smoke
-                                   else RESULTS / "search.json"))
+    add_resumable_args(parser, only=("select", "search", "latency", "train", "report"),
+                       bootstrap=10000, smoke_help="tiny synthetic version (a minute or two)")
+    args = finish_resumable_args(parser.parse_args(argv), name="search")
     if args.rank_json is None and not args.smoke:
         args.rank_json = RESULTS / "rank.json"
     return args
-
-
-def log(text: str) -> None:
-    print(text, flush=True)
 
 
 # --------------------------------------------------------------------------- the plan

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from benchmark_runner import script_runner
 from matplotlib.figure import Figure
 
 from segnas_lite.nas import get_space
@@ -213,16 +212,9 @@ def test_a_supernet_stopped_mid_way_resumes_and_estimates_every_subnet(bench, tm
 
 @pytest.mark.slow
 def test_smoke_run_end_to_end_resumes_and_reports(tmp_path):
-    env = {**os.environ, "SEGNAS_CACHE": str(tmp_path / "cache"), "SEGNAS_QUIET": "1",
-           "MPLBACKEND": "Agg"}
     out = tmp_path / "rank"
-
-    def run(*args: str) -> str:
-        done = subprocess.run([sys.executable, str(BENCHMARKS / "rank.py"), "--smoke", "--out",
-                               str(out), "--bootstrap", "100", *args], capture_output=True,
-                              text=True, timeout=1200, env=env)
-        assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout
+    run = script_runner("rank.py", cache=tmp_path / "cache", timeout=1200,
+                        fixed=("--smoke", "--out", str(out), "--bootstrap", "100"))
 
     first = run("--max-pieces", "3")
     assert "stopped after 3 pieces" in first and "PARTIAL" in first

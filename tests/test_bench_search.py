@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import statistics
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from benchmark_runner import script_runner
 from matplotlib.figure import Figure
 
 from segnas_lite.nas import get_space
@@ -304,16 +303,9 @@ def fake_rank_state() -> dict:
 
 @pytest.mark.slow
 def test_smoke_run_end_to_end_resumes_and_reports(tmp_path):
-    env = {**os.environ, "SEGNAS_CACHE": str(tmp_path / "cache"), "SEGNAS_QUIET": "1",
-           "MPLBACKEND": "Agg"}
     out = tmp_path / "search"
-
-    def run(*args: str) -> str:
-        done = subprocess.run([sys.executable, str(BENCHMARKS / "search.py"), "--smoke", "--out",
-                               str(out), "--bootstrap", "200", *args], capture_output=True,
-                              text=True, timeout=1800, env=env)
-        assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout
+    run = script_runner("search.py", cache=tmp_path / "cache", timeout=1800,
+                        fixed=("--smoke", "--out", str(out), "--bootstrap", "200"))
 
     first = run("--max-pieces", "4")
     assert "ran 4 pieces" in first and "PARTIAL" in first

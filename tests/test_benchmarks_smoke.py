@@ -34,6 +34,7 @@ def positive(value) -> bool:
 
 @pytest.mark.slow
 def test_latency_quick_writes_every_variant(tmp_path):
+    pytest.importorskip("nncf", reason="the int8 row needs the int8 extra: pip install -e '.[int8]'")
     genotype_path = tmp_path / "genotype.json"
     seed_space().random_genotype(random.Random(0)).save(genotype_path)
     out = tmp_path / "latency.json"
