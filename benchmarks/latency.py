@@ -49,6 +49,7 @@ from segnas_lite.data import PairedAugment, open_dataset  # noqa: E402
 from segnas_lite.train.engine import TrainConfig, train  # noqa: E402
 from segnas_lite.deploy.bench import benchmark_openvino, benchmark_torch  # noqa: E402
 from segnas_lite.deploy.export import compile_ir, save_ir, to_openvino  # noqa: E402
+from segnas_lite.deploy.openvino import CompileError  # noqa: E402
 from segnas_lite.deploy.predictor import OpenVINOPredictor  # noqa: E402
 from segnas_lite.deploy.parity import sample_images  # noqa: E402
 from segnas_lite.deploy.quantize import quantize_int8  # noqa: E402
@@ -120,26 +121,40 @@ def benchmark_row(name: str, model, size: int, args, calib_images: torch.Tensor)
     int8_model = quantize_int8(ov_model, calib_images, subset_size=len(calib_images))
     quantize_s = time.perf_counter() - started
 
-    times = {"torch": benchmark_torch(model, input_size=(size, size), **timing),
-             "ov_f32": benchmark_openvino(ov_model, precision="f32", **timing),
-             "ov_default": benchmark_openvino(ov_model, precision="default", **timing),
-             "ov_int8": benchmark_openvino(int8_model, precision="default", **timing)}
-    row = {"model": name, "size": size, "params": sum(p.numel() for p in model.parameters())}
+    row = {"model": name, "size": size, "params": sum(p.numel() for p in model.parameters()),
+           "notes": []}
+
+    def compiled(variant: str, make):
+        """``make()``, or None with a note when OpenVINO cannot compile this variant here."""
+        try:
+            return make()
+        except CompileError as error:
+            row["notes"].append(f"{name} @ {size}: {variant} skipped: {error}")
+            print(f"  note: {row['notes'][-1]}", flush=True)
+            return None
+
+    models = {"ov_f32": (ov_model, "f32"), "ov_default": (ov_model, "default"),
+              "ov_int8": (int8_model, "default")}
+    times = {"torch": benchmark_torch(model, input_size=(size, size), **timing)}
+    predictors = {"torch": model}
+    for variant, (ir, precision) in models.items():
+        times[variant] = compiled(variant, lambda: benchmark_openvino(ir, precision=precision,
+                                                                       **timing))
+        if times[variant] is not None:
+            predictors[variant] = OpenVINOPredictor(ir, precision=precision, threads=args.threads)
     for variant, result in times.items():
-        row[f"{variant}_ms"], row[f"{variant}_fps"] = result.median_ms, result.fps
-    row["timings"] = {variant: asdict(result) for variant, result in times.items()}
+        row[f"{variant}_ms"] = None if result is None else result.median_ms
+        row[f"{variant}_fps"] = None if result is None else result.fps
+    row["timings"] = {variant: None if result is None else asdict(result)
+                      for variant, result in times.items()}
     row["quantize_s"] = round(quantize_s, 1)
 
-    predictors = {
-        "torch": model,
-        "ov_f32": OpenVINOPredictor(ov_model, precision="f32", threads=args.threads),
-        "ov_default": OpenVINOPredictor(ov_model, precision="default", threads=args.threads),
-        "ov_int8": OpenVINOPredictor(int8_model, precision="default", threads=args.threads),
-    }
     val_set = open_dataset("synthetic", image_size=size, split="val", seed=0, length=args.eval_images)
     row.update(evaluate_variants(predictors, val_set))
+    for variant in set(VARIANTS) - set(predictors):
+        row[f"miou_{variant}"] = row[f"agree_{variant}"] = None
 
-    if name == args.crosscheck and size == args.sizes[0]:
+    if name == args.crosscheck and size == args.sizes[0] and times["ov_f32"] is not None:
         row["benchmark_app"] = crosscheck(ov_model, args, ours=times["ov_f32"].median_ms)
     return row
 
@@ -233,10 +248,15 @@ def main() -> None:
             row = benchmark_row(name, model, size, args, calib)
             row["weights"] = weights
             rows.append(row)
-            print(f"  {name} @ {size}: torch {row['torch_ms']:.1f} ms, ov f32 {row['ov_f32_ms']:.1f}"
-                  f", ov default {row['ov_default_ms']:.1f}, ov int8 {row['ov_int8_ms']:.1f}; "
-                  f"mIoU {row['miou_torch']:.3f} -> int8 {row['miou_ov_int8']:.3f} "
-                  f"[{time.perf_counter() - started:.0f} s]", flush=True)
+            notes += row["notes"]
+
+            def show(value, fmt: str) -> str:
+                return "n/a" if value is None else format(value, fmt)
+            print(f"  {name} @ {size}: torch {row['torch_ms']:.1f} ms, ov f32 "
+                  f"{show(row['ov_f32_ms'], '.1f')}, ov default {show(row['ov_default_ms'], '.1f')}"
+                  f", ov int8 {show(row['ov_int8_ms'], '.1f')}; mIoU {row['miou_torch']:.3f} -> "
+                  f"int8 {show(row['miou_ov_int8'], '.3f')} [{time.perf_counter() - started:.0f} s]",
+                  flush=True)
     load = {"before": load_before, "after": os.getloadavg(), "cpus": os.cpu_count()}
 
     if args.crosscheck not in names:

@@ -4,15 +4,18 @@
     python -m venv .venv-peers && .venv-peers/bin/pip install -e ".[peers]"
     .venv-peers/bin/python benchmarks/peers.py --checkpoint runs/people/checkpoint.pt [...]
 
-The peer is the general (square 256 x 256) Selfie Segmentation model bundled in the
-``mediapipe==0.10.14`` wheel, run through its own pipeline (``SelfieSegmentation(model_selection=0)
-.process``); MediaPipe is used here only, never by the package. Ours run through OpenVINO at the size
-each checkpoint was trained at, in f32 and at the CPU's default precision (bf16 where supported).
+The peers are the two Selfie Segmentation models bundled in the ``mediapipe==0.10.14`` wheel, the
+general one (square, 256 x 256, ``model_selection=0``) and the landscape one (144 x 256,
+``model_selection=1``), each run through its own pipeline (``SelfieSegmentation(...).process``);
+MediaPipe is used here only, never by the package. Ours run through OpenVINO at the size each
+checkpoint was trained at, in f32 and at the CPU's default precision (bf16 where supported).
 
-Same data, same metric, same timer for everyone:
-- the people validation split (80/20 with seed 0, as every people benchmark here), every photo and
-  mask stretched to ``--eval-size`` px; a pixel is "person" when p(person) >= 0.5; two-class mIoU
-  over all pixels of the split (``metrics.ConfusionMeter``), and the person IoU;
+Same data, same metrics, same timer for everyone:
+- the validation split of every ``--data`` folder (default: ``people`` and ``ccp_people``; each
+  folder's own split, or its seeded cut with ``--split-seed``, 0 as in every people benchmark and
+  in the search study), every photo and mask stretched to ``--eval-size`` px; a pixel is "person"
+  when p(person) >= 0.5; per set: two-class mIoU over all its pixels (``metrics.ConfusionMeter``),
+  the person IoU, and the boundary F-score (``metrics.boundary_f_score``, mean over photos);
 - latency: ``timing.time_runner`` (warm-up, median of ``--runs`` calls, one image, 2 threads for
   OpenVINO; MediaPipe chooses its own threads), with the machine's load recorded; a busy run is
   marked and must not be quoted.
@@ -57,21 +60,50 @@ def tflite_parameters(path: Path) -> int | None:
     return total
 
 
+PEERS = {"general": (0, "selfie_segmentation.tflite", "256x256"),
+         "landscape": (1, "selfie_segmentation_landscape.tflite", "144x256")}
+
+
 def score(prob_fn, photos, masks) -> dict:
-    """Two-class mIoU and person IoU of ``prob_fn(photo uint8 (H, W, 3)) -> (H, W)`` over the set."""
-    meter = ConfusionMeter(2)
+    """Two-class mIoU, person IoU and boundary F of ``prob_fn(photo uint8 (H, W, 3)) -> (H, W)``
+    over one set (label 255: not judged)."""
+    from segnas_lite.metrics import boundary_f_score
+    meter, boundary = ConfusionMeter(2), []
     for photo, mask in zip(photos, masks):
-        pred = torch.as_tensor(prob_fn(photo) >= 0.5, dtype=torch.int64)
-        meter.update(pred[None], torch.as_tensor(mask)[None])
+        pred = np.asarray(prob_fn(photo)) >= 0.5
+        meter.update(torch.as_tensor(pred, dtype=torch.int64)[None], torch.as_tensor(mask)[None])
+        boundary.append(boundary_f_score(pred, mask == 1, valid=mask != 255).f)
     metrics = meter.compute()
-    return {"miou": float(metrics.miou), "person_iou": float(metrics.per_class_iou[1])}
+    return {"miou": float(metrics.miou), "person_iou": float(metrics.per_class_iou[1]),
+            "boundary_f": float(np.mean(boundary))}
+
+
+def score_sets(prob_fn, sets: dict) -> dict:
+    """``score`` on every set: {"<set>_miou": ..., "<set>_person_iou": ..., ...}."""
+    return {f"{name}_{key}": value for name, (photos, masks) in sets.items()
+            for key, value in score(prob_fn, photos, masks).items()}
+
+
+def val_photos(folder: str, *, size: int, split_seed: int) -> tuple[list, list]:
+    """The val split of ``folder`` as (uint8 (size, size, 3) photos, (size, size) int64 masks)."""
+    val = open_dataset(folder, image_size=size, split="val", seed=split_seed)
+    photos, masks = [], []
+    for index in range(len(val)):
+        image, mask = val[index]
+        photos.append((denormalize(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
+        masks.append(mask.numpy())
+    return photos, masks
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", action="append", default=[],
                         help="a people model from `segnas train` (repeat for several)")
-    parser.add_argument("--people", default=str(default_people_dir()))
+    parser.add_argument("--data", action="append", default=None, metavar="DIR",
+                        help="a folder whose val split is scored (repeat; default: the people "
+                        "and ccp_people folders of ../shared/data)")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="the train/val cut of a folder without its own split")
     parser.add_argument("--eval-size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--out", default=str(RESULTS / "peers.json"))
@@ -80,27 +112,32 @@ def main() -> None:
         import mediapipe as mp
     except ImportError:
         sys.exit("MediaPipe is missing: in an environment of its own, pip install -e '.[peers]'")
-    val = open_dataset(args.people, image_size=args.eval_size, split="val", seed=0)
-    photos, masks = [], []
-    for index in range(len(val)):
-        image, mask = val[index]
-        photos.append((denormalize(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
-        masks.append(mask.numpy())
-    print(f"{len(photos)} people-val photos at {args.eval_size} px")
+    people = default_people_dir()
+    folders = args.data or [str(people), str(people.parent / "ccp_people")]
+    sets = {}
+    for folder in folders:
+        if not Path(folder).is_dir():
+            sys.exit(f"no data folder at {folder}: pass --data DIR (photos + masks)")
+        sets[Path(folder).name] = val_photos(folder, size=args.eval_size,
+                                             split_seed=args.split_seed)
+        print(f"{Path(folder).name}: {len(sets[Path(folder).name][0])} val photos at "
+              f"{args.eval_size} px", flush=True)
     rows, loads = [], []
+    first_photo = next(iter(sets.values()))[0][0]
 
-    # the peer -------------------------------------------------------------------------------------
-    segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
-    peer = lambda photo: segmenter.process(photo).segmentation_mask  # noqa: E731 (H, W) float
-    tflite_file = (Path(mp.__file__).parent / "modules" / "selfie_segmentation"
-                   / "selfie_segmentation.tflite")
-    with LoadMonitor(warn=True, what="MediaPipe") as monitor:
-        timing = time_runner(Runner(lambda: peer(photos[0]), "mediapipe", "tflite", None),
-                             warmup=5, runs=args.runs)
-    loads.append({"what": "mediapipe", **monitor.report.to_dict()})
-    rows.append({"model": "MediaPipe Selfie Segmentation (general, 256x256)", "runtime": "mediapipe",
-                 "params": tflite_parameters(tflite_file), "latency_ms": timing.median_ms,
-                 "busy": monitor.report.busy, **score(peer, photos, masks)})
+    # the peers ------------------------------------------------------------------------------------
+    for kind, (selection, tflite_name, shape) in PEERS.items():
+        segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=selection)
+        peer = lambda photo, s=segmenter: s.process(photo).segmentation_mask  # noqa: E731 (H, W)
+        tflite_file = Path(mp.__file__).parent / "modules" / "selfie_segmentation" / tflite_name
+        with LoadMonitor(warn=True, what=f"MediaPipe {kind}") as monitor:
+            timing = time_runner(Runner(lambda: peer(first_photo), "mediapipe", "tflite", None),
+                                 warmup=5, runs=args.runs)
+        loads.append({"what": f"mediapipe {kind}", **monitor.report.to_dict()})
+        rows.append({"model": f"MediaPipe Selfie Segmentation ({kind}, {shape})",
+                     "runtime": "mediapipe", "params": tflite_parameters(tflite_file),
+                     "latency_ms": timing.median_ms, "busy": monitor.report.busy,
+                     **score_sets(peer, sets)})
 
     # ours -----------------------------------------------------------------------------------------
     from segnas_lite.zoo import load_trained, saved_data
@@ -132,13 +169,17 @@ def main() -> None:
             rows.append({"model": f"{state['model_info']['name']} ({Path(checkpoint).parent.name}, "
                                   f"{size}px)", "runtime": f"openvino {precision} -> {timing.precision}",
                          "params": params, "latency_ms": timing.median_ms,
-                         "busy": monitor.report.busy, **score(ours, photos, masks)})
+                         "busy": monitor.report.busy, **score_sets(ours, sets)})
 
-    print()
-    table = print_table(rows, [("model", "model", "s"), ("runtime", "runtime", "s"),
-                               ("params", "params", ",d"), ("latency_ms", "ms", ".2f"),
-                               ("miou", "mIoU", ".3f"), ("person_iou", "person IoU", ".3f"),
-                               ("busy", "busy", "")])
+    tables = []
+    for name in sets:
+        print(f"\n{name} val ({len(sets[name][0])} photos at {args.eval_size} px)")
+        tables.append(print_table(rows, [
+            ("model", "model", "s"), ("runtime", "runtime", "s"), ("params", "params", ",d"),
+            ("latency_ms", "ms", ".2f"), (f"{name}_miou", "mIoU", ".3f"),
+            (f"{name}_person_iou", "person IoU", ".3f"), (f"{name}_boundary_f", "boundary F", ".3f"),
+            ("busy", "busy", "")]))
+    table = "\n\n".join(tables)
     print("\nms: ours = the network alone (OpenVINO, one image); MediaPipe = its whole process() "
           "call (resize, inference, mask), the latency a user of it gets")
     write_json(args.out, {"environment": environment(), "settings": vars(args), "rows": rows,

@@ -25,6 +25,16 @@ Stages
    (20 epochs at 224 px, the old CLI defaults) for each. Then distillation: the child again, with
    the best final model as teacher (Hinton et al., 2015; ``distill.py``), same minutes.
 
+**Several folders** (``--data A --data B``, issue 23: people + ccp_people): the train splits are
+concatenated and so are the val splits (each folder cut with seed 0, the same cut as the search
+study's); every final row also carries each folder's own val mIoU. ``--teacher-minutes M`` trains
+a teacher (``--teacher-model``, LR-ASPP-Large by default, at ``--teacher-size``) for M minutes and
+distils it into every model; ``--no-start`` skips the starting-point rows. Results go to
+``results/recipe_combined.json`` unless ``--out`` says otherwise.
+
+    python benchmarks/recipe.py --data ../shared/data/people --data ../shared/data/ccp_people \
+        --no-start --teacher-minutes 90 --teacher-size 320
+
 Resumable: each finished piece (calibration, run, curve point) is kept in ``results/recipe/state
 .json``; a run stopped mid-way continues from its last epoch checkpoint (``engine.train``'s exact
 resume). Checkpoints: ``results/recipe/runs/<run>/checkpoint.pt`` (``segnas evaluate`` reads them;
@@ -46,7 +56,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ResumableState, environment, print_table, write_json  # noqa: E402
 
-from segnas_lite.data import default_people_dir, open_dataset  # noqa: E402
+from segnas_lite.data import default_people_dir, open_dataset, open_datasets  # noqa: E402
 from segnas_lite.zoo import load_trained  # noqa: E402
 from segnas_lite.train.engine import CHECKPOINT, evaluate, train  # noqa: E402
 from segnas_lite.zoo import build_model  # noqa: E402
@@ -75,11 +85,22 @@ START = Recipe("start", image_size=224, epochs=20, lr=0.02)
 
 
 # --------------------------------------------------------------------------- data and models
-def people_sets(people: str, recipe: Recipe):
-    train_set = open_dataset(people, image_size=recipe.image_size, split="train", seed=SPLIT_SEED,
-                             augment=recipe.augmentation())
-    val_set = open_dataset(people, image_size=EVAL_SIZE, split="val", seed=SPLIT_SEED)
+def people_sets(data: list[str], recipe: Recipe):
+    """The train splits of every folder of ``data`` (concatenated, the recipe's size and
+    augmentation) and their val splits at ``EVAL_SIZE``; each folder cut with ``SPLIT_SEED``."""
+    train_set = open_datasets(data, image_size=recipe.image_size, split="train", seed=SPLIT_SEED,
+                              augment=recipe.augmentation())
+    val_set = open_datasets(data, image_size=EVAL_SIZE, split="val", seed=SPLIT_SEED)
     return train_set, val_set
+
+
+def per_set_miou(model, data: list[str]) -> dict[str, float]:
+    """Val mIoU of ``model`` on each folder of ``data`` on its own (two or more folders)."""
+    if len(data) < 2:
+        return {}
+    return {Path(folder).name: evaluate(model, open_dataset(folder, image_size=EVAL_SIZE,
+                                                            split="val", seed=SPLIT_SEED),
+                                        num_classes=2, quiet=True).miou for folder in data}
 
 
 def searched_child_info(search_json: Path) -> dict:
@@ -111,7 +132,7 @@ def build(info: dict, seed: int) -> torch.nn.Module:
 
 
 # --------------------------------------------------------------------------- calibration
-def step_seconds(info: dict, recipe: Recipe, *, source: str, people: str, teacher, seed: int,
+def step_seconds(info: dict, recipe: Recipe, *, source: str, data: list[str], teacher, seed: int,
                  steps: int) -> float:
     """Seconds per training step of ``info`` under ``recipe`` on ``source`` ("people" or
     "synthetic"): two short trainings of ``steps`` steps, the second one timed (the first warms
@@ -120,7 +141,7 @@ def step_seconds(info: dict, recipe: Recipe, *, source: str, people: str, teache
     if source == "synthetic":
         data = synthetic_set(recipe, steps=steps, seed=seed)
     else:
-        data, _ = people_sets(people, recipe)
+        data, _ = people_sets(data, recipe)
     config = recipe.train_config(seed=seed, quiet=True, epochs=1, steps_per_epoch=steps,
                                  distill_weight=0.5 if teacher is not None else 0.0)
     train(model, data, config=config, num_classes=2, teacher=teacher)
@@ -143,15 +164,15 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
     if calib is None:
         with LoadMonitor(warn=False, what=f"calibrating {key}") as monitor:
             calib = {"people_step_s": step_seconds(info, recipe, source="people",
-                                                   people=args.people, teacher=teacher,
+                                                   data=args.data, teacher=teacher,
                                                    seed=seed, steps=args.calib_steps)}
             if recipe.synthetic_steps:
                 calib["synthetic_step_s"] = step_seconds(
-                    info, recipe, source="synthetic", people=args.people, teacher=None,
+                    info, recipe, source="synthetic", data=args.data, teacher=None,
                     seed=seed, steps=args.calib_steps)
         calib["busy"] = monitor.report.busy
         state.put("calibration", key, calib)
-    train_set, val_set = people_sets(args.people, recipe)
+    train_set, val_set = people_sets(args.data, recipe)
     per_epoch = len(train_set) // recipe.batch_size
     budget_s = minutes * 60.0
     synthetic_steps = recipe.synthetic_steps
@@ -184,7 +205,8 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
             print(f"  {key}: epoch {epoch}/{epochs}, {minutes_so_far:.1f} min, "
                   f"mIoU {metrics.miou:.4f}", flush=True)
 
-    data_info = {"data": str(args.people), "val_data": None, "image_size": recipe.image_size,
+    data_info = {"data": args.data[0] if len(args.data) == 1 else list(args.data),
+                 "val_data": None, "image_size": recipe.image_size,
                  "num_classes": 2, "class_names": ["background", "person"]}
     with LoadMonitor(warn=False, what=f"training {key}") as monitor:
         train(model, train_set, config=config, num_classes=2, out_dir=run_dir, resume=resume,
@@ -197,7 +219,8 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
            "minutes": round((spent["synthetic_s"] + clock["train_s"]) / 60.0, 2),
            "miou": final["miou"], "teacher": str(teacher_path) if teacher_path else None,
            "checkpoint": str(run_dir / CHECKPOINT), "busy": monitor.report.busy,
-           "resumed": resume, "params": sum(p.numel() for p in model.parameters())}
+           "resumed": resume, "params": sum(p.numel() for p in model.parameters()),
+           "per_set_miou": per_set_miou(model, args.data)}
     return state.put("runs", key, row)
 
 
@@ -247,21 +270,39 @@ def screen(args, state: ResumableState, infos: dict) -> tuple[Recipe, list[dict]
     return recipe, rows
 
 
+TEACHERS = {"lraspp_large": {"name": "lraspp_mobilenetv3_large", "kwargs": {}},
+            "fast_scnn": {"name": "fast_scnn", "kwargs": {}}}
+
+
 def finals(args, state: ResumableState, infos: dict, recipe: Recipe) -> list[dict]:
+    """The issue's starting point (unless ``--no-start``), the recipe on every model, then
+    distillation: a teacher trained longer (``--teacher-minutes``, at ``--teacher-size``) when
+    asked for, else the best final model, into the searched child (``--teacher-minutes 0``) or
+    into every student."""
     rows = []
-    for short, info in infos.items():
-        rows.append(run_one(f"start_{short}", info, START, minutes=0, args=args, state=state,
-                            fixed_epochs=1 if args.quick else START.epochs))
+    if not args.no_start:
+        for short, info in infos.items():
+            rows.append(run_one(f"start_{short}", info, START, minutes=0, args=args, state=state,
+                                fixed_epochs=1 if args.quick else START.epochs))
     trained = {}
     for short, info in infos.items():
         trained[short] = run_one(f"final_{short}", info, recipe, minutes=args.minutes,
                                  args=args, state=state)
         rows.append(trained[short])
-    teachers = [trained[k] for k in ("fast_scnn", "lraspp_small")]
-    teacher = max(teachers, key=lambda r: r["miou"])
-    rows.append(run_one("final_searched_child_distilled", infos["searched_child"], recipe,
-                        minutes=args.minutes, args=args, state=state,
-                        teacher_path=Path(teacher["checkpoint"])))
+    if args.teacher_minutes > 0:
+        size = args.teacher_size or recipe.image_size
+        teacher = run_one(f"teacher_{args.teacher_model}_{size}px", TEACHERS[args.teacher_model],
+                          recipe.with_changes(name=f"teacher {size}px", image_size=size),
+                          minutes=args.teacher_minutes, args=args, state=state)
+        rows.append(teacher)
+        students = list(infos)
+    else:
+        teacher = max((trained[k] for k in ("fast_scnn", "lraspp_small")), key=lambda r: r["miou"])
+        students = ["searched_child"]
+    for short in students:
+        rows.append(run_one(f"final_{short}_distilled", infos[short], recipe,
+                            minutes=args.minutes, args=args, state=state,
+                            teacher_path=Path(teacher["checkpoint"])))
     return rows
 
 
@@ -273,7 +314,7 @@ def plot_curves(state: ResumableState, path: Path) -> None:
     curves = state.data["pieces"].get("curves", {})
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     for ax, prefix, title in ((axes[0], "screen_", "screen: one lever at a time"),
-                              (axes[1], ("final_", "start_"), "finals: the recipe")):
+                              (axes[1], ("final_", "start_", "teacher_"), "finals: the recipe")):
         colours: dict[str, str] = {}  # finals: one colour per model, its start point included
         for key, points in sorted(curves.items()):
             if not key.startswith(prefix) or not points:
@@ -304,7 +345,20 @@ COLUMNS = [("run", "run", "s"), ("model", "model", "s"), ("epochs", "epochs", "d
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", default=str(default_people_dir()))
+    parser.add_argument("--people", default=str(default_people_dir()),
+                        help="the people folder (when no --data is given)")
+    parser.add_argument("--data", action="append", default=None, metavar="DIR",
+                        help="a photo folder to train and judge on (repeat for several: their "
+                        "train splits are concatenated, and so are their val splits; default: "
+                        "--people alone)")
+    parser.add_argument("--no-start", action="store_true",
+                        help="skip the issue's starting point (20 epochs at 224 px per model)")
+    parser.add_argument("--teacher-model", choices=tuple(TEACHERS), default="lraspp_large")
+    parser.add_argument("--teacher-size", type=int, default=None,
+                        help="the teacher's training size (default: the recipe's)")
+    parser.add_argument("--teacher-minutes", type=float, default=0.0,
+                        help="train a teacher this long and distil it into every model (0: the "
+                        "best final model is the teacher of the searched child alone)")
     parser.add_argument("--stage", choices=("screen", "all"), default="all",
                         help="screen: the lever screen only; all: then the finals")
     parser.add_argument("--minutes", type=float, default=30.0, help="budget of a final run")
@@ -334,13 +388,26 @@ def main(argv: list[str] | None = None) -> None:
     if args.quick:
         args.minutes, args.screen_minutes, args.eval_minutes = 0.4, 0.2, 0.2
         args.calib_steps = 2
-    if not Path(args.people).is_dir():
-        raise SystemExit(f"no people folder at {args.people}: pass --people DIR")
-    out = Path(args.out or RESULTS / ("recipe-quick.json" if args.quick else "recipe.json"))
+        args.teacher_minutes = min(args.teacher_minutes, 0.4)
+    combined = args.data is not None and args.data != [args.people]
+    args.data = [str(folder) for folder in (args.data or [args.people])]
+    for folder in args.data:
+        if not Path(folder).is_dir():
+            raise SystemExit(f"no photo folder at {folder}: pass --data DIR (or --people DIR)")
+    stem = "recipe_combined" if combined else "recipe"
+    out = Path(args.out or RESULTS / (f"{stem}-quick.json" if args.quick else f"{stem}.json"))
     args.results_dir = str(out.with_suffix(""))
     torch.set_num_threads(args.threads)
+    # the settings every piece depends on (a saved state with others is refused); the options
+    # added since the first study are kept out while they hold their old meaning, so that study's
+    # state still resumes
+    new_defaults = {"data": None, "no_start": False,
+                    "teacher_model": "lraspp_large", "teacher_size": None, "teacher_minutes": 0.0}
     settings = {k: v for k, v in vars(args).items()
-                if k not in ("fresh", "verbose", "stage", "results_dir", "out")}
+                if k not in ("fresh", "verbose", "stage", "results_dir", "out")
+                and not (k in new_defaults and v == new_defaults[k])}
+    if not combined:
+        settings.pop("data", None)
     state = ResumableState(Path(args.results_dir) / "state.json", recipe=settings,
                            fresh=args.fresh)
     infos = model_infos(args)

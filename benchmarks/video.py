@@ -18,6 +18,13 @@
 4. **FPS**: the IR on a stream of frames, one request at a time (LATENCY hint) and through an
    ``AsyncInferQueue`` (THROUGHPUT hint), in f32 and at the default precision (bf16 where the CPU
    has it), measured by ``deploy.throughput.time_throughput`` with the machine's load recorded.
+5. **End to end** (``--e2e-sizes``, default 640x480 and 1280x720): what ``segnas video`` does to a
+   video file, stage by stage (``portrait.pipeline.VideoRun``): decode, preparation (the frame as a
+   normalised tensor), network (resize to ``--ir-size``, inference), smoothing (EMA 0.5),
+   refinement (the default fast guided filter, and none), compositing over a blurred background,
+   encode (``.mp4``). The clip is a people-val photo stretched to the size and panned, written to
+   an ``.mp4`` first (not timed). Sync and async inference, f32; the median of ``--e2e-repeats``
+   runs after a warm-up run, with the machine's load recorded.
 
 Writes ``results/video.json`` and ``results/video_smoothing.png``.
 """
@@ -47,6 +54,7 @@ from segnas_lite.deploy.throughput import time_throughput  # noqa: E402
 from segnas_lite.timing import LoadMonitor  # noqa: E402
 
 MOMENTA = (0.0, 0.3, 0.5, 0.7, 0.8, 0.9)
+STAGES = ("decode", "preparation", "network", "smoothing", "refinement", "compositing", "encode")
 
 
 def people_model(args, people: Path):
@@ -81,6 +89,60 @@ def people_model(args, people: Path):
     return model.eval(), info
 
 
+def video_size(text: str) -> tuple[int, int]:
+    """"1280x720" -> (1280, 720): width, height."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is WIDTHxHEIGHT, e.g. 1280x720, not {text!r}")
+    if min(width, height) < 16:
+        raise argparse.ArgumentTypeError(f"{text}: at least 16 pixels each way")
+    return width, height
+
+
+def end_to_end(ir: Path, picture: np.ndarray, mask: np.ndarray, args) -> list[dict]:
+    """Section 5: one row per (size, mode, refinement): milliseconds per frame of each stage and
+    the frames per second end to end, from the median of ``args.e2e_repeats`` timed runs."""
+    from segnas_lite.data.io import resize_mask, resize_rgb
+    from segnas_lite.deploy.predictor import OpenVINOPredictor
+    from segnas_lite.portrait.pipeline import process_video
+    from segnas_lite.portrait.videoio import read_video, write_video
+    folder = RESULTS / "video" / "e2e"
+    folder.mkdir(parents=True, exist_ok=True)
+    chains = {"fast guided (default)": RefineConfig(), "none": RefineConfig(method="none")}
+    rows = []
+    for width, height in args.e2e_sizes:
+        frames, _ = panned_clip(resize_rgb(picture, (height, width)),
+                                resize_mask(mask, (height, width)), args.e2e_frames,
+                                step=max(1, width // 160), seed=0)
+        clip = write_video(frames, folder / f"clip_{width}x{height}.mp4", fps=30.0)
+        for mode in ("sync", "async"):
+            predictor = OpenVINOPredictor(ir, precision="f32", threads=2, mode=mode)
+            for name, refine in chains.items():
+                runs = []
+                for repeat in range(1 + args.e2e_repeats):  # the first: warm-up, not kept
+                    with LoadMonitor(what=f"end to end {width}x{height} {mode}") as monitor:
+                        decoded, fps, _ = read_video(clip)
+                        run = process_video(decoded, predictor, smoothing=0.5, refine=refine,
+                                            background="blur")
+                        write_video(run, folder / "out.mp4", fps=fps)
+                    if repeat:
+                        ms = run.ms_per_frame()
+                        ms["encode"] = ms.pop("outside")  # the caller's time: writing the file
+                        runs.append({"ms": ms, "fps": run.fps, "busy": monitor.report.busy})
+                runs.sort(key=lambda r: r["fps"])
+                middle = runs[len(runs) // 2]
+                row = {"size": f"{width}x{height}", "mode": mode, "refinement": name,
+                       **{f"{stage}_ms": middle["ms"][stage] for stage in STAGES},
+                       "total_ms": middle["ms"]["total"], "fps": middle["fps"],
+                       "fps_runs": [r["fps"] for r in runs],
+                       "busy": any(r["busy"] for r in runs)}
+                rows.append(row)
+                if not args.quiet:
+                    print(f"  {row['size']} {mode} {name}: {row['fps']:.1f} FPS", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", default=str(default_people_dir()))
@@ -93,12 +155,18 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8, help="val photos turned into clips")
     parser.add_argument("--frames", type=int, default=30, help="frames per clip")
     parser.add_argument("--fps-frames", type=int, default=300, help="frames per FPS measurement")
+    parser.add_argument("--e2e-sizes", type=video_size, nargs="+",
+                        default=[(640, 480), (1280, 720)], help="input sizes of the end-to-end "
+                        "table, WIDTHxHEIGHT (default 640x480 1280x720)")
+    parser.add_argument("--e2e-frames", type=int, default=150, help="frames per end-to-end clip")
+    parser.add_argument("--e2e-repeats", type=int, default=3, help="timed end-to-end runs each")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--out", default=str(RESULTS / "video.json"))
     args = parser.parse_args()
     if args.quick:
         args.train_steps, args.clips, args.frames, args.fps_frames = 20, 2, 8, 30
+        args.e2e_frames, args.e2e_repeats, args.e2e_sizes = 12, 1, [(320, 240)]
         args.eval_size, args.out = 256, str(RESULTS / "video" / "quick.json")
     people = Path(args.people)
     if not people.is_dir():
@@ -198,6 +266,19 @@ def main() -> None:
                            ("requests", "requests", "d"), ("fps", "FPS", ".1f"),
                            ("busy", "busy", "")])
     payload["fps"] = {"rows": fps_rows, "load": monitor.report.to_dict()}
+
+    # 5. end to end -------------------------------------------------------------------------------
+    image, mask = val[0]
+    picture = (denormalize(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    e2e = end_to_end(ir, picture, (np.asarray(mask) == 1).astype(np.uint8), args)
+    print(f"\nend to end, ms per frame ({args.model} at {args.ir_size} px, OpenVINO f32, 2 threads; "
+          f"EMA 0.5, blurred background, .mp4 in and out; median of {args.e2e_repeats} runs of "
+          f"{args.e2e_frames} frames)")
+    print_table(e2e, [("size", "input", "s"), ("mode", "mode", "s"), ("refinement", "refinement", "s"),
+                      *[(f"{stage}_ms", stage, ".1f") for stage in STAGES],
+                      ("total_ms", "total", ".1f"), ("fps", "FPS", ".1f"), ("busy", "busy", "")])
+    payload["end_to_end"] = {"rows": e2e, "stages": list(STAGES), "frames": args.e2e_frames,
+                             "repeats": args.e2e_repeats}
     write_json(args.out, payload)
     print(f"wrote {figure_path}")
 

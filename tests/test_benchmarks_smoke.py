@@ -45,7 +45,12 @@ def test_latency_quick_writes_every_variant(tmp_path):
     assert [(r["model"], r["size"]) for r in result["rows"]] == [
         ("lraspp_mobilenetv3_small", 256), ("searched", 256)]
     for row in result["rows"]:
-        for variant in ("torch", "ov_f32", "ov_default", "ov_int8"):
+        # OpenVINO may lack an int8 kernel for a layer on some CPUs: that variant is skipped with
+        # a note naming it (never the whole run); every other variant must be there
+        skipped = {v for v in ("ov_default", "ov_int8") if row[f"{v}_ms"] is None}
+        assert all(any(f"{v} skipped" in n for n in row["notes"]) for v in skipped)
+        assert len(row["notes"]) == len(skipped)
+        for variant in {"torch", "ov_f32", "ov_default", "ov_int8"} - skipped:
             assert positive(row[f"{variant}_ms"]) and positive(row[f"{variant}_fps"])
             assert row[f"{variant}_fps"] == pytest.approx(1000 / row[f"{variant}_ms"])
             assert 0.0 <= row[f"miou_{variant}"] <= 1.0
@@ -55,7 +60,7 @@ def test_latency_quick_writes_every_variant(tmp_path):
     app = result["rows"][0]["benchmark_app"]
     assert positive(app["median_ms"]) and positive(app["ours_median_ms"])
     assert result["environment"]["default_precision"] in ("bf16", "f32", "f16")
-    assert result["notes"] == []
+    assert result["notes"] == [n for row in result["rows"] for n in row["notes"]]
 
 
 @pytest.mark.slow
@@ -86,6 +91,7 @@ def test_latency_table_quick_reports_before_and_after_for_every_target(tmp_path)
 
 
 PEOPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "people"
+CCP = PEOPLE.parent / "ccp_people"
 
 
 @pytest.mark.slow
@@ -115,6 +121,28 @@ def test_recipe_quick_screens_every_lever_then_runs_the_finals(tmp_path):
     again = json.loads(out.read_text())
     assert [r["miou"] for r in again["rows"]] == [r["miou"] for r in json.loads(before)["rows"]]
     assert again["wall_seconds_this_run"] < 60
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (PEOPLE.is_dir() and CCP.is_dir()), reason="needs ../shared/data")
+def test_recipe_quick_on_two_folders_trains_a_teacher_and_distils_it_into_every_model(tmp_path):
+    out = tmp_path / "combined.json"
+    run_script("recipe.py", "--quick", "--data", str(PEOPLE), "--data", str(CCP), "--no-start",
+               "--teacher-minutes", "0.2", "--teacher-size", "128", "--out", str(out),
+               cache=tmp_path / "cache", timeout=1800)
+    result = json.loads(out.read_text())
+    runs = [r["run"] for r in result["rows"]]
+    assert not any(run.startswith("start_") for run in runs)
+    assert "teacher_lraspp_large_128px" in runs
+    teacher = next(r for r in result["rows"] if r["run"].startswith("teacher_"))
+    assert teacher["recipe"]["image_size"] == 128
+    for short in ("fast_scnn", "lraspp_small", "searched_child"):
+        distilled = next(r for r in result["rows"] if r["run"] == f"final_{short}_distilled")
+        assert distilled["teacher"] == teacher["checkpoint"]
+    for row in result["rows"]:  # each folder's own val mIoU beside the pooled one
+        assert set(row["per_set_miou"]) == {PEOPLE.name, CCP.name}
+        assert all(0.0 <= v <= 1.0 for v in row["per_set_miou"].values())
+    assert result["settings"]["data"] == [str(PEOPLE), str(CCP)]
 
 
 @pytest.mark.slow

@@ -87,3 +87,17 @@ def test_our_timer_agrees_with_benchmark_app(tmp_path):
     if monitor.report.busy:
         pytest.skip(f"machine busy while timing ({monitor.report.to_dict()}): not comparable")
     assert result["ratio"] == pytest.approx(1.0, abs=0.10)
+
+
+def test_a_model_the_cpu_plugin_cannot_compile_is_a_named_error(monkeypatch):
+    class RefusingCore:  # the CPU plugin's answer for an int8 layer without a kernel on this CPU
+        def compile_model(self, model, device, config):
+            raise RuntimeError("Exception from src/inference/src/cpp/core.cpp:117:\n"
+                               "Exception from src/inference/src/dev/plugin.cpp:54:\n"
+                               "could not create a primitive descriptor for a convolution")
+
+    from segnas_lite.deploy.export import to_openvino
+    model = to_openvino(nn.Conv2d(3, 2, 1), input_size=(8, 8))
+    monkeypatch.setattr(OV, "ov_core", lambda: RefusingCore())
+    with pytest.raises(OV.CompileError, match="could not create a primitive.*precision 'f32'"):
+        OV.compile_openvino(model, precision="default")

@@ -1,6 +1,8 @@
 """The library pipelines behind `segnas replace-background` and `segnas video`
 (segnas_lite.portrait.pipeline), with a stand-in network whose errors are known: the true mask seen
 at 1/8 resolution."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -107,15 +109,16 @@ def test_process_video_smooths_counts_and_writes(clip, tmp_path):
     rates = run.flip_rates
     assert 0 <= rates["smoothed"] <= rates["raw"] and rates["raw"] > 0  # the person walks
     assert 0.5 < run.foreground_iou <= 1.0
-    assert set(run.stage_seconds) == {"network", "smoothing", "refinement", "compositing"}
+    stages = ["decode", "preparation", "network", "smoothing", "refinement", "compositing"]
+    assert list(run.stage_seconds) == stages and min(run.stage_seconds.values()) >= 0
     ms = run.ms_per_frame()
-    assert list(ms) == ["network", "smoothing", "refinement", "compositing", "outside", "total"]
+    assert list(ms) == [*stages, "outside", "total"]
     assert ms["total"] == pytest.approx(1000 / run.fps)
     assert sum(v for k, v in ms.items() if k != "total") == pytest.approx(ms["total"], rel=1e-6)
     assert run.refine == RefineConfig()  # the fast guided filter, as for photos
     from segnas_lite.teaching import plots
     figure = plots.frame_times({"fast": ms, "none": ms})
-    assert len(figure.axes[0].patches) == 2 * 5  # two bars of five stages
+    assert len(figure.axes[0].patches) == 2 * 7  # two bars of seven stages
     summary = run.summary()
     assert "flip rate raw" in summary and "smoothed (m = 0.5)" in summary
     assert "true masks" in summary and "time per frame" in summary
@@ -126,3 +129,19 @@ def test_process_video_smooths_counts_and_writes(clip, tmp_path):
     assert not (tmp_path / "empty.gif").exists()
     with pytest.raises(BackgroundError):
         process_video(frames, CoarseTruth(truths), background="nonsense")
+
+
+def test_video_stages_charge_reading_a_frame_to_decode_not_to_the_network(clip):
+    frames, truths = clip
+
+    def slow_reader():  # a video file that takes 20 ms to decode each frame
+        for frame in frames:
+            time.sleep(0.02)
+            yield frame
+
+    run = process_video(slow_reader(), CoarseTruth(truths), smoothing=0.0)
+    assert len(list(run)) == len(frames)
+    assert run.stage_seconds["decode"] >= 0.9 * 0.02 * len(frames)
+    assert run.stage_seconds["network"] < 0.5 * run.stage_seconds["decode"]
+    ms = run.ms_per_frame()
+    assert sum(v for k, v in ms.items() if k != "total") == pytest.approx(ms["total"], rel=1e-6)

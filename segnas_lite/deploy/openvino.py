@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from segnas_lite.deploy.target import DEFAULT_THREADS, PRECISIONS
+from segnas_lite.errors import SegnasError
 from segnas_lite.timing import Runner, TimingError, time_runner
 
 HINTS = ("LATENCY", "THROUGHPUT")
@@ -59,6 +60,11 @@ def convert(module: nn.Module, example: torch.Tensor, **kwargs) -> ov.Model:
     with no_telemetry(), warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         return ov.convert_model(module, example_input=example, **kwargs)
+
+
+class CompileError(SegnasError, RuntimeError):
+    """OpenVINO's CPU plugin could not compile a model with the settings asked for on this CPU
+    (for example an int8 layer without a kernel for this instruction set)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -93,7 +99,15 @@ def compile_openvino(model, *, precision: str = "f32", threads: int | None = DEF
     elif isinstance(model, nn.Module):
         raise TimingError("compile_openvino takes an openvino.Model or an IR path; convert a "
                           "PyTorch module with segnas_lite.deploy.export.to_openvino first")
-    return ov_core().compile_model(model, "CPU", config)
+    try:
+        return ov_core().compile_model(model, "CPU", config)
+    except RuntimeError as error:
+        first = next((line for line in str(error).splitlines() if line.strip()
+                      and not line.startswith("Exception from src/")), str(error).strip())
+        raise CompileError(
+            f"OpenVINO's CPU plugin could not compile {model.get_friendly_name()!r} at precision "
+            f"{precision!r} on this CPU ({first.strip()[:300]}); try precision 'f32', or a model "
+            "without int8 quantisation") from error
 
 
 def compiled_precision(compiled) -> str:

@@ -108,8 +108,10 @@ class VideoRun:
     """The frames of ``process_video``: iterate to get each output frame ((H, W, 3) uint8).
 
     While it runs it counts: ``frames_done``, ``seconds`` (wall clock, end to end), ``fps``,
-    ``stage_seconds`` (network: waiting for the next probability, preparation included; with
-    ``mode="async"`` the network runs meanwhile, so this is only the wait), ``flip_rates`` (the mean
+    ``stage_seconds`` (decode: taking the next frame from ``frames``, e.g. reading a video file;
+    preparation: scaling it to a normalised tensor; network: resizing it to the network's size,
+    inference and waiting for the probability, with ``mode="async"`` only the wait, since the
+    network runs meanwhile; then smoothing, refinement and compositing), ``flip_rates`` (the mean
     share of mask pixels that flip between consecutive frames, raw and smoothed; ``metrics.flip_rate``
     on each pair), and ``foreground_iou`` against ``truths`` (per frame, then the mean).
     """
@@ -121,8 +123,8 @@ class VideoRun:
         self._frames, self.predictor, self.truths = frames, predictor, truths
         self.smoothing, self.refine, self.background = smoothing, refine, background
         self.frames_done, self.seconds = 0, 0.0
-        self.stage_seconds = {"network": 0.0, "smoothing": 0.0, "refinement": 0.0,
-                              "compositing": 0.0}
+        self.stage_seconds = {"decode": 0.0, "preparation": 0.0, "network": 0.0,
+                              "smoothing": 0.0, "refinement": 0.0, "compositing": 0.0}
         self._flips: dict[str, list[float]] = {"raw": [], "smoothed": []}
         self._iou = IoUMeter(num_classes=2, class_index=1, reduction="per_image")
 
@@ -136,9 +138,9 @@ class VideoRun:
                 for name, rates in self._flips.items()}
 
     def ms_per_frame(self) -> dict[str, float]:
-        """Milliseconds per frame of each stage (``network`` includes reading the next frame and
-        preparing it), then ``outside`` (the time between frames that no stage holds: the
-        caller's, e.g. encoding the output file) and ``total`` (1000 / fps: end to end)."""
+        """Milliseconds per frame of each stage, then ``outside`` (the time between frames that no
+        stage holds: the caller's, e.g. encoding the output file) and ``total`` (1000 / fps: end
+        to end). The stages and ``outside`` add up to ``total``."""
         if not self.frames_done:
             return {}
         ms = {name: 1000 * s / self.frames_done for name, s in self.stage_seconds.items()}
@@ -152,10 +154,26 @@ class VideoRun:
     def __iter__(self) -> Iterator[np.ndarray]:
         pending: deque = deque()  # frames sent to the network whose probability is not back yet
 
+        fed = 0.0  # seconds spent in feed() since the last lap: not the network's
+
         def feed() -> Iterator[torch.Tensor]:
-            for frame in self._frames:
+            nonlocal fed
+            frames = iter(self._frames)
+            while True:
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                t1 = time.perf_counter()
+                if frame is None:
+                    fed += t1 - t0
+                    self.stage_seconds["decode"] += t1 - t0
+                    return
                 pending.append(frame)
-                yield normalize(frame)  # (3, H, W)
+                tensor = normalize(frame)  # (3, H, W)
+                t2 = time.perf_counter()
+                self.stage_seconds["decode"] += t1 - t0
+                self.stage_seconds["preparation"] += t2 - t1
+                fed += t2 - t0
+                yield tensor
 
         smoother, backdrop = EMASmoother(self.smoothing), None
         previous: dict[str, np.ndarray | None] = {"raw": None, "smoothed": None}
@@ -163,10 +181,10 @@ class VideoRun:
         start = clock = time.perf_counter()
 
         def lap(stage: str) -> None:
-            nonlocal clock
+            nonlocal clock, fed
             now = time.perf_counter()
-            self.stage_seconds[stage] += now - clock
-            clock = now
+            self.stage_seconds[stage] += now - clock - fed  # feed() ran inside this lap
+            clock, fed = now, 0.0
 
         for prob in probs:
             lap("network")

@@ -133,6 +133,6 @@ def frame_times(chains: dict[str, dict[str, float]]) -> Figure:
     ax.invert_yaxis()
     ax.set_xlim(0, 1.3 * float(left.max()) if len(left) and left.max() > 0 else 1)
     ax.set(xlabel="milliseconds per frame", title="one frame, stage by stage (end to end)")
-    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=len(stages),
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncol=min(len(stages), 4),
                loc="outside lower center")
     return fig
