@@ -7,10 +7,12 @@ import torch
 from PIL import Image
 
 from segnas_lite.metrics import boundary_f_score, trimap_iou
-from segnas_lite.portrait.composite import BackgroundError, composite, make_background, parse_colour
+from segnas_lite.portrait.composite import (BackgroundError, blur, composite, composite_uint8,
+                                           make_background, parse_colour)
 from segnas_lite.portrait.evaluate import evaluate_refinement
 from segnas_lite.portrait.refine import (RefineConfig, box_mean, default_radius, fast_step, feather,
-                                        guided_filter, refine_alpha)
+                                        guided_filter, refine_alpha, resize, solve_symmetric_3x3,
+                                        working_size)
 
 
 def _brute_box(x, r):
@@ -58,6 +60,29 @@ def _coarse(mask, factor=8):
     return torch.nn.functional.avg_pool2d(t, factor)[0, 0].numpy()
 
 
+def test_the_symmetric_3x3_solve_matches_numpy():
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(50, 3, 3))
+    m = m @ m.transpose(0, 2, 1) + 1e-3 * np.eye(3)  # symmetric, positive definite (a covariance)
+    v = rng.normal(size=(50, 3))
+    upper = np.stack([m[:, 0, 0], m[:, 0, 1], m[:, 0, 2], m[:, 1, 1], m[:, 1, 2], m[:, 2, 2]], -1)
+    assert np.allclose(solve_symmetric_3x3(upper, v), np.linalg.solve(m, v[..., None])[..., 0],
+                       rtol=1e-6, atol=1e-8)
+
+
+def test_a_uint8_guide_is_read_as_value_over_255():
+    """A video frame guides the filter as the same frame in [0, 1] does (no float copy made):
+    exactly for the full filter; the fast one shrinks the uint8 frame in uint8 (rounded to whole
+    levels), which moves alpha by a few thousandths at most."""
+    image, disk = _person_scene(size=96)
+    frame = (image * 255).round().astype(np.uint8)
+    prob = _coarse(disk)
+    for config, atol in ((RefineConfig(subsample=1), 1e-5), (RefineConfig(), 0.01),
+                         (RefineConfig(threshold=None), 0.01)):
+        assert np.allclose(refine_alpha(frame, prob, config),
+                           refine_alpha(frame.astype(np.float32) / 255, prob, config), atol=atol)
+
+
 def test_guided_filter_with_a_flat_guide_is_a_double_box_blur():
     src = np.random.default_rng(1).random((20, 24))
     out = guided_filter(np.full((20, 24), 0.5), src, radius=2, eps=1e-3)
@@ -96,7 +121,12 @@ def test_the_default_is_the_fast_guided_filter_and_scores_like_the_full_one():
     radius = default_radius(image.shape, prob.shape)
     assert radius == 16 and fast_step(radius, RefineConfig().subsample) == 2
     hard = refine_alpha(image, prob, RefineConfig(method="none"))
-    assert np.array_equal(default, np.clip(guided_filter(image, hard, radius=radius, subsample=2), 0, 1))
+    # the default thresholds the probability at the filter's working size (half the image's here)
+    small_hard = (resize(prob, working_size(image.shape[:2], 2)) >= 0.5).astype(np.float32)
+    assert np.array_equal(default, np.clip(guided_filter(image, small_hard, radius=radius,
+                                                         subsample=2), 0, 1))
+    from_full = np.clip(guided_filter(image, hard, radius=radius, subsample=2), 0, 1)
+    assert np.abs(default - from_full).mean() < 0.005  # as if thresholded at full size
     full = refine_alpha(image, prob, RefineConfig(subsample=1)) >= 0.5
     fast = default >= 0.5
     assert abs(boundary_f_score(fast, shape).f - boundary_f_score(full, shape).f) < 0.02
@@ -147,6 +177,36 @@ def test_composite_is_the_matting_equation():
         composite(image, background, np.ones((4, 4)))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         composite(image, background, np.full((4, 5), 1.5))
+
+
+def test_composite_uint8_is_the_same_equation_rounded():
+    rng = np.random.default_rng(4)
+    image, background = (rng.integers(0, 256, (6, 7, 3), dtype=np.uint8) for _ in range(2))
+    alpha = rng.random((6, 7)).astype(np.float32)
+    exact = composite(image / 255.0, background / 255.0, alpha) * 255
+    out = composite_uint8(image, background, alpha)
+    assert out.dtype == np.uint8 and np.abs(out - exact).max() <= 0.51
+    with pytest.raises(ValueError, match="uint8"):
+        composite_uint8(image / 255.0, background, alpha)
+    with pytest.raises(ValueError, match="share"):
+        composite_uint8(image, background, alpha[:5])
+
+
+@pytest.mark.parametrize("radius", [2, 12, 40])
+def test_blur_keeps_the_dtype_and_blurs_a_frame_as_its_float_copy(radius):
+    """A wide blur runs on a smaller copy: the result still has the photo's size and dtype, is
+    smoother than the photo, and a uint8 frame blurs as its float copy does (to a level or two)."""
+    image = np.random.default_rng(5).random((90, 120, 3)).astype(np.float32)
+    image[:, 60:] += 0.5  # a step, so that a blur has something to spread
+    image = np.clip(image, 0, 1)
+    frame = (image * 255).round().astype(np.uint8)
+    soft, soft8 = blur(image, radius), blur(frame, radius)
+    assert soft.shape == soft8.shape == image.shape
+    assert soft.dtype == np.float32 and soft8.dtype == np.uint8
+    assert np.abs(np.diff(soft, axis=1)).mean() < 0.5 * np.abs(np.diff(image, axis=1)).mean()
+    assert np.abs(soft8 / 255.0 - blur(frame / 255.0, radius)).max() < 2.5 / 255
+    assert make_background("blur", frame).dtype == np.uint8
+    assert make_background("#ff0000", frame)[0, 0].tolist() == [255, 0, 0]
 
 
 def test_backgrounds_from_colour_blur_and_file(tmp_path):

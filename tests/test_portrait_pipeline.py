@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import ndimage
 
 from segnas_lite.data import normalize
 from segnas_lite.portrait.clips import synthetic_clip
-from segnas_lite.portrait.composite import BackgroundError, check_background, parse_colour
+from segnas_lite.portrait.composite import (BackgroundError, check_background, make_background,
+                                           parse_colour)
 from segnas_lite.portrait.evaluate import EdgeMeter
 from segnas_lite.portrait.pipeline import cut_out, cut_out_from, process_video
 from segnas_lite.portrait.refine import RefineConfig, default_radius, refine_alpha
@@ -129,6 +131,21 @@ def test_process_video_smooths_counts_and_writes(clip, tmp_path):
     assert not (tmp_path / "empty.gif").exists()
     with pytest.raises(BackgroundError):
         process_video(frames, CoarseTruth(truths), background="nonsense")
+
+
+def test_a_blurred_background_follows_the_frames(clip):
+    """``blur`` blurs each frame (the background moves with the camera); a colour is made once.
+    Where the true mask says background and alpha is 0, the output is that frame's own blur."""
+    frames, truths = clip
+    outputs = list(process_video(frames, CoarseTruth(truths), smoothing=0.0, background="blur:3",
+                                 refine=RefineConfig(method="none")))
+    for frame, truth, out in zip(frames, truths, outputs):
+        away = ~ndimage.binary_dilation(np.asarray(truth) == 1, iterations=10)  # far from the person
+        assert np.array_equal(out[away], make_background("blur:3", frame)[away])
+    assert not np.array_equal(outputs[0], outputs[-1])
+    red = list(process_video(frames[:2], CoarseTruth(truths), smoothing=0.0, background="#ff0000",
+                             refine=RefineConfig(method="none")))
+    assert all(o[0, 0].tolist() == [255, 0, 0] for o in red)
 
 
 def test_video_stages_charge_reading_a_frame_to_decode_not_to_the_network(clip):

@@ -20,7 +20,7 @@ HELP = ("segment a video frame by frame (smoothed, optionally a new background) 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="IN",
-                   help="a video file (needs segnas_lite[video]) or 'synthetic' (a built-in clip)")
+                   help="a video file (.mp4, .avi, anything OpenCV reads) or 'synthetic' (a built-in clip)")
     p.add_argument("--model", required=True, help="OpenVINO IR (model.xml) from `segnas export`")
     p.add_argument("--out", required=True, help="OUT.mp4, OUT.avi (OpenCV) or OUT.gif")
     add_refine_options(p, background=None)

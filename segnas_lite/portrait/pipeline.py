@@ -27,7 +27,8 @@ from segnas_lite.data import denormalize
 from segnas_lite.data.palette import overlay
 from segnas_lite.data.transforms import normalize
 from segnas_lite.metrics import IoUMeter, flip_rate
-from segnas_lite.portrait.composite import check_background, composite, make_background
+from segnas_lite.portrait.composite import (check_background, composite, composite_uint8,
+                                            is_per_frame, make_background)
 from segnas_lite.portrait.refine import RefineConfig, refine_alpha, resize
 from segnas_lite.portrait.smooth import EMASmoother
 from segnas_lite.portrait.videoio import VideoError
@@ -109,9 +110,11 @@ class VideoRun:
 
     While it runs it counts: ``frames_done``, ``seconds`` (wall clock, end to end), ``fps``,
     ``stage_seconds`` (decode: taking the next frame from ``frames``, e.g. reading a video file;
-    preparation: scaling it to a normalised tensor; network: resizing it to the network's size,
-    inference and waiting for the probability, with ``mode="async"`` only the wait, since the
-    network runs meanwhile; then smoothing, refinement and compositing), ``flip_rates`` (the mean
+    preparation: shrinking the uint8 frame to the network's fixed input size, when the predictor
+    has one (``ir_size``), then a normalised tensor; network: inference and waiting for the
+    probability, with ``mode="async"`` only the wait, since the network runs meanwhile; then
+    smoothing, refinement (guided by the uint8 frame itself) and compositing: uint8 in, uint8 out,
+    no float copy of a full frame), ``flip_rates`` (the mean
     share of mask pixels that flip between consecutive frames, raw and smoothed; ``metrics.flip_rate``
     on each pair), and ``foreground_iou`` against ``truths`` (per frame, then the mean).
     """
@@ -156,6 +159,8 @@ class VideoRun:
 
         fed = 0.0  # seconds spent in feed() since the last lap: not the network's
 
+        size = getattr(self.predictor, "ir_size", None)  # a fixed input size of the network
+
         def feed() -> Iterator[torch.Tensor]:
             nonlocal fed
             frames = iter(self._frames)
@@ -167,8 +172,13 @@ class VideoRun:
                     fed += t1 - t0
                     self.stage_seconds["decode"] += t1 - t0
                     return
+                frame = np.asarray(frame)
+                if frame.dtype != np.uint8:  # float frames in [0, 1]
+                    frame = to_uint8(frame)
                 pending.append(frame)
-                tensor = normalize(frame)  # (3, H, W)
+                if size is not None:  # shrink the uint8 frame first: 1/20 of the pixels to convert
+                    frame = resize(frame, size)
+                tensor = normalize(frame)  # (3, h, w)
                 t2 = time.perf_counter()
                 self.stage_seconds["decode"] += t1 - t0
                 self.stage_seconds["preparation"] += t2 - t1
@@ -176,6 +186,7 @@ class VideoRun:
                 yield tensor
 
         smoother, backdrop = EMASmoother(self.smoothing), None
+        per_frame = is_per_frame(self.background)
         previous: dict[str, np.ndarray | None] = {"raw": None, "smoothed": None}
         probs = iter(self.predictor.probabilities(feed()))
         start = clock = time.perf_counter()
@@ -196,12 +207,14 @@ class VideoRun:
                     self._flips[name].append(flip_rate([previous[name], mask]))
                 previous[name] = mask
             lap("smoothing")
-            picture = frame.astype(np.float32) / 255.0
-            alpha = refine_alpha(picture, smooth, self.refine)
+            alpha = refine_alpha(frame, smooth, self.refine)  # the uint8 frame is the guide
             lap("refinement")
-            if backdrop is None and self.background is not None:
-                backdrop = make_background(self.background, picture)
-            shown = to_uint8(_show(picture, alpha, backdrop))
+            if self.background is None:  # the mask drawn over the frame
+                shown = to_uint8(_show(frame.astype(np.float32) / 255.0, alpha, None))
+            else:
+                if backdrop is None or per_frame:  # blur: this frame's own, else made once
+                    backdrop = make_background(self.background, frame)  # uint8, as the frame
+                shown = composite_uint8(frame, backdrop, alpha)
             lap("compositing")
             if self.truths is not None:
                 self._iou.update(alpha >= 0.5, np.asarray(self.truths[self.frames_done]) == 1)

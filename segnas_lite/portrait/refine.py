@@ -9,53 +9,75 @@ Eq. 1-6): where the image has an edge, alpha gets one; where the image is flat, 
 ``feather`` (a plain blur) is the baseline that softens edges without looking at the image.
 ``refine_alpha`` chooses between them, as a ``RefineConfig`` says.
 
-Arrays here are NumPy: images (H, W, 3) float in [0, 1], masks and alphas (H, W).
+Arrays here are NumPy: images (H, W, 3) float in [0, 1] (or uint8 in [0, 255], as video frames come),
+masks and alphas (H, W). The pixel work (resizing, window sums) is OpenCV's (``cv2``): vectorised
+and multi-threaded, it is what lets a 1280x720 video run in real time; the filter itself (the
+linear model, its closed-form solution) is written out here, equation by equation.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
-import torch
-
-from segnas_lite.deploy.predictor import resize_batch
 
 REFINE_METHODS = ("guided", "feather", "none")
 
 
 def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of an (H, W) or (H, W, C) float array to ``size`` = (h, w) (the network's
-    probability map to the photo's size; ``predictor.resize_batch`` does the work)."""
+    """Bilinear resize of an (H, W) or (H, W, C) array to ``size`` = (h, w), float32 (uint8 stays
+    uint8). Pixel centres are aligned as in PyTorch's ``interpolate(..., align_corners=False)``, so
+    the network's probability map lands where its training put it."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        array = array.astype(np.float32, copy=False)
     if tuple(array.shape[:2]) == tuple(size):
-        return array.astype(np.float32, copy=False)
-    planes = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)  # (C, H, W)
-    t = torch.as_tensor(np.ascontiguousarray(planes), dtype=torch.float32)[None]  # (1, C, H, W)
-    out = resize_batch(t, size)[0]  # (C, h, w), contiguous: resizing is fastest plane by plane
-    return (out[0] if array.ndim == 2 else out.permute(1, 2, 0)).numpy()  # (h, w, C): a view
+        return array
+    out = cv2.resize(np.ascontiguousarray(array), (int(size[1]), int(size[0])),
+                     interpolation=cv2.INTER_LINEAR)  # cv2 takes (w, h)
+    return out[..., None] if array.ndim == 3 and out.ndim == 2 else out  # cv2 drops a last axis of 1
 
 
 def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     """Mean over the (2r+1) x (2r+1) window around every pixel; windows are clipped at the border
-    (divided by the pixels they really hold). (H, W) or (H, W, C); O(1) per pixel through running
-    sums (an integral image), as the guided filter paper recommends (Sec. 3.5)."""
+    (divided by the pixels they really hold). (H, W) or (H, W, C), float32.
+
+    The window sums are ``cv2.boxFilter``'s (zero padding, running sums: O(1) per pixel whatever
+    the radius, as the guided filter paper recommends, Sec. 3.5); the count of real pixels in a
+    clipped window is the product of its row count and its column count."""
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    x = np.asarray(x, dtype=np.float64)  # float64: running sums over a megapixel stay exact
+    x = np.asarray(x, dtype=np.float32)
     if radius == 0:
         return x
+    side = 2 * radius + 1
+    sums = cv2.boxFilter(x, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    sums = sums.reshape(x.shape)  # cv2 drops a last axis of 1
 
-    def window_sums(a: np.ndarray, axis: int) -> np.ndarray:
-        n = a.shape[axis]
-        shape = list(a.shape)
-        shape[axis] = 1
-        c = np.concatenate([np.zeros(shape), np.cumsum(a, axis=axis)], axis=axis)  # (.., n+1, ..)
-        hi = np.minimum(np.arange(n) + radius + 1, n)
-        lo = np.maximum(np.arange(n) - radius, 0)
-        return np.take(c, hi, axis=axis) - np.take(c, lo, axis=axis)
+    def count(n: int) -> np.ndarray:  # real pixels in each clipped 1-D window
+        i = np.arange(n)
+        return (np.minimum(i + radius, n - 1) - np.maximum(i - radius, 0) + 1).astype(np.float32)
 
-    sums = window_sums(window_sums(x, 0), 1)
-    counts = window_sums(window_sums(np.ones(x.shape[:2]), 0), 1)  # (H, W)
+    counts = count(x.shape[0])[:, None] * count(x.shape[1])[None, :]  # (H, W)
     return sums / (counts[..., None] if x.ndim == 3 else counts)
+
+
+def solve_symmetric_3x3(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Solve ``m x = v`` at every pixel: ``m`` (..., 6) holds the upper triangle ``m00, m01, m02,
+    m11, m12, m22`` of a symmetric 3x3 matrix, ``v`` is (..., 3). Cramer's rule: the adjugate
+    (the cofactors; symmetric too) times ``v``, over the determinant. A few vectorised products
+    instead of one LAPACK call per pixel (``np.linalg.solve`` on a frame's 37,000 windows costs
+    ~10 ms)."""
+    a, b, c, d, e, f = np.moveaxis(m, -1, 0)  # six (...) planes
+    c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d  # cofactors of the first row
+    c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
+    det = a * c00 + b * c01 + c * c02  # expanded along the first row
+    x, y, z = np.moveaxis(v, -1, 0)
+    return np.stack([c00 * x + c01 * y + c02 * z, c01 * x + c11 * y + c12 * z,
+                     c02 * x + c12 * y + c22 * z], axis=-1) / det[..., None]
+
+
+UPPER = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the upper triangle of a 3x3, row by row
 
 
 RADIUS_PER_STEP = 8  # the automatic step of the fast guided filter: radius / 8 (RefineConfig)
@@ -74,12 +96,18 @@ def fast_step(radius: int, subsample: int | None) -> int:
     return max(1, min(int(subsample), int(radius) // 2))
 
 
+def working_size(size: tuple[int, int], step: int) -> tuple[int, int]:
+    """The (h, w) at which the guided filter fits a and b for an image of ``size`` = (H, W):
+    ``step`` times smaller each way (``fast_step``), at least 1 pixel."""
+    return max(1, size[0] // step), max(1, size[1] // step)
+
+
 def _coefficients(guide: np.ndarray, src: np.ndarray, radius: int,
                   eps: float) -> tuple[np.ndarray, np.ndarray]:
     """The window-averaged linear model of He et al.: ``mean_a`` (H, W, C) and ``mean_b`` (H, W)
     such that ``q = mean_a . I + mean_b`` (Eq. 5-6 for a grey guide, Eq. 14 for a colour one, then
     the average over the windows covering each pixel, Eq. 8). ``guide`` is (H, W, C), C = 1 or 3."""
-    guide, src = guide.astype(np.float64), src.astype(np.float64)  # running sums stay exact
+    guide, src = guide.astype(np.float32), src.astype(np.float32)
     mean_i = box_mean(guide, radius)  # (H, W, C)
     mean_p = box_mean(src, radius)  # (H, W)
     cov_ip = box_mean(guide * src[..., None], radius) - mean_i * mean_p[..., None]  # (H, W, C)
@@ -87,10 +115,11 @@ def _coefficients(guide: np.ndarray, src: np.ndarray, radius: int,
         var_i = box_mean(guide * guide, radius) - mean_i ** 2
         a = cov_ip / (var_i + eps)  # (H, W, 1)
     else:  # colour guide: a is a 3-vector per window (Eq. 14)
-        outer = guide[..., :, None] * guide[..., None, :]  # (H, W, 3, 3)
-        sigma = box_mean(outer.reshape(*outer.shape[:2], 9), radius).reshape(outer.shape)
-        sigma -= mean_i[..., :, None] * mean_i[..., None, :]
-        a = np.linalg.solve(sigma + eps * np.eye(3), cov_ip[..., None])[..., 0]  # (H, W, 3)
+        products = np.stack([guide[..., i] * guide[..., j] for i, j in UPPER], axis=-1)  # (H, W, 6)
+        sigma = box_mean(products, radius)  # the covariance Sigma_k, symmetric: 6 of its 9 entries
+        sigma -= np.stack([mean_i[..., i] * mean_i[..., j] for i, j in UPPER], axis=-1)
+        sigma[..., [0, 3, 5]] += eps  # + eps U, on the diagonal
+        a = solve_symmetric_3x3(sigma, cov_ip)  # (H, W, 3): (Sigma + eps U)^-1 cov(I, p)
     b = mean_p - (a * mean_i).sum(-1)  # (H, W)
     return box_mean(a, radius), box_mean(b, radius)  # Eq. 8
 
@@ -105,34 +134,43 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int = 8, eps: f
     (Eq. 8). ``eps`` sets what counts as an edge: an image variance well above eps keeps a ~ 1
     (the edge is copied into q), well below it gives a ~ 0 (q is the local mean of p).
 
-    ``subsample`` > 1 (or None: ``fast_step`` chooses) is the fast guided filter (He and Sun,
+    ``src`` may have another size than the guide: it is resized (bilinear) to the size the filter
+    works at, ``working_size``. ``subsample`` > 1 (or None: ``fast_step`` chooses) is the fast
+    guided filter (He and Sun,
     arXiv:1505.00996, Alg. 2): a and b are found on images ``s`` times smaller with radius r / s
     (``s = fast_step(radius, subsample)``), then upsampled bilinearly and applied to the full-size
     guide. They vary on the scale of a window, so sampling them every s pixels loses little, and
     the work on the small images shrinks by s^2; what is left at full size is one resize and one
     multiply-add.
+
+    A uint8 ``guide`` (a video frame) is read as value / 255 without making a float copy of it:
+    the 1/255 goes into a instead, on the small images.
     """
-    guide = np.asarray(guide, dtype=np.float32)
+    guide = np.asarray(guide)
+    scale = np.float32(1 / 255 if guide.dtype == np.uint8 else 1)  # the guide's units -> [0, 1]
+    if guide.dtype != np.uint8:
+        guide = guide.astype(np.float32, copy=False)
     src = np.asarray(src, dtype=np.float32)
-    if guide.shape[:2] != src.shape or src.ndim != 2:
-        raise ValueError(f"guide {guide.shape} and src {src.shape} must share (H, W); src is 2-D")
+    if src.ndim != 2 or guide.ndim not in (2, 3):
+        raise ValueError(f"need a 2-D src and an (H, W) or (H, W, 3) guide, got {src.shape} and "
+                         f"{guide.shape}")
     if subsample is not None and subsample < 1:
         raise ValueError(f"subsample must be >= 1 or None, got {subsample}")
     colour = guide if guide.ndim == 3 else guide[..., None]  # (H, W, C), C = 1 or 3
-    size, step = src.shape, fast_step(radius, subsample)
+    size, step = guide.shape[:2], fast_step(radius, subsample)
+    small = working_size(size, step)
+    src = resize(src, small)  # a src of another size (e.g. the network's) is read at this size
     if step == 1:
-        mean_a, mean_b = _coefficients(colour, src, radius, eps)
+        mean_a, q = _coefficients(colour * scale, src, radius, eps)
+        planes = [mean_a[..., c] * scale for c in range(colour.shape[-1])]
     else:
-        small = (max(1, size[0] // step), max(1, size[1] // step))
-        mean_a, mean_b = _coefficients(resize(colour, small), resize(src, small),
+        mean_a, mean_b = _coefficients(resize(colour, small) * scale, src,
                                        max(1, round(radius / step)), eps)
-        both = np.concatenate([mean_a, mean_b[..., None]], axis=-1).astype(np.float32)
-        both = resize(both, size)  # (H, W, C + 1): a and b upsampled in one pass
-        mean_a, mean_b = both[..., :-1], both[..., -1]
-    q = mean_b.astype(np.float32)  # + sum over channels of a_c I_c, one (H, W) plane at a time
-    for c in range(colour.shape[-1]):
-        q = q + mean_a[..., c] * colour[..., c]
-    return q.astype(np.float32, copy=False)
+        planes = [resize(mean_a[..., c] * scale, size) for c in range(colour.shape[-1])]
+        q = resize(mean_b, size)  # each (H, W) plane apart: contiguous, the fastest to sum
+    for c, plane in enumerate(planes):
+        q += plane * colour[..., c]  # q = sum over channels of a_c I_c + b (Eq. 8)
+    return q
 
 
 def feather(alpha: np.ndarray, *, radius: int = 4) -> np.ndarray:
@@ -188,19 +226,27 @@ class RefineConfig:
 
 def refine_alpha(image: np.ndarray, prob: np.ndarray,
                  config: RefineConfig = RefineConfig()) -> np.ndarray:
-    """(H, W, 3) image in [0, 1] and (H, W) foreground probability -> (H, W) alpha in [0, 1].
+    """(H, W, 3) image, float in [0, 1] or uint8 (a video frame), and (H, W) foreground probability
+    -> (H, W) float32 alpha in [0, 1].
 
     ``prob`` of another size (the network's) is resized to the image first (bilinear)."""
-    image = np.asarray(image, dtype=np.float32)
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        image = image.astype(np.float32, copy=False)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) image, got {image.shape}")
     prob = np.asarray(prob, dtype=np.float32)
     radius = default_radius(image.shape, prob.shape) if config.radius is None else config.radius
-    prob = resize(prob, image.shape[:2])
+    size = image.shape[:2]
+    if config.method == "guided":  # the guided filter reads its src at its working size only
+        size = working_size(size, fast_step(radius, config.subsample))
+    prob = resize(prob, size)
     alpha = prob if config.threshold is None else (prob >= config.threshold).astype(np.float32)
     if config.method == "guided":
         alpha = guided_filter(image, alpha, radius=radius, eps=config.eps,
                               subsample=config.subsample)
     elif config.method == "feather":
         alpha = feather(alpha, radius=radius)
-    return np.clip(alpha, 0.0, 1.0)
+    else:
+        return np.clip(alpha, 0.0, 1.0)  # a new array: ``prob`` may be the caller's
+    return np.clip(alpha, 0.0, 1.0, out=alpha)  # the filter's own array, clipped where it lies

@@ -1,5 +1,5 @@
 """Video files in and out: ``read_video`` (OpenCV) and ``VideoWriter`` / ``write_video`` (.mp4 and
-.avi through OpenCV, .gif through Pillow). OpenCV is the optional extra ``segnas_lite[video]``.
+.avi through OpenCV, .gif through Pillow).
 
 Frames are (H, W, 3) uint8 RGB arrays.
 """
@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from segnas_lite.errors import SegnasError
@@ -18,22 +19,9 @@ class VideoError(SegnasError, RuntimeError):
     """A video that cannot be read or written."""
 
 
-def _cv2():
-    """OpenCV, or a message saying how to install it."""
-    try:
-        import cv2  # noqa: PLC0415 (optional dependency)
-    except ImportError:
-        from segnas_lite.runio import MissingDependencyError
-        raise MissingDependencyError("reading and writing .mp4/.avi needs OpenCV: "
-                                     "pip install 'segnas_lite[video]' (opencv-python-headless); "
-                                     "a .gif output needs nothing extra") from None
-    return cv2
-
-
 # --------------------------------------------------------------------------- frames in
 def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> tuple[Iterator[np.ndarray], float, int]:
     """Open a video file -> (frames, fps, frame count); frames yields (H, W, 3) uint8 RGB."""
-    cv2 = _cv2()
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"no video file at {path}")
@@ -75,8 +63,6 @@ class VideoWriter:
         self.fps, self.suffix = fps, suffix
         self._writer = None
         self._gif: list = []
-        if suffix != ".gif":
-            self._cv2 = _cv2()
 
     def write(self, frame: np.ndarray) -> None:
         frame = np.asarray(frame)
@@ -86,7 +72,6 @@ class VideoWriter:
             from PIL import Image
             self._gif.append(Image.fromarray(frame))
             return
-        cv2 = self._cv2
         if self._writer is None:
             code = "mp4v" if self.suffix == ".mp4" else "MJPG"
             height, width = frame.shape[:2]
