@@ -19,8 +19,8 @@
    ``AsyncInferQueue`` (THROUGHPUT hint), in f32 and at the default precision (bf16 where the CPU
    has it), measured by ``deploy.throughput.time_throughput`` with the machine's load recorded.
 5. **End to end** (``--e2e-sizes``, default 640x480 and 1280x720): what ``segnas video`` does to a
-   video file, stage by stage (``portrait.pipeline.VideoRun``): decode, preparation (the frame as a
-   normalised tensor), network (resize to ``--ir-size``, inference), smoothing (EMA 0.5),
+   video file, stage by stage (``portrait.pipeline.VideoRun``): decode, preparation (the uint8
+   frame shrunk to ``--ir-size``, then a normalised tensor), network (inference), smoothing (EMA 0.5),
    refinement (the default fast guided filter, and none), compositing over a blurred background,
    encode (``.mp4``). The clip is a people-val photo stretched to the size and panned, written to
    an ``.mp4`` first (not timed). Sync and async inference, f32; the median of ``--e2e-repeats``
@@ -47,7 +47,7 @@ from segnas_lite.data.transforms import normalize  # noqa: E402
 from segnas_lite.metrics import consecutive_iou, flip_rate  # noqa: E402
 from segnas_lite.portrait.clips import panned_clip, still_clip  # noqa: E402
 from segnas_lite.portrait.evaluate import evaluate_refinement  # noqa: E402
-from segnas_lite.portrait.refine import RefineConfig, default_radius  # noqa: E402
+from segnas_lite.portrait.refine import RefineConfig, default_radius, fast_step  # noqa: E402
 from segnas_lite.portrait.smooth import smoothing_tradeoff  # noqa: E402
 from segnas_lite.runio import atomic_torch_save, load_checkpoint  # noqa: E402
 from segnas_lite.deploy.throughput import time_throughput  # noqa: E402
@@ -198,8 +198,9 @@ def main() -> None:
         f"guided r={r} eps=1e-2": RefineConfig(method="guided", radius=r, eps=1e-2, subsample=1),
         f"guided r={r} eps=1e-4": RefineConfig(method="guided", radius=r, eps=1e-4, subsample=1),
         f"guided soft r={r}": RefineConfig(method="guided", radius=r, threshold=None, subsample=1),
-        f"fast guided r={r} s=2": RefineConfig(method="guided", radius=r, subsample=2),
-        f"fast guided r={r} s=4 (default)": RefineConfig(method="guided", radius=r),
+        f"fast guided r={r} s=4": RefineConfig(method="guided", radius=r, subsample=4),
+        f"fast guided r={r} s={fast_step(r, None)} (default: r/8)": RefineConfig(method="guided",
+                                                                              radius=r),
     }
     limit = 8 if args.quick else None
     rows = [vars(r) for r in evaluate_refinement(prob_fn, val, configs, quiet=args.quiet,

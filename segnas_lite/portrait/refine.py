@@ -204,7 +204,7 @@ class RefineConfig:
     people-val and ccp-val at 512 px (radius 16, so step 2) and 1024 px (radius 32, step 4), the
     network at 256 px replaced by the true mask at its output stride: mIoU, boundary F and trimap
     IoU within 0.35 point of the full filter's, in a fraction of its time; a step of a quarter of
-    the radius drifted by up to 0.95 point (``benchmarks/refine_step.py``, the README's table).
+    the radius drifted by up to 0.98 point (``benchmarks/refine_step.py``, the README's table).
     """
 
     method: str = "guided"
