@@ -136,10 +136,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int = 8, eps: f
 
     ``src`` may have another size than the guide: it is resized (bilinear) to the size the filter
     works at, ``working_size``. ``subsample`` > 1 (or None: ``fast_step`` chooses) is the fast
-    guided filter (He and Sun,
-    arXiv:1505.00996, Alg. 2): a and b are found on images ``s`` times smaller with radius r / s
-    (``s = fast_step(radius, subsample)``), then upsampled bilinearly and applied to the full-size
-    guide. They vary on the scale of a window, so sampling them every s pixels loses little, and
+    guided filter (He and Sun, arXiv:1505.00996, Alg. 2): a and b are found on images ``s`` times
+    smaller with radius r / s (``s = fast_step(radius, subsample)``), then upsampled bilinearly and
+    applied to the full-size guide. They vary on the scale of a window, so sampling them every s pixels loses little, and
     the work on the small images shrinks by s^2; what is left at full size is one resize and one
     multiply-add.
 
@@ -151,7 +150,7 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int = 8, eps: f
     if guide.dtype != np.uint8:
         guide = guide.astype(np.float32, copy=False)
     src = np.asarray(src, dtype=np.float32)
-    if src.ndim != 2 or guide.ndim not in (2, 3):
+    if src.ndim != 2 or guide.ndim not in (2, 3) or (guide.ndim == 3 and guide.shape[2] != 3):
         raise ValueError(f"need a 2-D src and an (H, W) or (H, W, 3) guide, got {src.shape} and "
                          f"{guide.shape}")
     if subsample is not None and subsample < 1:
