@@ -4,7 +4,7 @@
 Blinn, SIGGRAPH 1996) with a background made by ``make_background``: an image file, a colour, or the
 photo itself blurred (the "portrait mode" look). Arrays: (H, W, 3) float in [0, 1], alpha (H, W).
 ``composite_uint8`` is the same equation on uint8 frames, as a video holds them (no float copy of a
-1280x720 frame is ever made: that alone would cost more than the network).
+1280x720 frame is made: that alone costs about as much as the network).
 """
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def blur(image: np.ndarray, radius: int) -> np.ndarray:
 
     A wide blur keeps no detail that the full size would show, so it runs on a copy ``k`` times
     smaller (``k = radius // 4``, area-averaged) with radius ``radius / k``, and is scaled back
-    (bilinear): the work drops by ``k^2`` (a video frame's blurred background costs ~2 ms at
-    1280x720 instead of ~40)."""
+    (bilinear): the work drops by ``k^2``, which is what lets every frame of a video have its own
+    blurred background."""
     image = np.asarray(image)
     height, width = image.shape[:2]
     k = max(1, int(radius) // 4)

@@ -176,7 +176,7 @@ class VideoRun:
                 if frame.dtype != np.uint8:  # float frames in [0, 1]
                     frame = to_uint8(frame)
                 pending.append(frame)
-                if size is not None:  # shrink the uint8 frame first: 1/20 of the pixels to convert
+                if size is not None:  # shrink the uint8 frame first: far fewer pixels to convert
                     frame = resize(frame, size)
                 tensor = normalize(frame)  # (3, h, w)
                 t2 = time.perf_counter()
