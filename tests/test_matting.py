@@ -66,8 +66,8 @@ def test_the_symmetric_3x3_solve_matches_numpy():
     m = m @ m.transpose(0, 2, 1) + 1e-3 * np.eye(3)  # symmetric, positive definite (a covariance)
     v = rng.normal(size=(50, 3))
     upper = np.stack([m[:, 0, 0], m[:, 0, 1], m[:, 0, 2], m[:, 1, 1], m[:, 1, 2], m[:, 2, 2]], -1)
-    assert np.allclose(solve_symmetric_3x3(upper, v), np.linalg.solve(m, v[..., None])[..., 0],
-                       rtol=1e-6, atol=1e-8)
+    x = np.stack(solve_symmetric_3x3(list(upper.T), list(v.T)), axis=-1)  # planes in and out
+    assert np.allclose(x, np.linalg.solve(m, v[..., None])[..., 0], rtol=1e-6, atol=1e-8)
 
 
 def test_a_uint8_guide_is_read_as_value_over_255():

@@ -17,6 +17,7 @@ linear model, its closed-form solution) is written out here, equation by equatio
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -38,13 +39,23 @@ def resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return out[..., None] if array.ndim == 3 and out.ndim == 2 else out  # cv2 drops a last axis of 1
 
 
-def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
+def _window_counts(shape: tuple[int, int], radius: int) -> np.ndarray:
+    """(H, W) float32: how many real pixels the (2r+1) x (2r+1) window around each pixel holds once
+    clipped at the border: the product of its row count and its column count."""
+    def count(n: int) -> np.ndarray:  # real pixels in each clipped 1-D window
+        i = np.arange(n)
+        return (np.minimum(i + radius, n - 1) - np.maximum(i - radius, 0) + 1).astype(np.float32)
+
+    return count(shape[0])[:, None] * count(shape[1])[None, :]
+
+
+def box_mean(x: np.ndarray, radius: int, counts: np.ndarray | None = None) -> np.ndarray:
     """Mean over the (2r+1) x (2r+1) window around every pixel; windows are clipped at the border
     (divided by the pixels they really hold). (H, W) or (H, W, C), float32.
 
     The window sums are ``cv2.boxFilter``'s (zero padding, running sums: O(1) per pixel whatever
-    the radius, as the guided filter paper recommends, Sec. 3.5); the count of real pixels in a
-    clipped window is the product of its row count and its column count."""
+    the radius, as the guided filter paper recommends, Sec. 3.5). ``counts``: the
+    ``_window_counts`` of this size and radius, when the caller averages many planes alike."""
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     x = np.asarray(x, dtype=np.float32)
@@ -53,27 +64,25 @@ def box_mean(x: np.ndarray, radius: int) -> np.ndarray:
     side = 2 * radius + 1
     sums = cv2.boxFilter(x, -1, (side, side), normalize=False, borderType=cv2.BORDER_CONSTANT)
     sums = sums.reshape(x.shape)  # cv2 drops a last axis of 1
-
-    def count(n: int) -> np.ndarray:  # real pixels in each clipped 1-D window
-        i = np.arange(n)
-        return (np.minimum(i + radius, n - 1) - np.maximum(i - radius, 0) + 1).astype(np.float32)
-
-    counts = count(x.shape[0])[:, None] * count(x.shape[1])[None, :]  # (H, W)
-    return sums / (counts[..., None] if x.ndim == 3 else counts)
+    counts = _window_counts(x.shape[:2], radius) if counts is None else counts
+    sums /= counts[..., None] if x.ndim == 3 else counts
+    return sums
 
 
-def solve_symmetric_3x3(m: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Solve ``m x = v`` at every pixel: ``m`` (..., 6) holds the upper triangle ``m00, m01, m02,
-    m11, m12, m22`` of a symmetric 3x3 matrix, ``v`` is (..., 3). Cramer's rule: the adjugate
-    (the cofactors; symmetric too) times ``v``, over the determinant: a few vectorised products
-    over whole planes instead of one small LAPACK call per pixel (``np.linalg.solve``)."""
-    a, b, c, d, e, f = np.moveaxis(m, -1, 0)  # six (...) planes
+def solve_symmetric_3x3(m: Sequence[np.ndarray], v: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Solve ``m x = v`` at every pixel: ``m`` holds six planes, the upper triangle ``m00, m01,
+    m02, m11, m12, m22`` of a symmetric 3x3 matrix; ``v`` three planes. Returns x as three planes.
+    Cramer's rule: the adjugate (the cofactors; symmetric too) times ``v``, over the determinant:
+    a few vectorised products over whole planes instead of one small LAPACK call per pixel
+    (``np.linalg.solve``)."""
+    a, b, c, d, e, f = m
     c00, c01, c02 = d * f - e * e, c * e - b * f, b * e - c * d  # cofactors of the first row
     c11, c12, c22 = a * f - c * c, b * c - a * e, a * d - b * b
-    det = a * c00 + b * c01 + c * c02  # expanded along the first row
-    x, y, z = np.moveaxis(v, -1, 0)
-    return np.stack([c00 * x + c01 * y + c02 * z, c01 * x + c11 * y + c12 * z,
-                     c02 * x + c12 * y + c22 * z], axis=-1) / det[..., None]
+    inverse_det = 1.0 / (a * c00 + b * c01 + c * c02)  # determinant expanded along the first row
+    x, y, z = v
+    return [(c00 * x + c01 * y + c02 * z) * inverse_det,
+            (c01 * x + c11 * y + c12 * z) * inverse_det,
+            (c02 * x + c12 * y + c22 * z) * inverse_det]
 
 
 UPPER = ((0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2))  # the upper triangle of a 3x3, row by row
@@ -101,26 +110,33 @@ def working_size(size: tuple[int, int], step: int) -> tuple[int, int]:
     return max(1, size[0] // step), max(1, size[1] // step)
 
 
-def _coefficients(guide: np.ndarray, src: np.ndarray, radius: int,
-                  eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """The window-averaged linear model of He et al.: ``mean_a`` (H, W, C) and ``mean_b`` (H, W)
-    such that ``q = mean_a . I + mean_b`` (Eq. 5-6 for a grey guide, Eq. 14 for a colour one, then
-    the average over the windows covering each pixel, Eq. 8). ``guide`` is (H, W, C), C = 1 or 3."""
-    guide, src = guide.astype(np.float32), src.astype(np.float32)
-    mean_i = box_mean(guide, radius)  # (H, W, C)
-    mean_p = box_mean(src, radius)  # (H, W)
-    cov_ip = box_mean(guide * src[..., None], radius) - mean_i * mean_p[..., None]  # (H, W, C)
-    if guide.shape[-1] == 1:  # grey guide: scalar a, b (Eq. 5-6)
-        var_i = box_mean(guide * guide, radius) - mean_i ** 2
-        a = cov_ip / (var_i + eps)  # (H, W, 1)
+def _coefficients(guide: list[np.ndarray], src: np.ndarray, radius: int,
+                  eps: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """The window-averaged linear model of He et al.: ``mean_a`` (one (H, W) plane per guide
+    channel) and ``mean_b`` (H, W) such that ``q = sum_c mean_a[c] I_c + mean_b`` (Eq. 5-6 for a
+    grey guide, Eq. 14 for a colour one, then the average over the windows covering each pixel,
+    Eq. 8). ``guide`` is a list of C = 1 or 3 float32 (H, W) planes, ``src`` (H, W) float32.
+
+    Everything is kept plane by plane: each window mean is one ``cv2.boxFilter`` over a contiguous
+    (H, W) array, the fastest layout for it."""
+    counts = _window_counts(src.shape, radius)
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        return box_mean(x, radius, counts)
+
+    mean_i = [mean(g) for g in guide]  # C planes
+    mean_p = mean(src)
+    cov_ip = [mean(g * src) - m * mean_p for g, m in zip(guide, mean_i)]  # C planes
+    if len(guide) == 1:  # grey guide: scalar a, b (Eq. 5-6)
+        var_i = mean(guide[0] * guide[0]) - mean_i[0] ** 2
+        a = [cov_ip[0] / (var_i + eps)]
     else:  # colour guide: a is a 3-vector per window (Eq. 14)
-        products = np.stack([guide[..., i] * guide[..., j] for i, j in UPPER], axis=-1)  # (H, W, 6)
-        sigma = box_mean(products, radius)  # the covariance Sigma_k, symmetric: 6 of its 9 entries
-        sigma -= np.stack([mean_i[..., i] * mean_i[..., j] for i, j in UPPER], axis=-1)
-        sigma[..., [0, 3, 5]] += eps  # + eps U, on the diagonal
-        a = solve_symmetric_3x3(sigma, cov_ip)  # (H, W, 3): (Sigma + eps U)^-1 cov(I, p)
-    b = mean_p - (a * mean_i).sum(-1)  # (H, W)
-    return box_mean(a, radius), box_mean(b, radius)  # Eq. 8
+        sigma = [mean(guide[i] * guide[j]) - mean_i[i] * mean_i[j] for i, j in UPPER]  # 6 planes:
+        for k in (0, 3, 5):  # the covariance Sigma_k is symmetric, 6 of its 9 entries suffice
+            sigma[k] += eps  # + eps U, on the diagonal
+        a = solve_symmetric_3x3(sigma, cov_ip)  # (Sigma + eps U)^-1 cov(I, p)
+    b = mean_p - sum(a_c * m for a_c, m in zip(a, mean_i))
+    return [mean(a_c) for a_c in a], mean(b)  # Eq. 8
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int = 8, eps: float = 1e-3,
@@ -137,9 +153,9 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int = 8, eps: f
     works at, ``working_size``. ``subsample`` > 1 (or None: ``fast_step`` chooses) is the fast
     guided filter (He and Sun, arXiv:1505.00996, Alg. 2): a and b are found on images ``s`` times
     smaller with radius r / s (``s = fast_step(radius, subsample)``), then upsampled bilinearly and
-    applied to the full-size guide. They vary on the scale of a window, so sampling them every s pixels loses little, and
-    the work on the small images shrinks by s^2; what is left at full size is one resize and one
-    multiply-add.
+    applied to the full-size guide. They vary on the scale of a window, so sampling them every s
+    pixels loses little, and the work on the small images shrinks by s^2; what is left at full size
+    is, per guide channel, one resize and one multiply-add, done in place.
 
     A uint8 ``guide`` (a video frame) is read as value / 255 without making a float copy of it:
     the 1/255 goes into a instead, on the small images.
@@ -158,16 +174,16 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, *, radius: int = 8, eps: f
     size, step = guide.shape[:2], fast_step(radius, subsample)
     small = working_size(size, step)
     src = resize(src, small)  # a src of another size (e.g. the network's) is read at this size
-    if step == 1:
-        mean_a, q = _coefficients(colour * scale, src, radius, eps)
-        planes = [mean_a[..., c] * scale for c in range(colour.shape[-1])]
-    else:
-        mean_a, mean_b = _coefficients(resize(colour, small) * scale, src,
-                                       max(1, round(radius / step)), eps)
-        planes = [resize(mean_a[..., c] * scale, size) for c in range(colour.shape[-1])]
-        q = resize(mean_b, size)  # each (H, W) plane apart: contiguous, the fastest to sum
-    for c, plane in enumerate(planes):
-        q += plane * colour[..., c]  # q = sum over channels of a_c I_c + b (Eq. 8)
+    fit_on = colour if step == 1 else resize(colour, small)  # the guide at the working size
+    planes = [np.ascontiguousarray(fit_on[..., c], dtype=np.float32) * scale
+              for c in range(colour.shape[-1])]  # C contiguous (h, w) planes in [0, 1]
+    small_radius = radius if step == 1 else max(1, round(radius / step))  # r / s on the small image
+    mean_a, mean_b = _coefficients(planes, src, small_radius, eps)
+    q = resize(mean_b, size)  # (H, W); the same array at step 1
+    for c, a_c in enumerate(mean_a):  # q = sum over channels of a_c I_c + b (Eq. 8), in place
+        a_c = resize(a_c * scale, size)  # a new (H, W) array: the guide's units folded in
+        a_c *= colour[..., c]
+        q += a_c
     return q
 
 
