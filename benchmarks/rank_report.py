@@ -5,8 +5,10 @@ seed and every super-net's estimate; per group (each budget's subnets, and all o
 tau and Spearman's rho of every score against the stand-alone mean, with 95% bootstrap intervals
 (``nas.rank.rank_agreement``). The scores: each super-net with its shared BatchNorm statistics and
 recalibrated ("+BN"), #params, FLOPs and predicted latency alone, and one training seed against the
-other ("seed vs seed": how well the truth ranks itself, the most any score can reach). A group
-with fewer than 3 subnets that have both values has no tau yet. ``write_report`` prints the table
+other ("seed vs seed": how well the truth ranks itself). From that last row, the "noise ceiling":
+what a perfect score would reach against the mean of the seeds (``nas.rank.noise_ceiling``,
+Spearman-Brown), the scale on which the super-nets' tau is read. A group with fewer than 3
+subnets that have both values has no tau yet. ``write_report`` prints the table
 and writes the JSON and the figure (``teaching.plots.rank_figure``).
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import warnings
 
 from common import environment, print_table, write_json
 
-from segnas_lite.nas.rank import rank_agreement
+from segnas_lite.nas.rank import noise_ceiling, rank_agreement
 
 AIM_TAU = 0.6  # issue 26's aim for the best super-net estimate
 
@@ -76,6 +78,17 @@ def agreement(group: str, label: str, kind: str, pairs: list[tuple[float, float]
     return {**row, **values}
 
 
+def ceiling_row(between: dict, *, seeds: int) -> dict:
+    """The noise ceiling of a group from its seed-against-seed row: each statistic and interval
+    end mapped through ``noise_ceiling`` (monotone, so the interval carries over)."""
+    row = {**between, "score": "noise ceiling", "kind": "ceiling", "kendall_p": None}
+    for name in ("kendall", "spearman"):
+        for key in (name, f"{name}_low", f"{name}_high"):
+            if between[key] is not None:
+                row[key] = noise_ceiling(between[key], seeds=seeds, statistic=name)
+    return row
+
+
 def done_counts(data: dict) -> dict:
     """Pieces done / planned per kind."""
     recipe, pieces = data["recipe"], data["pieces"]
@@ -106,13 +119,15 @@ def build_report(data: dict, *, bootstrap: int = 2000) -> dict:
             pairs = [(r["miou_seeds"][seeds[0]], r["miou_seeds"][seeds[1]]) for r in members
                      if r["miou_seeds"][seeds[0]] is not None
                      and r["miou_seeds"][seeds[1]] is not None]
-            table.append(agreement(group, f"seed {seeds[0]} vs seed {seeds[1]}", "seeds", pairs,
-                                   bootstrap=bootstrap))
+            between = agreement(group, f"seed {seeds[0]} vs seed {seeds[1]}", "seeds", pairs,
+                                bootstrap=bootstrap)
+            table += [between, ceiling_row(between, seeds=len(seeds))]
     counts = done_counts(data)
     ranked = [r for r in table if r["group"] == "all" and r["kind"] in ("supernet", "recalibrated")
               and r["kendall"] is not None]
     best = max(ranked, key=lambda r: r["kendall"], default=None)
     params = next((r for r in table if r["group"] == "all" and r["score"] == "#params"), None)
+    ceiling = next((r for r in table if r["group"] == "all" and r["kind"] == "ceiling"), None)
     return {"partial": any(done < planned for done, planned in counts.values()), "done": counts,
             "busy": bool(selection.get("busy")), "budgets_ms": selection["budgets_ms"],
             "groups": groups, "subnets": rows, "agreements": table,
@@ -120,6 +135,9 @@ def build_report(data: dict, *, bootstrap: int = 2000) -> dict:
                 "score": best["score"], "kendall": best["kendall"],
                 "kendall_low": best["kendall_low"], "kendall_high": best["kendall_high"],
                 "aim": AIM_TAU, "aim_met": best["kendall"] >= AIM_TAU,
+                "ceiling": ceiling["kendall"] if ceiling else None,
+                "ceiling_low": ceiling["kendall_low"] if ceiling else None,
+                "ceiling_high": ceiling["kendall_high"] if ceiling else None,
                 "params_kendall": params["kendall"] if params else None,
                 "beats_params": (None if not params or params["kendall"] is None
                                  else best["kendall"] > params["kendall"])}}
@@ -150,7 +168,9 @@ def print_report(report: dict) -> str:
     if best is not None:
         print(f"best super-net score over all subnets: {best['score']} tau {best['kendall']:+.3f} "
               f"{_interval(best['kendall_low'], best['kendall_high'])} (aim {best['aim']}; "
-              f"#params alone: {_signed(best['params_kendall'])})")
+              f"#params alone: {_signed(best['params_kendall'])}; noise ceiling "
+              f"{_signed(best.get('ceiling'))} "
+              f"{_interval(best.get('ceiling_low'), best.get('ceiling_high'))})")
     if report["busy"]:
         print("WARNING: the latency table was measured on a busy machine: the subnets' predicted "
               "latencies are unreliable; re-run with --fresh --refresh-latency on a quiet machine "

@@ -73,6 +73,9 @@ def test_report_ranks_every_score_per_budget_and_overall(bench):
     assert every["FLOPs"]["kendall"] == pytest.approx(-1.0)
     assert every["predicted latency"]["kendall"] == pytest.approx(1.0)
     assert every["seed 0 vs seed 1"]["kendall"] == pytest.approx(1.0)
+    assert every["noise ceiling"]["kind"] == "ceiling"
+    assert every["noise ceiling"]["kendall"] == pytest.approx(1.0)  # seeds that agree: no noise
+    assert report["best"]["ceiling"] == pytest.approx(1.0)
     low, high = every["bad +BN"]["kendall_low"], every["bad +BN"]["kendall_high"]
     assert low <= -0.99 and high <= 0.0
     assert by_score(report, "0.3")["good"]["n"] == 3 and by_score(report, "0.6")["bad"]["n"] == 3
@@ -103,7 +106,7 @@ def test_report_is_written_with_its_figure(bench, tmp_path):
                               json_path=tmp_path / "rank.json", bootstrap=100)
     saved = json.loads((tmp_path / "rank.json").read_text())
     assert saved["partial"] and saved["settings"]["train_seeds"] == [0, 1]
-    assert len(saved["agreements"]) == 3 * (2 * 2 + 3 + 1) and "tau" in saved["table"]
+    assert len(saved["agreements"]) == 3 * (2 * 2 + 3 + 2) and "tau" in saved["table"]
     assert (tmp_path / "rank.png").stat().st_size > 10_000
 
 

@@ -1,12 +1,13 @@
 """The ranking diagnostic: BN recalibration, subnets spread over latency, rank agreement."""
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from segnas_lite.data import SyntheticPortraits
 from segnas_lite.nas import Genotype, SegSuperNet, get_space
-from segnas_lite.nas.rank import (calibration_batches, rank_agreement, recalibrate_bn,
-                                  spread_over_latency, supernet_estimate)
+from segnas_lite.nas.rank import (calibration_batches, noise_ceiling, rank_agreement,
+                                  recalibrate_bn, spread_over_latency, supernet_estimate)
 
 
 def _bn_stats(model):
@@ -49,6 +50,26 @@ def test_kendall_tau_on_a_known_ranking():
     assert agreement.spearman == pytest.approx(0.8)
     noisy = rank_agreement(list(range(12)), [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10], bootstrap=300)
     assert 0.5 < noisy.kendall_low < noisy.kendall <= noisy.kendall_high <= 1.0
+
+
+@pytest.mark.parametrize("statistic", ["kendall", "spearman"])
+def test_noise_ceiling_predicts_a_perfect_scores_agreement_with_the_mean_of_noisy_seeds(statistic):
+    """Simulated: true quality t, two noisy trainings t + e; the ceiling computed from the
+    seed-against-seed agreement alone matches what t itself reaches against their mean."""
+    from scipy import stats
+    rng = np.random.default_rng(0)
+    true = rng.normal(size=3000)
+    seed0, seed1 = (true + rng.normal(scale=0.8, size=true.size) for _ in range(2))
+    measure = stats.kendalltau if statistic == "kendall" else stats.spearmanr
+    between = measure(seed0, seed1).statistic
+    perfect = measure(true, (seed0 + seed1) / 2).statistic
+    assert noise_ceiling(between, seeds=2, statistic=statistic) == pytest.approx(perfect, abs=0.02)
+    assert between < perfect  # the ceiling is well above the seed-against-seed row
+    assert noise_ceiling(1.0, seeds=2) == pytest.approx(1.0)
+    assert noise_ceiling(-0.2, seeds=2) == 0.0  # a truth that is noise: nothing can rank it
+    assert noise_ceiling(0.4, seeds=1) < noise_ceiling(0.4, seeds=3)  # more seeds, a steadier truth
+    with pytest.raises(ValueError):
+        noise_ceiling(0.4, seeds=0)
 
 
 def test_rank_agreement_refuses_too_few_values():

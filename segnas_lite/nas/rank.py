@@ -178,3 +178,33 @@ def proxy_agreements(truth: Sequence[float], proxies: dict[str, Sequence[float]]
     against the same stand-alone mIoU."""
     return {name: rank_agreement(values, truth, bootstrap=bootstrap, seed=seed)
             for name, values in proxies.items()}
+
+
+def noise_ceiling(between_seeds: float, *, seeds: int, statistic: str = "kendall") -> float:
+    """The rank agreement a *perfect* score would reach against the mean of ``seeds`` training
+    seeds, given how well one seed agrees with another (``between_seeds``, a tau or a rho).
+
+    Stand-alone mIoU is the truth only up to training noise, so no score can rank it perfectly.
+    Classical test theory gives the ceiling: if one seed correlates ``r`` with another, the mean of
+    k seeds has reliability ``k r / (1 + (k - 1) r)`` (the Spearman-Brown formula) and a perfect
+    score correlates with that mean as its square root. Rank statistics are converted to and from
+    Pearson's r with their relations for normal data (Kendall, "Rank correlation methods", 1948:
+    ``tau = (2 / pi) asin(r)``; ``rho = (6 / pi) asin(r / 2)``), so the ceiling assumes roughly
+    normal seed noise of equal size for every subnet. A seed-to-seed agreement of 0 or below (the
+    truth is noise) gives a ceiling of 0. Written out here: scipy has no function for it.
+    """
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if statistic == "kendall":
+        r = np.sin(np.pi / 2 * between_seeds)
+    elif statistic == "spearman":
+        r = 2 * np.sin(np.pi / 6 * between_seeds)
+    else:
+        raise ValueError(f"statistic must be 'kendall' or 'spearman', got {statistic!r}")
+    if r <= 0:
+        return 0.0
+    reliability = seeds * r / (1 + (seeds - 1) * r)  # of the mean of the seeds
+    best = float(np.sqrt(min(reliability, 1.0)))  # a perfect score's r with that mean
+    if statistic == "kendall":
+        return float(2 / np.pi * np.arcsin(best))
+    return float(6 / np.pi * np.arcsin(best / 2))

@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-TAU_COLOURS = {"supernet": "C0", "recalibrated": "C1", "proxy": "C7", "seeds": "C2"}
+TAU_COLOURS = {"supernet": "C0", "recalibrated": "C1", "proxy": "C7", "seeds": "C2",
+               "ceiling": "C3"}
 """Bar colour per kind of score in ``rank_taus`` (any other kind: grey)."""
 
 
@@ -63,8 +64,9 @@ def rank_taus(groups: Sequence[dict], *, figure=None) -> Figure:
     ``groups``: dicts with ``title`` and ``bars``, a list of dicts with ``label``, ``kendall``,
     ``low``, ``high`` (``None``: no interval) and ``kind`` (its colour: ``TAU_COLOURS``;
     "supernet", "recalibrated", "proxy" for #params, FLOPs or latency alone, "seeds" for one
-    training seed against the other: the most any score can reach). A bar without a tau (too few
-    subnets yet) is drawn as an empty row.
+    training seed against the other, "ceiling" for what a perfect score would reach against the
+    mean of the seeds, ``nas.rank.noise_ceiling``). A bar without a tau (too few subnets yet) is
+    drawn as an empty row.
     """
     fig = figure if figure is not None else Figure(figsize=(4.2 * max(len(groups), 1), 4.2),
                                                    layout="constrained")
