@@ -294,6 +294,15 @@ def test_cached_computes_once_and_reloads(monkeypatch, tmp_path):
         notebook_utils.cached(key, compute)
 
 
+def test_a_notebook_search_is_keyed_by_every_setting_defaults_included():
+    """A default that changes (the rank study picks the warm-up) must not serve an old search."""
+    from segnas_lite.nas.config import SearchConfig
+    key = notebook_utils.search_key("seed", SearchConfig(budget_ms=1.0))
+    assert key == notebook_utils.search_key("seed", SearchConfig(budget_ms=1.0, quiet=True))
+    assert key != notebook_utils.search_key("seed", SearchConfig(budget_ms=1.0, bn_recalibration=8))
+    assert key != notebook_utils.search_key("tiny", SearchConfig(budget_ms=1.0))
+
+
 def test_environment_report_has_versions():
     report = notebook_utils.environment_report()
     assert report["torch"] == torch.__version__ and report["cores"] >= 1

@@ -226,6 +226,13 @@ def format_report(report: dict) -> str:
 
 
 # --------------------------------------------------------------------------- NAS notebooks (04-07)
+def search_key(space: str, config) -> str:
+    """The cache key of a notebook search: ``space`` and every field of the ``SearchConfig`` but
+    ``quiet``, defaults included (a new default, a new key)."""
+    return cache_key("search", space=space,
+                     **{k: v for k, v in asdict(config).items() if k != "quiet"})
+
+
 def search_result(*, space: str = "seed", image_size: int = 64, seed: int = 0,
                   refresh: bool = False, **search_kwargs: Any):
     """A :class:`segnas_lite.nas.history.SearchResult`, from the cache when an earlier notebook ran
@@ -236,18 +243,19 @@ def search_result(*, space: str = "seed", image_size: int = 64, seed: int = 0,
     (:func:`segnas_lite.nas.run.run_search`) with latency for the default target at
     ``image_size``. It writes its usual files (``genotype.json``, ``history.json``,
     ``summary.json``, ...) into ``<cache>/search/<key>``; a later call with the same settings reads
-    them back instead of searching again.
+    them back instead of searching again. The key hashes every field of the resolved
+    ``SearchConfig``, defaults included: a package whose defaults changed never reads a search
+    made with the old ones.
     """
     from segnas_lite.deploy.target import Target
     from segnas_lite.nas import Genotype
     from segnas_lite.nas.config import SearchConfig
     from segnas_lite.nas.history import History, SearchResult
     from segnas_lite.nas.run import run_search
-    key = cache_key("search", space=space, image_size=image_size, seed=seed, **search_kwargs)
-    out_dir = cache_dir() / "search" / key
+    config = SearchConfig(**{"quiet": True, "target": Target(image_size=image_size),
+                             **search_kwargs, "image_size": image_size, "seed": seed})
+    out_dir = cache_dir() / "search" / search_key(space, config)
     if refresh or not (out_dir / "summary.json").is_file():
-        config = SearchConfig(**{"quiet": True, "target": Target(image_size=image_size),
-                                 **search_kwargs, "image_size": image_size, "seed": seed})
         return run_search(space, "synthetic", config, out_dir=out_dir, overwrite=True)
     try:
         summary = json.loads((out_dir / "summary.json").read_text())
