@@ -105,7 +105,8 @@ class Settings:
                    bn_images=8)
 
     def variants(self) -> dict[str, dict]:
-        """The super-net ablation: name -> ``SearchConfig`` changes (the first: today's default)."""
+        """The super-net ablation: name -> ``SearchConfig`` changes to ``UNIFORM_WARMUP`` (the
+        first: none, the plain uniform warm-up)."""
         return {"uniform": {},
                 "strict_fair": {"warmup_sampling": "strict_fair"},
                 "sandwich2": {"sandwich": 2},

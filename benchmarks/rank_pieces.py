@@ -20,6 +20,11 @@ from segnas_lite.nas.space import Genotype, get_space
 from segnas_lite.runio import atomic_torch_save, load_checkpoint, seed_everything
 from segnas_lite.timing import load_average
 
+UNIFORM_WARMUP = {"warmup_sampling": "fair", "sandwich": 0, "inplace_distill": False}
+"""The ablation's reference point, spelled out: one uniform path per warm-up step (the package's
+default before this study). Every variant's changes apply on top of it, so a variant means the same
+whatever ``SearchConfig``'s defaults become."""
+
 
 def short(key: str) -> str:
     """A file-name-safe tag of a subnet key (its ops joined by commas)."""
@@ -43,7 +48,7 @@ class SupernetVariant:
                     budget_ms=max(self.selection["budgets_ms"].values()),
                     bn_recalibration=s.bn_images, calibrate=s.calibrate, num_fit=s.num_fit,
                     measure_child=False, seed=s.seed, quiet=True)
-        return SearchConfig(**{**base, **s.variants()[self.name]})
+        return SearchConfig(**{**base, **UNIFORM_WARMUP, **s.variants()[self.name]})
 
     def search(self):
         """The ``ProxylessSearch`` with this variant's config on the training split (built once)."""

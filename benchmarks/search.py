@@ -96,8 +96,8 @@ class Settings:
     budget_fracs: tuple[float, ...] = (0.3, 0.6)
     search_seeds: tuple[int, ...] = (0, 1)
     strategies: tuple[str, ...] = ("gradient", "evolution", "random")
-    warmup: str = "uniform"          # the super-net's training: a variant of rank.py's ablation
-                                     # (today's SearchConfig default); switch it when that decides
+    warmup: str = "sandwich2_distill"  # the super-net's training: rank.py's best variant (+BN,
+                                       # the fitness recalibrates), SearchConfig's default
     warmup_epochs: int = 15          # as rank.py's super-nets (its variant may change it)
     search_steps: int | None = None  # cap on batches per search epoch (None: the whole split)
     alpha_epochs: int = 5            # gradient: alpha epochs after the warm-up (~50 steps each)

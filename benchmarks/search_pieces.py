@@ -22,7 +22,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from rank_pieces import train_standalone
+from rank_pieces import UNIFORM_WARMUP, train_standalone
 
 from segnas_lite import flags
 from segnas_lite.deploy.bench import prepare
@@ -199,7 +199,7 @@ def search_config(settings, *, seed: int, strategy: str, budget_ms: float) -> Se
                 strategy=strategy, evolution=EvolutionConfig(
                     population=settings.population, generations=settings.generations),
                 measure_child=True, seed=seed, quiet=True)
-    return SearchConfig(**{**base, **settings.warmup_changes()})
+    return SearchConfig(**{**base, **UNIFORM_WARMUP, **settings.warmup_changes()})
 
 
 class Warmup:

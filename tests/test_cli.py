@@ -198,8 +198,15 @@ def test_search_flags_for_the_supernet_and_the_strategy_reach_the_config(tmp_pat
     for name in ("warmup_epochs", "warmup_sampling", "sandwich", "inplace_distill",
                  "bn_recalibration", "strategy", "evaluations", "evolution"):
         assert getattr(plain, name) == getattr(default, name), name  # defaults live in one place
-    assert main(["search", "--space", "tiny", "--inplace-distill", "--out", str(tmp_path / "s"),
-                 "--quiet"]) == 2
+    assert (plain.sandwich, plain.inplace_distill, plain.bn_recalibration) == (2, True, 256)
+    seeds_warmup = search_config(parse("--warmup-sampling", "constrained"), teacher=False)
+    assert (seeds_warmup.sandwich, seeds_warmup.inplace_distill) == (0, False)  # no sandwich there
+    taught = search_config(parse("--teacher", "t.pt"), teacher=True)
+    assert (taught.sandwich, taught.distill_weight) == (0, 0.5)  # an external teacher: one path
+    apart = search_config(parse("--no-inplace-distill"), teacher=False)
+    assert (apart.sandwich, apart.inplace_distill) == (2, False)
+    assert main(["search", "--space", "tiny", "--sandwich", "0", "--inplace-distill", "--out",
+                 str(tmp_path / "s"), "--quiet"]) == 2
     assert "needs the sandwich" in capsys.readouterr().err
 
 

@@ -30,9 +30,10 @@ def fake_table(space):
 
 def make_search(tmp_path=None, *, net_seed=0, on_epoch_end=None, latency_fn=None,
                 child_latency_fn=None, teacher=None, **overrides):
+    # sandwich=0: the seed's single-path warm-up, unless a test asks for the sandwich
     settings = dict(image_size=SIZE, batch_size=4, warmup_epochs=1, search_epochs=1,
                     steps_per_epoch=3, budget_ms=100.0, measure_child=False, quiet=True,
-                    target=Target(threads=1, image_size=SIZE))
+                    target=Target(threads=1, image_size=SIZE), sandwich=0)
     settings.update(overrides)
     config = SearchConfig(**settings)
     torch.manual_seed(net_seed)

@@ -32,8 +32,8 @@ def warmup_ops(search):
 
 
 # --------------------------------------------------------------------------- the warm-up
-def test_default_warmup_trains_one_path_per_step():
-    search = make_search(warmup_epochs=1, search_epochs=0, budget_ms=BUDGET)
+def test_the_seeds_warmup_trains_one_path_per_step():
+    search = make_search(warmup_epochs=1, search_epochs=0, sandwich=0, budget_ms=BUDGET)
     search.run()
     assert all(len(paths) == 1 for paths in warmup_ops(search))
     assert all(w.path_losses is None for w in search.history.weight_steps)
@@ -55,7 +55,8 @@ def test_sandwich_trains_slowest_fastest_and_n_random_paths_every_step():
 
 
 def test_inplace_distillation_changes_what_the_other_paths_learn_from():
-    plain = make_search(warmup_epochs=1, search_epochs=0, sandwich=1, budget_ms=BUDGET)
+    plain = make_search(warmup_epochs=1, search_epochs=0, sandwich=1, inplace_distill=False,
+                        budget_ms=BUDGET)
     taught = make_search(warmup_epochs=1, search_epochs=0, sandwich=1, inplace_distill=True,
                          budget_ms=BUDGET)
     plain.run()
@@ -134,7 +135,7 @@ def test_new_settings_round_trip_and_refuse_what_cannot_work():
     assert evolution.max_evaluations == 8 + 2 * 6
     assert SearchConfig(evolution=evolution).strategy_evaluations == 20
     assert SearchConfig(evolution=evolution, evaluations=5).strategy_evaluations == 5
-    for bad, match in ((dict(inplace_distill=True), "needs the sandwich"),
+    for bad, match in ((dict(sandwich=0, inplace_distill=True), "needs the sandwich"),
                        (dict(sandwich=1, warmup_sampling="constrained"), "constrained"),
                        (dict(sandwich=1, distill_weight=0.5), "in place"),
                        (dict(strategy="darts"), "strategy"),
@@ -143,6 +144,21 @@ def test_new_settings_round_trip_and_refuse_what_cannot_work():
                        (dict(evolution={"population": 8}), "EvolutionConfig")):
         with pytest.raises(SearchConfigError, match=match):
             SearchConfig(**bad)
+
+
+def test_the_default_warm_up_is_the_sandwich_where_it_can_run():
+    """The rank study's best warm-up by default; the seed's single path where a sandwich cannot run
+    (a constrained warm-up trains only what fits; an external teacher replaces in-place
+    distillation), and in-place distillation follows the sandwich unless set."""
+    default = SearchConfig()
+    assert (default.sandwich, default.inplace_distill, default.bn_recalibration) == (2, True, 256)
+    one_path = SearchConfig(sandwich=0)
+    assert (one_path.sandwich, one_path.inplace_distill) == (0, False)
+    for alone in (dict(warmup_sampling="constrained"), dict(distill_weight=0.5)):
+        config = SearchConfig(**alone)
+        assert (config.sandwich, config.inplace_distill) == (0, False), alone
+    assert SearchConfig(sandwich=3, inplace_distill=False).inplace_distill is False
+    assert SearchConfig.from_dict(default.to_dict()) == default  # resolved values are saved
 
 
 # --------------------------------------------------------------------------- strategies
@@ -160,7 +176,7 @@ def test_the_score_uses_held_out_training_images_and_weight_split_calibration():
         assert (weight_images == image).flatten(1).all(1).any()
     genotype = TABLE.fastest()[0]
     assert 0.0 <= score(genotype) <= 1.0 and genotype.ops in score.cache
-    assert SupernetScore.of_search(make_search(budget_ms=BUDGET)).calibration is None
+    assert SupernetScore.of_search(make_search(bn_recalibration=0, budget_ms=BUDGET)).calibration is None
 
 
 def test_the_closed_loop_takes_the_next_fittest_subnet_when_the_best_measures_over_budget():

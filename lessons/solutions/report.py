@@ -52,10 +52,10 @@ def run(exercises: Sequence[Callable[..., dict]], *, lesson: str, argv=None) -> 
 # definition, so that the three keys ask the cache for the same search.
 NOTEBOOK_SEARCH = dict(budget_ms=None, warmup_epochs=20, search_epochs=10, steps_per_epoch=40,
                        batch_size=8, arch_lr=5e-2, estimator="full_v2", schedule="decoupled",
-                       num_fit=60, latency_form="hinge", warmup_sampling="fair")
+                       num_fit=60, latency_form="hinge", warmup_sampling="fair", sandwich=0)
 # its quick settings (64 px), predicted by the PyTorch table (no calibration, no closed loop)
 QUICK_SEARCH = dict(budget_ms=None, warmup_epochs=1, search_epochs=1, steps_per_epoch=20,
                     batch_size=4, arch_lr=0.3, estimator="full_v2", schedule="decoupled",
-                    latency_form="hinge", warmup_sampling="fair",
+                    latency_form="hinge", warmup_sampling="fair", sandwich=0,
                     target=Target(backend="torch", image_size=64), calibrate=False,
                     measure_child=False)

@@ -266,7 +266,7 @@ SUPERNET_FLAGS = ("warmup_epochs", "warmup_sampling", "sandwich", "inplace_disti
 def add_supernet_options(p: argparse.ArgumentParser) -> None:
     """How the super-net trains and how it is searched (``SearchConfig``; ../shared/DESIGN.md,
     "Judging a search"). Unset flags keep ``SearchConfig``'s defaults (or ``--quick``'s)."""
-    from segnas_lite.nas.config import STRATEGIES, WARMUP_SAMPLING, SearchConfig
+    from segnas_lite.nas.config import SANDWICH, STRATEGIES, WARMUP_SAMPLING, SearchConfig
     group = p.add_argument_group("super-net training and search strategy")
     group.add_argument("--warmup-epochs", type=nonnegative_int, default=None, metavar="N",
                        help=f"epochs that train the super-net's weights before any search; "
@@ -277,12 +277,15 @@ def add_supernet_options(p: argparse.ArgumentParser) -> None:
                        "(uniform under the budget, as the seed)")
     group.add_argument("--sandwich", type=nonnegative_int, default=None, metavar="N",
                        help="sandwich rule: each warm-up step trains the slowest, the fastest and "
-                       "N random subnets, gradients summed; default 0 (one path)")
-    group.add_argument("--inplace-distill", action="store_true", default=None,
-                       help="with --sandwich: the slowest subnet's soft masks teach the others")
+                       f"N random subnets, gradients summed; 0: one path per step; default "
+                       f"{SANDWICH} (0 with --warmup-sampling constrained or a --teacher)")
+    group.add_argument("--inplace-distill", action=argparse.BooleanOptionalAction, default=None,
+                       help="with a sandwich: the slowest subnet's soft masks teach the others; "
+                       "default: on whenever there is a sandwich")
     group.add_argument("--bn-recalibration", type=nonnegative_int, default=None, metavar="IMAGES",
                        help="re-estimate BatchNorm statistics on this many training images before "
-                       "the super-net scores a subnet; default 0 (shared statistics)")
+                       f"the super-net scores a subnet (0: the shared statistics); default "
+                       f"{SearchConfig.bn_recalibration}")
     group.add_argument("--strategy", choices=STRATEGIES, default=None,
                        help="gradient (default: ProxylessNAS alpha steps), or evolution / random "
                        "on the super-net's scores after the warm-up (no alpha steps)")
@@ -301,6 +304,8 @@ def with_supernet_options(config, args):
     """``config`` (a ``SearchConfig``) with the super-net and strategy flags that were given."""
     import dataclasses
     given = {key: getattr(args, key) for key in SUPERNET_FLAGS if getattr(args, key) is not None}
+    for key in ("sandwich", "inplace_distill"):  # not given: resolved again with the other flags
+        given.setdefault(key, None)  # (e.g. --warmup-sampling constrained: no sandwich)
     evolution = {key: getattr(args, key) for key in ("population", "generations")
                  if getattr(args, key) is not None}
     if evolution:

@@ -24,6 +24,7 @@ class SearchConfigError(SegnasError, ValueError):
 
 WARMUP_SAMPLING = ("fair", "strict_fair", "constrained")  # which paths a warm-up step trains
 STRATEGIES = ("gradient", "evolution", "random")          # how the trained super-net is searched
+SANDWICH = 2  # the default sandwich: the best-ranking warm-up of benchmarks/rank.py (README)
 
 
 @dataclass
@@ -44,9 +45,13 @@ class SearchConfig:
 
     Training a super-net that ranks (``warmup.py``; ../shared/DESIGN.md, "Judging a search"):
     ``warmup_sampling="strict_fair"`` (FairNAS), ``sandwich`` and ``inplace_distill`` (BigNAS),
-    ``bn_recalibration`` (once-for-all) before every score with inherited weights. ``strategy``
-    picks how the super-net is searched: alpha steps (``"gradient"``), or ``"evolution"`` /
-    ``"random"`` on its estimates after the warm-up (``strategies.py``).
+    ``bn_recalibration`` (once-for-all) before every score with inherited weights. The defaults
+    are the best of ``benchmarks/rank.py``'s ablation (the README's table): the sandwich with
+    ``SANDWICH`` random paths, in-place distillation, BatchNorm recalibrated on 256 images. The
+    sandwich is left out (``sandwich=None`` resolves to 0) where it cannot run: a constrained
+    warm-up, or an external teacher (``distill_weight`` > 0). ``strategy`` picks how the super-net
+    is searched: alpha steps (``"gradient"``), or ``"evolution"`` / ``"random"`` on its estimates
+    after the warm-up (``strategies.py``).
     """
 
     image_size: int = 256                # training image side
@@ -77,10 +82,13 @@ class SearchConfig:
                                          # equally); "strict_fair": FairNAS cycles (every op of a
                                          # layer once per cycle); "constrained": uniform under the
                                          # budget (seed)
-    sandwich: int = 0                    # warm-up: slowest + fastest + this many random paths per
-                                         # step, gradients summed (0 = one path; warmup.py)
-    inplace_distill: bool = False        # with sandwich: the slowest path teaches the others
-    bn_recalibration: int = 0            # training images to re-estimate BatchNorm statistics with
+    sandwich: int | None = None          # warm-up: slowest + fastest + this many random paths per
+                                         # step, gradients summed (0 = one path; warmup.py). None:
+                                         # SANDWICH, or 0 where a sandwich cannot run (constrained
+                                         # warm-up, an external teacher)
+    inplace_distill: bool | None = None  # with sandwich: the slowest path teaches the others
+                                         # (None: whenever there is a sandwich)
+    bn_recalibration: int = 256          # training images to re-estimate BatchNorm statistics with
                                          # before a subnet is scored with inherited weights (0 = off)
     strategy: str = "gradient"           # "gradient" (ProxylessNAS alpha steps), or "evolution" /
                                          # "random" on the super-net after the warm-up (no alpha
@@ -132,7 +140,13 @@ class SearchConfig:
         self._check_supernet_training()
 
     def _check_supernet_training(self) -> None:
-        """The sandwich, in-place distillation, BN recalibration and strategy settings."""
+        """The sandwich, in-place distillation, BN recalibration and strategy settings; resolves
+        the defaults of ``sandwich`` and ``inplace_distill`` (None) first."""
+        if self.sandwich is None:  # the rank study's warm-up, where it can run
+            possible = self.warmup_sampling != "constrained" and self.distill_weight == 0
+            self.sandwich = SANDWICH if possible else 0
+        if self.inplace_distill is None:
+            self.inplace_distill = self.sandwich > 0
         if self.sandwich < 0 or self.bn_recalibration < 0:
             raise SearchConfigError("sandwich and bn_recalibration must be >= 0")
         if self.evaluations is not None and self.evaluations < 1:
@@ -142,10 +156,12 @@ class SearchConfig:
                                     "slowest path of each step is the teacher")
         if self.sandwich and self.warmup_sampling == "constrained":
             raise SearchConfigError("the sandwich trains the slowest subnet, which the constrained "
-                                    "warm-up rejects: use warmup_sampling 'fair' or 'strict_fair'")
+                                    "warm-up rejects: use warmup_sampling 'fair' or 'strict_fair', "
+                                    "or sandwich=0 (one path per step, as the seed)")
         if self.sandwich and self.distill_weight > 0:
             raise SearchConfigError("the sandwich step distils in place (inplace_distill), not from "
-                                    "an external teacher: set distill_weight to 0")
+                                    "an external teacher: set distill_weight to 0, or sandwich=0 "
+                                    "to distil from the teacher")
 
     @classmethod
     def quick(cls, **changes) -> "SearchConfig":
