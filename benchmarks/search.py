@@ -15,7 +15,11 @@ What it measures (../shared/DESIGN.md, "Judging a search"; Li and Talwalkar, UAI
   every search and training: the searches see the train split only (``run_search`` with
   ``data_options={"split_seed": 0}``; their fitness is a held-out part of it), val judges.
 * **Budgets.** 0.3 and 0.6 of the way from the fastest to the slowest net predicted for OpenVINO
-  f32, 2 threads, 256 px (rank.py's predictor and budgets, fixed by the first run).
+  f32, 2 threads, 256 px: rank.py's predictor and budgets (measured on a quiet machine), fixed by
+  the first run. Milliseconds belong to one CPU: the pieces that time a network (selections,
+  searches with their closed loop, latency rows) run only on the CPU the budgets were measured on;
+  on another, a run does the warm-ups and the trainings of the nets already found (accuracy does
+  not depend on the CPU) and says that the rest waits.
 * **Searched nets.** Per search seed (0, 1) ONE super-net (``warmup``: the search's warm-up, the
   ``Settings.warmup`` variant of rank.py's ablation), then per budget the three strategies on it,
   each by ``nas.run.run_search`` under the hard budget with the closed loop on measured latency:
@@ -57,11 +61,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS, ResumableState, StateMismatchError, add_resumable_args,  # noqa: E402
                     finish_resumable_args, log)
 from rank import DATA, Settings as RankSettings  # noqa: E402
-from search_pieces import (Warmup, fix_budgets, measure_rows, select_random,  # noqa: E402
-                           select_widths, strategy_search, train_net)
+from search_pieces import (Warmup, fix_budgets, measure_rows, on_budget_cpu,  # noqa: E402
+                           select_random, select_widths, strategy_search, train_net)
 from search_report import (every_net_known, latency_status, nets_of,  # noqa: E402
                            unique_nets, write_report)
 
+from segnas_lite import flags  # noqa: E402
 from segnas_lite.deploy.target import Target  # noqa: E402
 from segnas_lite.errors import SegnasError  # noqa: E402
 from segnas_lite.nas.latency import LatencyTable  # noqa: E402
@@ -187,7 +192,8 @@ def plan(state, settings: Settings, budgets: dict, out: Path, only: str | None) 
     pieces: list[Piece] = []
     search_keys = [(f, s, g) for s in settings.search_seeds for f in settings.budget_fracs
                    for g in settings.strategies]
-    if only in (None, "select"):
+    timed = on_budget_cpu(budgets)  # selections, searches and latency rows: the budgets' CPU only
+    if only in (None, "select") and timed:
         pieces.append(Piece("select", "mbv3 widths", lambda: _quiet(state.get("select", "widths")),
                             lambda: state.put("select", "widths", select_widths(state, settings))))
         table = LatencyTable.from_json(json.dumps(budgets["table"]))
@@ -208,7 +214,7 @@ def plan(state, settings: Settings, budgets: dict, out: Path, only: str | None) 
 
             pieces.append(Piece("warmup", f"s{seed}", warm, lambda s=seed, w=warmup: state.put(
                 "warmup", f"s{s}", w.train())))
-            for frac, _, strategy in [k for k in search_keys if k[1] == seed]:
+            for frac, _, strategy in [k for k in search_keys if k[1] == seed and timed]:
                 key = f"{frac:g}/s{seed}/{strategy}"
                 pieces.append(Piece(
                     "search", f"{frac:g} s{seed} {strategy}",
@@ -216,7 +222,7 @@ def plan(state, settings: Settings, budgets: dict, out: Path, only: str | None) 
                     lambda k=key, f=frac, s=seed, g=strategy, w=warmup: state.put(
                         "search", k, strategy_search(state, settings, frac=f, seed=s, strategy=g,
                                                      budgets=budgets, warmup=w, out=out))))
-    if only in (None, "latency") and every_net_known(state.data):
+    if only in (None, "latency") and timed and every_net_known(state.data):
         nets = {n["key"]: {"space": n["space"], "ops": n["ops"]} for n in unique_nets(state.data)}
         pieces.append(Piece("latency", f"{len(nets)} nets",
                             lambda: latency_status(state.data, nets_of(state.data))["quoted"],
@@ -320,7 +326,12 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
     try:
         with state.stage("budgets"):
-            budgets = fix_budgets(state, settings, refresh=args.refresh_latency)
+            budgets = fix_budgets(state, settings, refresh=args.refresh_latency,
+                                  rank_state=None if args.smoke else RESULTS / "rank" / "state.json")
+        if not on_budget_cpu(budgets):
+            log(f"this CPU ({flags.cpu_name()}) is not the one the budgets were measured on "
+                f"({budgets['cpu']}): the selections, searches and latency rows wait for a session "
+                "on that one; warm-ups and the trainings of nets already found run here")
         ran, left = run_pieces(state, lambda: plan(state, settings, budgets, args.out, args.only),
                                args.max_pieces,
                                unplanned=lambda: unplanned_trainings(state, settings, args.only))

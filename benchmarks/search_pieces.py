@@ -66,15 +66,42 @@ def _stamp(state, monitor: LoadMonitor, started: float) -> dict:
 
 
 # --------------------------------------------------------------------------- budgets
-def fix_budgets(state, settings, *, refresh: bool = False) -> dict:
-    """The budgets in ms and the predictor they came from, fixed by the first run: a later session
-    on another machine continues with the same milliseconds (and says so in the report)."""
+BUDGET_KEYS = ("space", "target", "budget_fracs", "calibrate", "num_fit", "seed")
+"""The settings rank.py's budgets depend on: where they agree, search.py takes rank.py's."""
+
+
+def rank_budgets(settings, rank_state: Path) -> dict | None:
+    """rank.py's budgets, predictor table and CPU, if its state at ``rank_state`` chose its subnets
+    with the same settings (``BUDGET_KEYS``) on a quiet machine; else None."""
+    from dataclasses import asdict
+    if not rank_state.is_file():
+        return None
+    data = json.loads(rank_state.read_text())
+    selection = data.get("pieces", {}).get("subnets", {}).get("selection")
+    mine = json.loads(json.dumps({k: asdict(settings)[k] for k in BUDGET_KEYS}))
+    if selection is None or selection.get("busy") or \
+            any(data["recipe"].get(k) != v for k, v in mine.items()):
+        return None
+    return {"budgets_ms": selection["budgets_ms"], "fastest_ms": selection["fastest_ms"],
+            "slowest_ms": selection["slowest_ms"], "table": selection["table"], "busy": False,
+            "cpu": selection["cpu"], "date": selection["date"], "source": f"rank.py ({rank_state})"}
+
+
+def fix_budgets(state, settings, *, refresh: bool = False, rank_state: Path | None = None) -> dict:
+    """The budgets in ms, the predictor they came from and the CPU it was measured on, fixed by
+    the first run: rank.py's (``rank_budgets``: the two studies share their budgets), else measured
+    here. Every piece that times a network (selections, searches, latency rows) runs on that CPU
+    only (``on_budget_cpu``), so that milliseconds are compared with milliseconds of one machine."""
     done = state.get("budgets", "budgets")
     if done is not None:
         return done
+    shared = None if refresh or rank_state is None else rank_budgets(settings, rank_state)
+    if shared is not None:
+        print(f"budgets: rank.py's, measured on {shared['cpu']} ({shared['date']})", flush=True)
+        return state.put("budgets", "budgets", shared)
     print(f"budgets: latency predictor for {settings.target.describe()} (first run only)",
           flush=True)
-    from rank import latency_table  # rank.py's predictor: the budgets are rank.py's
+    from rank import latency_table  # rank.py's predictor
     table = latency_table(settings, get_space(settings.space), refresh=refresh)
     fastest, slowest = table.fastest()[1], table.slowest()[1]
     loads = {"table": table.meta.get("load"),
@@ -86,7 +113,14 @@ def fix_budgets(state, settings, *, refresh: bool = False) -> dict:
         "budgets_ms": {f"{f:g}": fastest + f * (slowest - fastest) for f in settings.budget_fracs},
         "fastest_ms": fastest, "slowest_ms": slowest, "table": json.loads(table.to_json()),
         "busy": any(bool((load or {}).get("busy")) for load in loads.values()),
-        "cpu": flags.cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+        "cpu": flags.cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "source": "measured by search.py"})
+
+
+def on_budget_cpu(budgets: dict) -> bool:
+    """Whether this machine's CPU is the one the budgets were measured on (a budget without a
+    recorded CPU: yes)."""
+    return budgets.get("cpu") in (None, flags.cpu_name())
 
 
 # --------------------------------------------------------------------------- latency

@@ -192,6 +192,35 @@ def test_plan_skips_finished_pieces_and_adds_trainings_as_nets_appear(bench, tmp
     assert bench.mean_seconds(state)["search"] == pytest.approx(5.0)
 
 
+def test_budgets_are_rank_pys_and_timed_pieces_wait_for_their_cpu(bench, tmp_path, monkeypatch):
+    """The two studies share rank.py's quiet budgets; on another CPU only warm-ups and trainings
+    are planned (milliseconds of two machines are never compared)."""
+    settings = replace(bench.Settings.smoke(), budget_fracs=(0.3, 0.6))
+    table = fake_budgets(get_space(settings.space))["table"]
+    selection = {"budgets_ms": {"0.3": 2.0, "0.6": 3.0}, "fastest_ms": 1.0, "slowest_ms": 4.0,
+                 "table": table, "busy": False, "cpu": "Quiet CPU", "date": "2026-12-02"}
+    recipe = json.loads(json.dumps({k: getattr(settings, k) for k in bench.pieces.BUDGET_KEYS},
+                                   default=lambda o: o.__dict__))
+    rank_state = tmp_path / "rank_state.json"
+    rank_state.write_text(json.dumps({"recipe": recipe,
+                                      "pieces": {"subnets": {"selection": selection}}}))
+    state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
+    budgets = bench.fix_budgets(state, settings, rank_state=rank_state)
+    assert budgets["budgets_ms"] == {"0.3": 2.0, "0.6": 3.0} and budgets["cpu"] == "Quiet CPU"
+    assert bench.fix_budgets(state, settings) == budgets  # fixed by the first run
+    other = {**recipe, "budget_fracs": [0.5]}
+    rank_state.write_text(json.dumps({"recipe": other,
+                                      "pieces": {"subnets": {"selection": selection}}}))
+    assert bench.pieces.rank_budgets(settings, rank_state) is None  # other budgets: not shared
+    monkeypatch.setattr(bench.pieces.flags, "cpu_name", lambda: "Noisy CPU")
+    assert not bench.on_budget_cpu(budgets)
+    kinds = {p.kind for p in bench.plan(state, settings, budgets, tmp_path, None)}
+    assert kinds == {"warmup"}  # no selection, search or latency piece here; no net to train yet
+    monkeypatch.setattr(bench.pieces.flags, "cpu_name", lambda: "Quiet CPU")
+    kinds = {p.kind for p in bench.plan(state, settings, budgets, tmp_path, None)}
+    assert kinds == {"select", "warmup", "search"}
+
+
 def test_a_busy_piece_runs_once_per_run_and_max_pieces_stops(bench, tmp_path):
     settings = bench.Settings.smoke()
     state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
