@@ -28,8 +28,8 @@ def environment() -> dict:
 
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     """``columns`` = [(key, header, format)], e.g. ("latency_ms", "ms", ".1f"). Returns the text."""
-    widths = [max(len(h), *(len(format(r.get(k, ""), f)) if r.get(k) is not None else 3
-                          for r in rows)) for k, h, f in columns]
+    widths = [max([len(h), *(len(format(r.get(k, ""), f)) if r.get(k) is not None else 3
+                           for r in rows)]) for k, h, f in columns]  # no rows: the headers
     lines = [" | ".join(h.rjust(w) for (_, h, _), w in zip(columns, widths)),
              "-|-".join("-" * w for w in widths)]
     for r in rows:

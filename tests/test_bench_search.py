@@ -221,6 +221,17 @@ def test_budgets_are_rank_pys_and_timed_pieces_wait_for_their_cpu(bench, tmp_pat
     assert kinds == {"select", "warmup", "search"}
 
 
+def test_a_state_with_warm_ups_only_reports_without_a_net(bench, tmp_path):
+    """The first run on another CPU trains only the super-nets: its report has no row yet."""
+    settings = bench.Settings.smoke()
+    state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
+    state.put("budgets", "budgets", fake_budgets(get_space(settings.space)))
+    state.put("warmup", "s0", {"seconds": 1.0})
+    report = bench.report.write_report(state.data, json_path=tmp_path / "search.json",
+                                       rank_json=None, bootstrap=0)
+    assert report["partial"] and json.loads((tmp_path / "search.json").read_text())["partial"]
+
+
 def test_a_busy_piece_runs_once_per_run_and_max_pieces_stops(bench, tmp_path):
     settings = bench.Settings.smoke()
     state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
