@@ -19,7 +19,7 @@ import json
 import math
 import random
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from rank_pieces import UNIFORM_WARMUP, train_standalone
@@ -73,7 +73,6 @@ BUDGET_KEYS = ("space", "target", "budget_fracs", "calibrate", "num_fit", "seed"
 def rank_budgets(settings, rank_state: Path) -> dict | None:
     """rank.py's budgets, predictor table and CPU, if its state at ``rank_state`` chose its subnets
     with the same settings (``BUDGET_KEYS``) on a quiet machine; else None."""
-    from dataclasses import asdict
     if not rank_state.is_file():
         return None
     data = json.loads(rank_state.read_text())
