@@ -23,6 +23,16 @@ Same data, same metrics, same timer for everyone:
   ``.tflite`` file (weights and biases of every layer) when the ``tflite`` package is installed.
 
 Writes ``results/peers.json``.
+
+**Soft masks as a teacher** (issue 23: distillation from a model we cannot import):
+
+    .venv-peers/bin/python benchmarks/peers.py --write-soft-masks results/soft_mediapipe
+
+writes MediaPipe's p(person) x 255 (general model, the whole photo at its own size) as a grey PNG
+for every photo of the TRAIN split of every ``--data`` folder (the same seeded cut), where
+``data.soft_targets`` looks for it; then stops. Files already there are kept (delete the folder
+to write them again). ``segnas train --soft-teacher DIR`` and ``benchmarks/recipe.py
+--soft-teacher DIR`` distil them. No val photo is ever read for it.
 """
 from __future__ import annotations
 
@@ -95,6 +105,34 @@ def val_photos(folder: str, *, size: int, split_seed: int) -> tuple[list, list]:
     return photos, masks
 
 
+def write_soft_masks(mp, folders: list[str], out: Path, *, split_seed: int, kind: str) -> None:
+    """MediaPipe's soft mask of every train photo of ``folders`` -> ``out`` (see the docstring)."""
+    from PIL import Image
+    from segnas_lite.data.io import read_rgb
+    from segnas_lite.data.soft_targets import locate, soft_mask_path
+    from segnas_lite.runio import atomic_open
+    segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(
+        model_selection=PEERS[kind][0])
+    for folder in folders:
+        train = open_dataset(folder, image_size=None, split="train", seed=split_seed)
+        written = kept = 0
+        for index in range(len(train)):
+            base, inner = locate(train, index)
+            image = base.pairs[inner][0]
+            path = soft_mask_path(out, folder, image)
+            if path.exists():
+                kept += 1
+                continue
+            p = np.asarray(segmenter.process(read_rgb(image)).segmentation_mask, dtype=np.float32)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(path, "wb") as handle:
+                Image.fromarray(np.round(np.clip(p, 0, 1) * 255).astype(np.uint8)).save(
+                    handle, format="png")
+            written += 1
+        print(f"{Path(folder).name}: {written} soft masks written, {kept} kept, under "
+              f"{out / Path(folder).resolve().name} (MediaPipe {kind}, train split)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", action="append", default=[],
@@ -107,6 +145,11 @@ def main() -> None:
     parser.add_argument("--eval-size", type=int, default=256)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--out", default=str(RESULTS / "peers.json"))
+    parser.add_argument("--write-soft-masks", default=None, metavar="DIR",
+                        help="write MediaPipe's soft masks of every train photo under DIR (a "
+                        "teacher for `segnas train --soft-teacher DIR`) and stop")
+    parser.add_argument("--soft-model", choices=tuple(PEERS), default="general",
+                        help="the MediaPipe model whose soft masks are written")
     args = parser.parse_args()
     try:
         import mediapipe as mp
@@ -114,6 +157,13 @@ def main() -> None:
         sys.exit("MediaPipe is missing: in an environment of its own, pip install -e '.[peers]'")
     people = default_people_dir()
     folders = args.data or [str(people), str(people.parent / "ccp_people")]
+    if args.write_soft_masks:
+        for folder in folders:
+            if not Path(folder).is_dir():
+                sys.exit(f"no data folder at {folder}: pass --data DIR (photos + masks)")
+        write_soft_masks(mp, folders, Path(args.write_soft_masks), split_seed=args.split_seed,
+                         kind=args.soft_model)
+        return
     sets = {}
     for folder in folders:
         if not Path(folder).is_dir():

@@ -33,7 +33,17 @@ distils it into every model; ``--no-start`` skips the starting-point rows. Resul
 ``results/recipe_combined.json`` unless ``--out`` says otherwise.
 
     python benchmarks/recipe.py --data ../shared/data/people --data ../shared/data/ccp_people \
-        --no-start --teacher-minutes 90 --teacher-size 320
+        --no-start --teacher-minutes 90 --teacher-size 320 \
+        --genotype benchmarks/results/recipe_child_genotype.json
+
+``--genotype``: the searched child (default: seed 0's at the largest budget of
+``results/search.json``; the combined study fixes the file, the child of the search study of
+2026-11, so that a new search.json does not change a run half done).
+
+``--soft-teacher DIR`` adds, per student, a run distilled from the soft masks of a model we
+cannot import, saved as files (``data/soft_targets.py``; MediaPipe's, written by ``peers.py
+--write-soft-masks DIR`` in its own environment): rows ``final_<model>_soft``, same recipe and
+minutes. It may be given to a later run of a study started without it.
 
 Resumable: each finished piece (calibration, run, curve point) is kept in ``results/recipe/state
 .json``; a run stopped mid-way continues from its last epoch checkpoint (``engine.train``'s exact
@@ -57,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ResumableState, environment, print_table, write_json  # noqa: E402
 
 from segnas_lite.data import default_people_dir, open_dataset, open_datasets  # noqa: E402
+from segnas_lite.data.soft_targets import SoftTargets  # noqa: E402
 from segnas_lite.zoo import load_trained  # noqa: E402
 from segnas_lite.train.engine import CHECKPOINT, evaluate, train  # noqa: E402
 from segnas_lite.zoo import build_model  # noqa: E402
@@ -85,11 +96,14 @@ START = Recipe("start", image_size=224, epochs=20, lr=0.02)
 
 
 # --------------------------------------------------------------------------- data and models
-def people_sets(data: list[str], recipe: Recipe):
+def people_sets(data: list[str], recipe: Recipe, soft_dir: str | None = None):
     """The train splits of every folder of ``data`` (concatenated, the recipe's size and
-    augmentation) and their val splits at ``EVAL_SIZE``; each folder cut with ``SPLIT_SEED``."""
+    augmentation; with ``soft_dir``, each photo's saved soft mask beside it) and their val splits
+    at ``EVAL_SIZE``; each folder cut with ``SPLIT_SEED``."""
     train_set = open_datasets(data, image_size=recipe.image_size, split="train", seed=SPLIT_SEED,
                               augment=recipe.augmentation())
+    if soft_dir is not None:
+        train_set = SoftTargets(train_set, soft_dir, sources=data)
     val_set = open_datasets(data, image_size=EVAL_SIZE, split="val", seed=SPLIT_SEED)
     return train_set, val_set
 
@@ -133,7 +147,7 @@ def build(info: dict, seed: int) -> torch.nn.Module:
 
 # --------------------------------------------------------------------------- calibration
 def step_seconds(info: dict, recipe: Recipe, *, source: str, data: list[str], teacher, seed: int,
-                 steps: int) -> float:
+                 steps: int, soft_dir: str | None = None) -> float:
     """Seconds per training step of ``info`` under ``recipe`` on ``source`` ("people" or
     "synthetic"): two short trainings of ``steps`` steps, the second one timed (the first warms
     the allocator and thread pools)."""
@@ -141,9 +155,10 @@ def step_seconds(info: dict, recipe: Recipe, *, source: str, data: list[str], te
     if source == "synthetic":
         data = synthetic_set(recipe, steps=steps, seed=seed)
     else:
-        data, _ = people_sets(data, recipe)
+        data, _ = people_sets(data, recipe, soft_dir)
+    distilled = teacher is not None or soft_dir is not None
     config = recipe.train_config(seed=seed, quiet=True, epochs=1, steps_per_epoch=steps,
-                                 distill_weight=0.5 if teacher is not None else 0.0)
+                                 distill_weight=0.5 if distilled else 0.0)
     train(model, data, config=config, num_classes=2, teacher=teacher)
     started = time.perf_counter()
     train(model, data, config=config, num_classes=2, teacher=teacher)
@@ -152,9 +167,11 @@ def step_seconds(info: dict, recipe: Recipe, *, source: str, data: list[str], te
 
 # --------------------------------------------------------------------------- one run
 def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state: ResumableState,
-            teacher_path: Path | None = None, fixed_epochs: int | None = None) -> dict:
+            teacher_path: Path | None = None, fixed_epochs: int | None = None,
+            soft_dir: str | None = None) -> dict:
     """Train ``info`` with ``recipe`` for ``minutes`` (or ``fixed_epochs``) and return its row;
-    resumes a run that was stopped. The row holds the final people-val mIoU and the curve."""
+    resumes a run that was stopped. The row holds the final people-val mIoU and the curve. The
+    teacher: a checkpoint (``teacher_path``) or saved soft masks (``soft_dir``), else none."""
     done = state.get("runs", key)
     if done is not None:
         return done
@@ -165,14 +182,15 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
         with LoadMonitor(warn=False, what=f"calibrating {key}") as monitor:
             calib = {"people_step_s": step_seconds(info, recipe, source="people",
                                                    data=args.data, teacher=teacher,
-                                                   seed=seed, steps=args.calib_steps)}
+                                                   seed=seed, steps=args.calib_steps,
+                                                   soft_dir=soft_dir)}
             if recipe.synthetic_steps:
                 calib["synthetic_step_s"] = step_seconds(
                     info, recipe, source="synthetic", data=args.data, teacher=None,
                     seed=seed, steps=args.calib_steps)
         calib["busy"] = monitor.report.busy
         state.put("calibration", key, calib)
-    train_set, val_set = people_sets(args.data, recipe)
+    train_set, val_set = people_sets(args.data, recipe, soft_dir)
     per_epoch = len(train_set) // recipe.batch_size
     budget_s = minutes * 60.0
     synthetic_steps = recipe.synthetic_steps
@@ -188,7 +206,8 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
         spent["synthetic_s"] = pretrain_resumable(model, recipe, steps=synthetic_steps,
                                                   run_dir=run_dir / "synthetic", seed=seed)
     config = recipe.train_config(seed=seed, quiet=not args.verbose, epochs=epochs,
-                                 distill_weight=args.distill_weight if teacher else 0.0)
+                                 distill_weight=args.distill_weight
+                                 if teacher is not None or soft_dir is not None else 0.0)
     resume = (run_dir / CHECKPOINT).exists()
     curve = state.get("curves", key, []) if resume else []  # no checkpoint: the run starts over
     clock = {"train_s": sum(r.get("seconds", 0.0) for r in _history(run_dir))}
@@ -217,7 +236,8 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
            "synthetic_steps": synthetic_steps, "epochs": epochs,
            "steps": epochs * per_epoch, "minutes_budget": minutes,
            "minutes": round((spent["synthetic_s"] + clock["train_s"]) / 60.0, 2),
-           "miou": final["miou"], "teacher": str(teacher_path) if teacher_path else None,
+           "miou": final["miou"],
+           "teacher": str(teacher_path) if teacher_path else (soft_dir and f"soft masks {soft_dir}"),
            "checkpoint": str(run_dir / CHECKPOINT), "busy": monitor.report.busy,
            "resumed": resume, "params": sum(p.numel() for p in model.parameters()),
            "per_set_miou": per_set_miou(model, args.data)}
@@ -303,6 +323,10 @@ def finals(args, state: ResumableState, infos: dict, recipe: Recipe) -> list[dic
         rows.append(run_one(f"final_{short}_distilled", infos[short], recipe,
                             minutes=args.minutes, args=args, state=state,
                             teacher_path=Path(teacher["checkpoint"])))
+    if args.soft_teacher:  # the saved soft masks of a model we cannot import (MediaPipe's)
+        for short, info in infos.items():
+            rows.append(run_one(f"final_{short}_soft", info, recipe, minutes=args.minutes,
+                                args=args, state=state, soft_dir=args.soft_teacher))
     return rows
 
 
@@ -320,9 +344,10 @@ def plot_curves(state: ResumableState, path: Path) -> None:
             if not key.startswith(prefix) or not points:
                 continue
             kind, label = key.split("_", 1)
-            model = label.removesuffix("_distilled")
+            model = label.removesuffix("_distilled").removesuffix("_soft")
             colour = None if kind == "screen" else colours.setdefault(model, f"C{len(colours)}")
-            style = "s" if kind == "start" else ("o--" if label.endswith("_distilled") else "o-")
+            style = ("s" if kind == "start" else "o--" if label.endswith("_distilled")
+                     else "o:" if label.endswith("_soft") else "o-")
             ax.plot([p["minutes"] for p in points], [p["miou"] for p in points], style,
                     ms=3 if kind != "start" else 6, color=colour,
                     label=label if kind == "screen" else f"{kind}: {label}")
@@ -372,6 +397,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--synthetic-share", type=float, default=0.3,
                         help="share of the minutes the synthetic lever spends on synthetic data")
     parser.add_argument("--distill-weight", type=float, default=0.5)
+    parser.add_argument("--soft-teacher", default=None, metavar="DIR",
+                        help="also distil every model from saved soft masks (peers.py "
+                        "--write-soft-masks DIR): rows final_<model>_soft")
     parser.add_argument("--genotype", help="genotype.json of the searched child")
     parser.add_argument("--calib-steps", type=int, default=6)
     parser.add_argument("--seed", type=int, default=0)
@@ -404,7 +432,7 @@ def main(argv: list[str] | None = None) -> None:
     new_defaults = {"data": None, "no_start": False,
                     "teacher_model": "lraspp_large", "teacher_size": None, "teacher_minutes": 0.0}
     settings = {k: v for k, v in vars(args).items()
-                if k not in ("fresh", "verbose", "stage", "results_dir", "out")
+                if k not in ("fresh", "verbose", "stage", "results_dir", "out", "soft_teacher")
                 and not (k in new_defaults and v == new_defaults[k])}
     if not combined:
         settings.pop("data", None)

@@ -46,6 +46,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cross-entropy, OHEM (hardest 25%% of pixels) or boundary-weighted; "
                    "default: the recipe's")
     add_teacher_options(p, into="this model")
+    p.add_argument("--soft-teacher", default=None, metavar="DIR",
+                   help="soft masks of another model saved as grey PNG files (DIR/<data folder "
+                   "name>/<photo path>.png, p(class 1) x 255), distilled like a --teacher's "
+                   "output: a teacher you cannot import (data/soft_targets.py)")
     p.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                    help="training images: how many synthetic ones (default 1000) or a cap on a "
                    "folder's train split; validation uses max(16, N/8) images (synthetic: 32 by "
@@ -75,7 +79,7 @@ def _recipe(args):
 
 def run(args) -> int:
     import torch
-    from segnas_lite.data.splits import (dataset_meta, refuse_class_set_for_synthetic,
+    from segnas_lite.data.splits import (as_list, dataset_meta, refuse_class_set_for_synthetic,
                                          scan_before_training, training_splits)
     from segnas_lite.train.recipes import train_with_recipe
     from segnas_lite.zoo import build_from_info, load_trained
@@ -93,20 +97,27 @@ def run(args) -> int:
     num_classes, class_names = dataset_meta(train_set)
     info = model_info(args)
     teacher = load_trained(args.teacher, frozen=True)[0] if args.teacher else None
-    if args.distill_weight is not None and teacher is None:
-        raise CLIError("--distill-weight needs --teacher CHECKPOINT")
+    if teacher is not None and args.soft_teacher:
+        raise CLIError("--teacher and --soft-teacher: one teacher at a time, drop one")
+    if args.soft_teacher:  # a teacher's saved soft masks ride with the training photos
+        from segnas_lite.data.soft_targets import SoftTargets
+        train_set = SoftTargets(train_set, args.soft_teacher, sources=as_list(sources))
+    distilled = teacher is not None or bool(args.soft_teacher)
+    if args.distill_weight is not None and not distilled:
+        raise CLIError("--distill-weight needs --teacher CHECKPOINT or --soft-teacher DIR")
     torch.manual_seed(args.seed)
     model = build_from_info(info, num_classes)
     config = recipe.train_config(
         seed=args.seed, quiet=quiet, steps_per_epoch=args.steps_per_epoch, device=args.device,
         amp=args.amp, sync_bn=args.sync_bn,
         distill_weight=(0.5 if args.distill_weight is None else args.distill_weight)
-        if teacher is not None else 0.0)
+        if distilled else 0.0)
     pretraining = (f", {recipe.synthetic_steps} synthetic pretraining steps"
                    if recipe.synthetic_steps else "")
     say(f"recipe {recipe.name}: {config.epochs} epochs, lr {config.lr}, {config.schedule}, "
         f"{recipe.augment} augmentation{f', crop {recipe.crop}' if recipe.crop else ''}, "
-        f"{config.loss} loss{pretraining}" + (f", distilled from {args.teacher}" if teacher else ""))
+        f"{config.loss} loss{pretraining}"
+        + (f", distilled from {args.teacher or args.soft_teacher}" if distilled else ""))
     result = train_with_recipe(model, train_set, val_set, recipe, config=config,
                                num_classes=num_classes, out_dir=args.out, resume=args.resume,
                                overwrite=args.overwrite, model_info=info, class_names=class_names,

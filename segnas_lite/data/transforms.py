@@ -116,7 +116,12 @@ class PairedAugment:
                              f"got {strength!r}")
         return cls(**{**presets[strength], **changes})
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, *,
+                 soft: np.ndarray | None = None):
+        """``soft`` (optional): an (H, W) uint8 map that moves with the geometry only (zoom, flip,
+        crop; bilinear, 0 where a zoom-out uncovers area), e.g. a teacher's saved p(class) x 255
+        (``soft_targets.py``). It draws nothing from ``rng``: with or without it, the image and
+        mask get the same augmentation. Returns (image, mask), or (image, mask, soft) with it."""
         was_float = np.asarray(image).dtype != np.uint8
         if was_float:
             image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -124,19 +129,22 @@ class PairedAugment:
         if mask.max(initial=0) > 255 or mask.min(initial=0) < 0:
             raise MaskValueError("PairedAugment needs mask values in 0..255")
         picture, labels = Image.fromarray(np.asarray(image)), Image.fromarray(mask.astype(np.uint8))
-        picture, labels = self._scale_crop_flip(picture, labels, rng)
+        extra = None if soft is None else Image.fromarray(np.asarray(soft, dtype=np.uint8))
+        picture, labels, extra = self._scale_crop_flip(picture, labels, rng, extra)
         picture = self._brightness_contrast(picture, rng)
         picture = self._blur_or_sharpen(picture, rng)
         image = self._cutout(np.array(picture), rng)  # np.array: a writable copy
         mask = np.asarray(labels).astype(np.int64)
+        soft = None if extra is None else np.array(extra)
         if self.crop is not None:
-            image, mask = self._crop(image, mask, rng)
+            image, mask, soft = self._crop(image, mask, rng, soft)
         if was_float:
-            return image.astype(np.float32) / 255.0, mask
-        return image, mask
+            image = image.astype(np.float32) / 255.0
+        return (image, mask) if soft is None else (image, mask, soft)
 
-    def _scale_crop_flip(self, picture: Image.Image, labels: Image.Image, rng):
-        """Geometry: one affine map (output u -> source a * u + c) per axis, shared by both."""
+    def _scale_crop_flip(self, picture: Image.Image, labels: Image.Image, rng,
+                         extra: Image.Image | None = None):
+        """Geometry: one affine map (output u -> source a * u + c) per axis, shared by all."""
         width, height = labels.size
         s = rng.uniform(*self.scale_range) if rng.random() < self.scale_prob else 1.0
         y0 = rng.uniform(min(0.0, height - height / s), max(0.0, height - height / s))
@@ -151,7 +159,10 @@ class PairedAugment:
                                         fillcolor=mean)
             labels = labels.transform((width, height), Image.AFFINE, affine, Image.NEAREST,
                                       fillcolor=self.ignore_index)
-        return picture, labels
+            if extra is not None:
+                extra = extra.transform((width, height), Image.AFFINE, affine, Image.BILINEAR,
+                                        fillcolor=0)
+        return picture, labels, extra
 
     def _brightness_contrast(self, picture: Image.Image, rng) -> Image.Image:
         """Image only, as a lookup table: every pixel value maps alike."""
@@ -172,8 +183,9 @@ class PairedAugment:
             return picture.filter(ImageFilter.UnsharpMask(radius=1.0, percent=percent, threshold=0))
         return picture
 
-    def _crop(self, image: np.ndarray, mask: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
-        """The same random ``crop`` x ``crop`` window of the (H, W, 3) image and the (H, W) mask."""
+    def _crop(self, image: np.ndarray, mask: np.ndarray, rng, soft: np.ndarray | None = None):
+        """The same random ``crop`` x ``crop`` window of the (H, W, 3) image, the (H, W) mask and
+        the optional (H, W) soft map -> (image, mask, soft)."""
         height, width = mask.shape
         if self.crop > min(height, width):
             raise ValueError(f"crop {self.crop} is larger than the {width}x{height} image: lower "
@@ -181,7 +193,8 @@ class PairedAugment:
         top = int(rng.integers(0, height - self.crop + 1))
         left = int(rng.integers(0, width - self.crop + 1))
         window = (slice(top, top + self.crop), slice(left, left + self.crop))
-        return np.ascontiguousarray(image[window]), np.ascontiguousarray(mask[window])
+        soft = None if soft is None else np.ascontiguousarray(soft[window])
+        return np.ascontiguousarray(image[window]), np.ascontiguousarray(mask[window]), soft
 
     def _cutout(self, image: np.ndarray, rng) -> np.ndarray:
         """Paint a random square of the (H, W, 3) uint8 image, in place, with the mean colour."""

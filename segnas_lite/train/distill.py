@@ -57,6 +57,17 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     return temperature ** 2 * per_pixel.mean()
 
 
+def logits_from_probability(probability: torch.Tensor, *, eps: float = 1e-4) -> torch.Tensor:
+    """Two-class logits (N, 2, H, W) = (log(1 - p), log p) of a saved soft mask ``p`` (N, H, W):
+    their softmax gives back (1 - p, p), so ``distillation_loss`` reads a teacher's file as it
+    reads a teacher's output (``data/soft_targets.py``). ``p`` is clamped to [eps, 1 - eps]:
+    a hard 0 or 1 would give an infinite logit."""
+    if probability.dim() != 3:
+        raise DistillationError(f"a soft mask batch is (N, H, W), got {tuple(probability.shape)}")
+    p = probability.clamp(eps, 1.0 - eps)
+    return torch.stack([torch.log1p(-p), torch.log(p)], dim=1)
+
+
 def main_logits(output) -> torch.Tensor:
     """The main output of a model that may return ``(main, [aux, ...])`` in training mode."""
     return output[0] if isinstance(output, tuple) else output

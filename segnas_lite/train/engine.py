@@ -34,7 +34,8 @@ from torch.utils.data import DataLoader, Dataset
 from segnas_lite.data import IGNORE_INDEX
 from segnas_lite.errors import SegnasError
 from segnas_lite.train import distributed
-from segnas_lite.train.distill import distillation_loss, main_logits
+from segnas_lite.train.distill import (DistillationError, distillation_loss,
+                                       logits_from_probability, main_logits)
 from segnas_lite.train.losses import LOSSES, segmentation_loss
 from segnas_lite.metrics import ConfusionMeter, SegmentationMetrics
 from segnas_lite.runio import (atomic_torch_save, atomic_write_text, guard_run_dir, load_checkpoint,
@@ -222,7 +223,8 @@ def _train_epoch(model: nn.Module, train_set: Dataset, *, optimizer, scheduler, 
                  epoch: int, steps: int, teacher: nn.Module | None = None,
                  ctx: distributed.Context = distributed.Context(), scaler=None) -> float:
     """One epoch of SGD/AdamW steps -> mean training loss over all processes (with the
-    distillation term when a ``teacher`` is given and ``config.distill_weight`` > 0)."""
+    distillation term when ``config.distill_weight`` > 0 and a ``teacher`` is given, or the
+    batches carry saved soft masks: ``data.soft_targets.SoftTargets``)."""
     model.train()
     batches = iter(_epoch_loader(train_set, config, epoch, ctx))
     amp_dtype = distributed.check_amp(config.amp, ctx.device)
@@ -230,14 +232,16 @@ def _train_epoch(model: nn.Module, train_set: Dataset, *, optimizer, scheduler, 
     bar = progress(range(steps), quiet=config.quiet or not ctx.is_main,
                    desc=f"epoch {epoch + 1}/{config.epochs}", leave=False)
     for seen, _ in enumerate(bar, start=1):
-        images, masks = next(batches)
-        images, masks = images.to(ctx.device), masks.to(ctx.device)
+        batch = next(batches)  # (images, masks), or (images, masks, saved soft masks)
+        images, masks = batch[0].to(ctx.device), batch[1].to(ctx.device)
+        saved = batch[2].to(ctx.device) if len(batch) > 2 else None
         with torch.autocast(ctx.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
             output = model(images)
             loss = segmentation_loss(output, masks, config=config)
-            if teacher is not None and config.distill_weight > 0:
+            if (teacher is not None or saved is not None) and config.distill_weight > 0:
                 with torch.no_grad():
-                    soft = main_logits(teacher(images))
+                    soft = (main_logits(teacher(images)) if teacher is not None
+                            else logits_from_probability(saved))
                 loss = loss + config.distill_weight * distillation_loss(
                     main_logits(output), soft, temperature=config.distill_temperature,
                     target=masks, ignore_index=config.ignore_index)
@@ -291,12 +295,16 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
     that ``segnas evaluate`` and ``segnas predict`` can rebuild the model. With ``resume=True`` the run
     continues from ``out_dir/checkpoint.pt``; an existing run is never overwritten unless
     ``overwrite=True``. ``teacher``: a trained model whose soft masks are distilled into ``model``
-    with weight ``config.distill_weight`` (``distill.py``; Hinton et al., 2015). ``data_info``:
+    with weight ``config.distill_weight`` (``distill.py``; Hinton et al., 2015); a ``train_set``
+    of ``data.soft_targets.SoftTargets`` distils another model's saved soft masks instead. ``data_info``:
     what the data was (source, image size, class set; ``segnas train`` writes it) saved in
     ``config.json`` and the checkpoint, so ``segnas evaluate``/``predict`` need no repeated flags.
     """
     ctx = distributed.init(config.device)
     distributed.check_amp(config.amp, ctx.device)  # fail before the first step, not in it
+    if teacher is not None and getattr(train_set, "soft_dir", None) is not None:
+        raise DistillationError("one teacher at a time: a teacher model and saved soft masks "
+                                "(SoftTargets) were both given; drop one of them")
     if teacher is not None:
         teacher.to(ctx.device).eval()
     net = distributed.wrap(model, ctx, sync_bn=config.sync_bn)  # on its device; DDP if several
