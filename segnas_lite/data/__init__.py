@@ -14,6 +14,8 @@ pieces live in
 * ``public.py``: Pascal VOC, Cityscapes and the people set;
 * ``layouts.py``: which layout a folder has, its splits, and ``DataOptions`` (the class set);
 * ``check.py``: ``check_folder`` (``segnas data check``) and ``scan_masks`` (before training);
+* ``soft_targets.py``: ``SoftTargets``, another model's soft masks saved as files, read beside each
+  photo and augmented with it (a teacher we cannot import: ``segnas train --soft-teacher``);
 * ``transforms.py``: ImageNet normalisation, ``IGNORE_INDEX``, ``PairedAugment``;
 * ``palette.py``: colours for masks;
 * ``errors.py``: ``DatasetError`` and its named subclasses.
