@@ -8,8 +8,12 @@ Every run trains from scratch on the people train split (80/20 cut, seed 0) and 
 people val split at 256 px (two-class mIoU, ``engine.evaluate``). A budget is minutes of training
 on this machine: a short calibration times each configuration's training step (``calibrate``), and
 the run gets as many whole epochs as fit. Minutes are wall time of the training loop alone (the
-evaluations for the curve are not counted), with the machine's load recorded: a run whose
-``busy`` flag is set shares its minutes with another process and is marked, not quoted.
+evaluations for the curve are not counted), with the machine's load recorded (``load``: other
+processes, the VM host's steal, speed-probe swings). The timing that decides a run is its
+calibration: one marked busy must be measured again (delete it from the state). A training run
+marked busy keeps its mIoU (for a given epoch count and seed training is deterministic on one CPU:
+a busy and a quiet run of the same piece gave the same mIoU to 4 decimals) but its minutes are
+not quoted.
 
 Stages
 1. **screen**: one model (``--screen-model``, LR-ASPP-Small) and ``--screen-minutes`` per run; the
@@ -188,7 +192,7 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
                 calib["synthetic_step_s"] = step_seconds(
                     info, recipe, source="synthetic", data=args.data, teacher=None,
                     seed=seed, steps=args.calib_steps)
-        calib["busy"] = monitor.report.busy
+        calib["busy"], calib["load"] = monitor.report.busy, monitor.report.to_dict()
         state.put("calibration", key, calib)
     train_set, val_set = people_sets(args.data, recipe, soft_dir)
     per_epoch = len(train_set) // recipe.batch_size
@@ -239,6 +243,7 @@ def run_one(key: str, info: dict, recipe: Recipe, *, minutes: float, args, state
            "miou": final["miou"],
            "teacher": str(teacher_path) if teacher_path else (soft_dir and f"soft masks {soft_dir}"),
            "checkpoint": str(run_dir / CHECKPOINT), "busy": monitor.report.busy,
+           "load": monitor.report.to_dict(),  # why busy: other processes, steal or speed swings
            "resumed": resume, "params": sum(p.numel() for p in model.parameters()),
            "per_set_miou": per_set_miou(model, args.data)}
     return state.put("runs", key, row)
