@@ -93,7 +93,8 @@ class SoftTargets(Dataset):
                                   f"{self.num_classes} classes")
         self.class_names = getattr(dataset, "class_names", None)
         self.palette = getattr(dataset, "palette", None)
-        self.paths = [self._path(index, roots) for index in range(len(dataset))]
+        self.items = [locate(dataset, index) for index in range(len(dataset))]  # (base, inner)
+        self.paths = [self._path(base.pairs[inner][0], roots) for base, inner in self.items]
         missing = [path for path in self.paths if not path.is_file()]
         if missing:
             raise SoftTargetError(
@@ -101,9 +102,8 @@ class SoftTargets(Dataset):
                 f"(first: {missing[0]}); write them for the same folders and split (e.g. "
                 "benchmarks/peers.py --write-soft-masks DIR --data ...) or drop --soft-teacher")
 
-    def _path(self, index: int, roots: list[Path]) -> Path:
-        base, inner = locate(self.dataset, index)
-        image = base.pairs[inner][0].resolve()
+    def _path(self, image: Path, roots: list[Path]) -> Path:
+        image = image.resolve()
         for root in roots:
             if root in image.parents:
                 return soft_mask_path(self.soft_dir, root, image)
@@ -120,7 +120,7 @@ class SoftTargets(Dataset):
     def __getitem__(self, index: int):
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
-        base, inner = locate(self.dataset, index)
+        base, inner = self.items[index]
         image, mask = base.load(inner)
         soft = read_soft(self.paths[index], mask.shape)
         if base.augment is not None:  # the draw PairedFiles.__getitem__ makes for this item
