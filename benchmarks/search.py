@@ -6,6 +6,7 @@
     python benchmarks/search.py --only search    # the 2 super-nets and 12 searches (~2 h)
     python benchmarks/search.py --only train     # the retrainings of the nets found so far
     python benchmarks/search.py --report         # the tables and figure from the pieces done
+    python benchmarks/search.py --budgets-here   # budgets measured on this CPU (no timed piece yet)
     python benchmarks/search.py --smoke          # synthetic data, a minute or two (the tests)
     python benchmarks/search.py --warmup sandwich2_distill --fresh   # another super-net training
 
@@ -19,7 +20,9 @@ What it measures (../shared/DESIGN.md, "Judging a search"; Li and Talwalkar, UAI
   the first run. Milliseconds belong to one CPU: the pieces that time a network (selections,
   searches with their closed loop, latency rows) run only on the CPU the budgets were measured on;
   on another, a run does the warm-ups and the trainings of the nets already found (accuracy does
-  not depend on the CPU) and says that the rest waits.
+  not depend on the CPU) and says that the rest waits. ``--budgets-here`` moves the budgets to
+  this machine's CPU (the predictor measured again, the same fractions) while no timed piece is
+  recorded: a study need not wait for a CPU its sessions may never get again.
 * **Searched nets.** Per search seed (0, 1) ONE super-net (``warmup``: the search's warm-up, the
   ``Settings.warmup`` variant of rank.py's ablation), then per budget the three strategies on it,
   each by ``nas.run.run_search`` under the hard budget with the closed loop on measured latency:
@@ -61,8 +64,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS, ResumableState, StateMismatchError, add_resumable_args,  # noqa: E402
                     finish_resumable_args, log)
 from rank import DATA, Settings as RankSettings  # noqa: E402
-from search_pieces import (Warmup, fix_budgets, measure_rows, on_budget_cpu,  # noqa: E402
-                           select_random, select_widths, strategy_search, train_net)
+from search_pieces import (BudgetMoveError, Warmup, fix_budgets, measure_rows,  # noqa: E402
+                           move_budgets_here, on_budget_cpu, select_random, select_widths,
+                           strategy_search, train_net)
 from search_report import (every_net_known, latency_status, nets_of,  # noqa: E402
                            unique_nets, write_report)
 
@@ -161,6 +165,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "benchmarks/results/rank.json; --smoke: none)")
     add("--warmup", choices=WARMUPS, default=None,
         help="the super-net training (a variant of rank.py's ablation; default: Settings.warmup)")
+    add("--budgets-here", action="store_true",
+        help="measure the budgets on this machine's CPU instead of the recorded one (allowed while "
+        "no selection, search or latency row is recorded; the warm-ups and trainings stay)")
     add_resumable_args(parser, only=("select", "search", "latency", "train", "report"),
                        bootstrap=10000, smoke_help="tiny synthetic version (a minute or two)")
     args = finish_resumable_args(parser.parse_args(argv), name="search")
@@ -326,8 +333,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(exc)) from None
     try:
         with state.stage("budgets"):
-            budgets = fix_budgets(state, settings, refresh=args.refresh_latency,
-                                  rank_state=None if args.smoke else RESULTS / "rank" / "state.json")
+            if args.budgets_here:
+                moved = move_budgets_here(state)
+                if moved:
+                    log(f"budgets: moving from {moved.get('cpu')} to {flags.cpu_name()} (no timed "
+                        "piece recorded yet); the latency predictor is measured here")
+            shared = None if args.smoke or args.budgets_here else RESULTS / "rank" / "state.json"
+            budgets = fix_budgets(state, settings, rank_state=shared,
+                                  refresh=args.refresh_latency or args.budgets_here)
+        if args.budgets_here and budgets.get("busy"):
+            move_budgets_here(state)
+            raise SystemExit("the latency predictor was measured on a busy machine (see the "
+                             "state's load list): the budgets are not kept; run --budgets-here "
+                             "again when nothing else runs")
         if not on_budget_cpu(budgets):
             log(f"this CPU ({flags.cpu_name()}) is not the one the budgets were measured on "
                 f"({budgets['cpu']}): the selections, searches and latency rows wait for a session "
@@ -335,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
         ran, left = run_pieces(state, lambda: plan(state, settings, budgets, args.out, args.only),
                                args.max_pieces,
                                unplanned=lambda: unplanned_trainings(state, settings, args.only))
+    except BudgetMoveError as exc:
+        raise SystemExit(str(exc)) from None
     except KeyboardInterrupt:
         log("\ninterrupted: every finished piece is in the state (a warm-up, gradient search or "
             "training stopped mid-way resumes from its last epoch); run the same command again")

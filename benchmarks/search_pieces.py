@@ -116,6 +116,33 @@ def fix_budgets(state, settings, *, refresh: bool = False, rank_state: Path | No
         "source": "measured by search.py"})
 
 
+TIMED_SECTIONS = ("select", "search", "latency")
+"""The state's sections whose pieces time a network on the budgets' CPU."""
+
+
+class BudgetMoveError(SegnasError, RuntimeError):
+    """The budgets cannot move to this CPU: pieces timed on the old one are recorded."""
+
+
+def move_budgets_here(state) -> dict | None:
+    """Forget the recorded budgets so that ``fix_budgets`` measures them on THIS machine's CPU
+    (``--budgets-here``: the sessions of a study need not all get the CPU the budgets were first
+    measured on). Allowed only while no timed piece is recorded: milliseconds of two CPUs are
+    never mixed. The warm-ups and trainings stay (they do not depend on the CPU). Returns the
+    budgets forgotten (None where none were recorded)."""
+    timed = {section: sorted(state.data["pieces"].get(section, {}))
+             for section in TIMED_SECTIONS if state.data["pieces"].get(section)}
+    if timed:
+        listed = "; ".join(f"{section}: {', '.join(keys)}" for section, keys in timed.items())
+        cpu = state.get("budgets", "budgets", {}).get("cpu")
+        raise BudgetMoveError(f"the budgets stay on {cpu}: pieces timed there are recorded "
+                              f"({listed}). Finish the study on that CPU, or start over with "
+                              "--fresh")
+    old = state.data["pieces"].get("budgets", {}).pop("budgets", None)
+    state.save()
+    return old
+
+
 def on_budget_cpu(budgets: dict) -> bool:
     """Whether this machine's CPU is the one the budgets were measured on (a budget without a
     recorded CPU: yes)."""

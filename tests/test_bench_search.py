@@ -369,3 +369,23 @@ def test_smoke_run_end_to_end_resumes_and_reports(tmp_path):
     assert later["pieces"]["search"] == state["pieces"]["search"] and later["runs"] == 3
     assert all(later["pieces"]["train"][k] == v for k, v in state["pieces"]["train"].items())
     assert "latency rows:" in run("--report")
+
+
+def test_budgets_move_to_this_cpu_only_before_any_timed_piece(bench, tmp_path):
+    """--budgets-here: the budgets may move to another CPU while only CPU-free pieces (warm-ups,
+    trainings) are recorded; once a network was timed on the old CPU, the move is refused."""
+    settings = bench.Settings.smoke()
+    state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
+    old = {**fake_budgets(get_space(settings.space)), "cpu": "Other CPU"}
+    state.put("budgets", "budgets", old)
+    state.put("warmup", "s0", {"seconds": 1.0})
+    assert bench.move_budgets_here(state) == old
+    assert state.get("budgets", "budgets") is None and state.get("warmup", "s0") is not None
+    assert bench.move_budgets_here(state) is None  # nothing recorded: nothing to forget
+    state.put("budgets", "budgets", old)
+    state.put("select", "widths", {"widths": [], "busy": False})
+    with pytest.raises(bench.BudgetMoveError, match="select: widths"):
+        bench.move_budgets_here(state)
+    assert state.get("budgets", "budgets") == old  # refused: nothing forgotten
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert saved["pieces"]["budgets"]["budgets"]["cpu"] == "Other CPU"
