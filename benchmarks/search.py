@@ -334,18 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with state.stage("budgets"):
             if args.budgets_here:
-                moved = move_budgets_here(state)
-                if moved:
-                    log(f"budgets: moving from {moved.get('cpu')} to {flags.cpu_name()} (no timed "
-                        "piece recorded yet); the latency predictor is measured here")
-            shared = None if args.smoke or args.budgets_here else RESULTS / "rank" / "state.json"
+                log(f"budgets: measured again on {flags.cpu_name()} (--budgets-here)")
+                move_budgets_here(state, settings)  # recorded: fix_budgets returns them
+            shared = None if args.smoke else RESULTS / "rank" / "state.json"
             budgets = fix_budgets(state, settings, rank_state=shared,
-                                  refresh=args.refresh_latency or args.budgets_here)
-        if args.budgets_here and budgets.get("busy"):
-            move_budgets_here(state)
-            raise SystemExit("the latency predictor was measured on a busy machine (see the "
-                             "state's load list): the budgets are not kept; run --budgets-here "
-                             "again when nothing else runs")
+                                  refresh=args.refresh_latency)
         if not on_budget_cpu(budgets):
             log(f"this CPU ({flags.cpu_name()}) is not the one the budgets were measured on "
                 f"({budgets['cpu']}): the selections, searches and latency rows wait for a session "

@@ -124,23 +124,34 @@ class BudgetMoveError(SegnasError, RuntimeError):
     """The budgets cannot move to this CPU: pieces timed on the old one are recorded."""
 
 
-def move_budgets_here(state) -> dict | None:
-    """Forget the recorded budgets so that ``fix_budgets`` measures them on THIS machine's CPU
-    (``--budgets-here``: the sessions of a study need not all get the CPU the budgets were first
-    measured on). Allowed only while no timed piece is recorded: milliseconds of two CPUs are
-    never mixed. The warm-ups and trainings stay (they do not depend on the CPU). Returns the
-    budgets forgotten (None where none were recorded)."""
+def move_budgets_here(state, settings, *, measure=None) -> dict:
+    """The budgets measured again on THIS machine's CPU, the same fractions (``--budgets-here``: the
+    sessions of a study need not all get the CPU the budgets were first measured on). Allowed only
+    while no timed piece is recorded: milliseconds of two CPUs are never mixed. The warm-ups and
+    trainings stay (they do not depend on the CPU). The new budgets replace the old only when their
+    predictor was measured on a quiet machine; else the old stay and ``BudgetMoveError`` says so.
+    ``measure(state, settings)``: ``fix_budgets`` with a fresh predictor unless given (tests)."""
     timed = {section: sorted(state.data["pieces"].get(section, {}))
              for section in TIMED_SECTIONS if state.data["pieces"].get(section)}
+    old = state.get("budgets", "budgets")
     if timed:
         listed = "; ".join(f"{section}: {', '.join(keys)}" for section, keys in timed.items())
-        cpu = state.get("budgets", "budgets", {}).get("cpu")
-        raise BudgetMoveError(f"the budgets stay on {cpu}: pieces timed there are recorded "
-                              f"({listed}). Finish the study on that CPU, or start over with "
-                              "--fresh")
-    old = state.data["pieces"].get("budgets", {}).pop("budgets", None)
-    state.save()
-    return old
+        raise BudgetMoveError(f"the budgets stay on {(old or {}).get('cpu')}: pieces timed there "
+                              f"are recorded ({listed}). Finish the study on that CPU, or start "
+                              "over with --fresh")
+    measure = measure or (lambda st, se: fix_budgets(st, se, refresh=True))
+    state.data["pieces"].setdefault("budgets", {}).pop("budgets", None)
+    new = measure(state, settings)
+    if new.get("busy"):
+        state.data["pieces"]["budgets"].pop("budgets", None)
+        if old is not None:
+            state.put("budgets", "budgets", old)
+        state.save()
+        raise BudgetMoveError(f"the latency predictor measured on {flags.cpu_name()} was disturbed "
+                              "(the state's load list says how): the budgets stay on "
+                              f"{(old or {}).get('cpu')}; run --budgets-here again when nothing "
+                              "else runs")
+    return new
 
 
 def on_budget_cpu(budgets: dict) -> bool:

@@ -371,21 +371,31 @@ def test_smoke_run_end_to_end_resumes_and_reports(tmp_path):
     assert "latency rows:" in run("--report")
 
 
-def test_budgets_move_to_this_cpu_only_before_any_timed_piece(bench, tmp_path):
+def test_budgets_move_to_this_cpu_only_quietly_and_before_any_timed_piece(bench, tmp_path):
     """--budgets-here: the budgets may move to another CPU while only CPU-free pieces (warm-ups,
-    trainings) are recorded; once a network was timed on the old CPU, the move is refused."""
+    trainings) are recorded, and only when the new predictor was measured quietly; once a network
+    was timed on the old CPU, the move is refused. The old budgets are never lost."""
     settings = bench.Settings.smoke()
     state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
     old = {**fake_budgets(get_space(settings.space)), "cpu": "Other CPU"}
     state.put("budgets", "budgets", old)
     state.put("warmup", "s0", {"seconds": 1.0})
-    assert bench.move_budgets_here(state) == old
-    assert state.get("budgets", "budgets") is None and state.get("warmup", "s0") is not None
-    assert bench.move_budgets_here(state) is None  # nothing recorded: nothing to forget
-    state.put("budgets", "budgets", old)
+    busy = {**old, "cpu": "This CPU", "busy": True}
+    with pytest.raises(bench.BudgetMoveError, match="disturbed"):
+        bench.move_budgets_here(state, settings,
+                                measure=lambda st, se: st.put("budgets", "budgets", busy))
+    assert state.get("budgets", "budgets") == old  # a disturbed predictor: the old budgets stay
+    quiet = {**old, "cpu": "This CPU", "budgets_ms": {"0.9": 9.0}}
+    seen = []
+
+    def measure(st, se):
+        seen.append(st.get("budgets", "budgets"))  # fix_budgets must not find the old ones
+        return st.put("budgets", "budgets", quiet)
+
+    assert bench.move_budgets_here(state, settings, measure=measure) == quiet and seen == [None]
+    assert state.get("budgets", "budgets") == quiet and state.get("warmup", "s0") is not None
     state.put("select", "widths", {"widths": [], "busy": False})
     with pytest.raises(bench.BudgetMoveError, match="select: widths"):
-        bench.move_budgets_here(state)
-    assert state.get("budgets", "budgets") == old  # refused: nothing forgotten
+        bench.move_budgets_here(state, settings, measure=lambda st, se: pytest.fail("measured"))
     saved = json.loads((tmp_path / "state.json").read_text())
-    assert saved["pieces"]["budgets"]["budgets"]["cpu"] == "Other CPU"
+    assert saved["pieces"]["budgets"]["budgets"]["cpu"] == "This CPU"
