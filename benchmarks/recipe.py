@@ -300,10 +300,11 @@ TEACHERS = {"lraspp_large": {"name": "lraspp_mobilenetv3_large", "kwargs": {}},
 
 
 def finals(args, state: ResumableState, infos: dict, recipe: Recipe) -> list[dict]:
-    """The issue's starting point (unless ``--no-start``), the recipe on every model, then
-    distillation: a teacher trained longer (``--teacher-minutes``, at ``--teacher-size``) when
-    asked for, else the best final model, into the searched child (``--teacher-minutes 0``) or
-    into every student."""
+    """The issue's starting point (unless ``--no-start``), the recipe on every model, the same
+    distilled from saved soft masks (``--soft-teacher``: no teacher run needed, so they come
+    first), then distillation: a teacher trained longer (``--teacher-minutes``, at
+    ``--teacher-size``) when asked for, else the best final model, into the searched child
+    (``--teacher-minutes 0``) or into every student."""
     rows = []
     if not args.no_start:
         for short, info in infos.items():
@@ -314,6 +315,10 @@ def finals(args, state: ResumableState, infos: dict, recipe: Recipe) -> list[dic
         trained[short] = run_one(f"final_{short}", info, recipe, minutes=args.minutes,
                                  args=args, state=state)
         rows.append(trained[short])
+    if args.soft_teacher:  # the saved soft masks of a model we cannot import (MediaPipe's)
+        for short, info in infos.items():
+            rows.append(run_one(f"final_{short}_soft", info, recipe, minutes=args.minutes,
+                                args=args, state=state, soft_dir=args.soft_teacher))
     if args.teacher_minutes > 0:
         size = args.teacher_size or recipe.image_size
         teacher = run_one(f"teacher_{args.teacher_model}_{size}px", TEACHERS[args.teacher_model],
@@ -328,10 +333,6 @@ def finals(args, state: ResumableState, infos: dict, recipe: Recipe) -> list[dic
         rows.append(run_one(f"final_{short}_distilled", infos[short], recipe,
                             minutes=args.minutes, args=args, state=state,
                             teacher_path=Path(teacher["checkpoint"])))
-    if args.soft_teacher:  # the saved soft masks of a model we cannot import (MediaPipe's)
-        for short, info in infos.items():
-            rows.append(run_one(f"final_{short}_soft", info, recipe, minutes=args.minutes,
-                                args=args, state=state, soft_dir=args.soft_teacher))
     return rows
 
 
