@@ -111,8 +111,9 @@ def test_probability_logits_give_back_the_probability_and_stay_finite():
 
 def test_training_distils_the_saved_masks(tmp_path):
     """The labels say "background everywhere", the soft masks "person everywhere": without the
-    distillation term the model learns the labels; with a heavy one, the saved masks win. A
-    teacher model beside the saved masks is refused."""
+    saved masks the model learns the labels; with a heavy distillation term, the saved masks win.
+    A teacher model beside the saved masks is refused, and so are saved masks with weight 0 (they
+    would be ignored without a word)."""
     pool = write_pool(tmp_path / "pool", 8)
     for mask in (pool / "masks").glob("*.png"):
         Image.fromarray(np.zeros((16, 16), np.uint8)).save(mask)
@@ -126,12 +127,17 @@ def test_training_distils_the_saved_masks(tmp_path):
         model = build_model("fast_scnn", num_classes=2)
         config = TrainConfig(epochs=4, batch_size=4, lr=0.05, seed=0, quiet=True,
                              distill_weight=weight)
-        train(model, data, config=config, num_classes=2)
+        train(model, data if weight else data.dataset, config=config, num_classes=2)
         with torch.no_grad():
             person[weight] = model.eval()(images).softmax(dim=1)[:, 1].mean().item()
     assert person[0.0] < 0.3 < 0.5 < person[10.0]
     with pytest.raises(DistillationError, match="one teacher at a time"):
         train(model, data, config=config, num_classes=2, teacher=model)
+    silent = TrainConfig(epochs=1, batch_size=4, quiet=True, distill_weight=0.0)
+    with pytest.raises(DistillationError, match="distill_weight=0.0"):
+        train(model, data, config=silent, num_classes=2)
+    with pytest.raises(DistillationError, match="a teacher model given"):
+        train(model, data.dataset, config=silent, num_classes=2, teacher=model)
 
 
 def test_cli_soft_teacher(tmp_path, capsys):
@@ -149,3 +155,8 @@ def test_cli_soft_teacher(tmp_path, capsys):
                  str(tmp_path / "bad")])
     err = capsys.readouterr().err
     assert code != 0 and "soft masks are missing" in err and "Traceback" not in err
+    code = main([*args, "--soft-teacher", str(tmp_path / "soft"), "--distill-weight", "0",
+                 "--out", str(tmp_path / "zero")])
+    err = capsys.readouterr().err
+    assert code != 0 and "would ignore the teacher" in err and "Traceback" not in err
+    assert not (tmp_path / "zero").exists()  # refused before any work

@@ -105,6 +105,9 @@ def run(args) -> int:
     distilled = teacher is not None or bool(args.soft_teacher)
     if args.distill_weight is not None and not distilled:
         raise CLIError("--distill-weight needs --teacher CHECKPOINT or --soft-teacher DIR")
+    if args.distill_weight is not None and args.distill_weight <= 0:
+        raise CLIError(f"--distill-weight {args.distill_weight:g} would ignore the teacher: give "
+                       "a weight above 0 (default 0.5), or drop the teacher")
     torch.manual_seed(args.seed)
     model = build_from_info(info, num_classes)
     config = recipe.train_config(

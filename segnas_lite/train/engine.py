@@ -305,6 +305,12 @@ def train(model: nn.Module, train_set: Dataset, val_set: Dataset | None = None, 
     if teacher is not None and getattr(train_set, "soft_dir", None) is not None:
         raise DistillationError("one teacher at a time: a teacher model and saved soft masks "
                                 "(SoftTargets) were both given; drop one of them")
+    saved_masks = getattr(train_set, "soft_dir", None) is not None
+    if (teacher is not None or saved_masks) and config.distill_weight <= 0:
+        given = "a teacher model" if teacher is not None else "saved soft masks (SoftTargets)"
+        raise DistillationError(f"{given} given with distill_weight={config.distill_weight}: the "
+                                "teacher would be ignored; set TrainConfig(distill_weight=...) "
+                                "above 0 (0.5 is the CLI's default), or train without it")
     if teacher is not None:
         teacher.to(ctx.device).eval()
     net = distributed.wrap(model, ctx, sync_bn=config.sync_bn)  # on its device; DDP if several
