@@ -3,6 +3,7 @@ augmentation, and which recipe a data source gets."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -175,6 +176,22 @@ def test_recipe_makes_the_engine_config_and_augmentation():
     assert augment.crop == 96 and augment == PairedAugment.preset("strong", crop=96)
 
 
+def test_a_budget_of_batches_sets_the_epochs_by_the_training_set_size():
+    """The people recipe was measured as 210 epochs of 184 photos; with its budget of batches a
+    folder of 824 photos gets about the same number of batches (47 epochs), not 4.5 times the
+    minutes. Without a budget, a recipe's epochs stay whatever the size."""
+    people = RECIPES["people"]
+    assert people.epochs_for(184) == 210
+    assert people.epochs_for(824) == 47
+    assert abs(people.epochs_for(824) * math.ceil(824 / 8) - people.steps) < math.ceil(824 / 8)
+    assert people.epochs_for(10_000) == 4 and people.epochs_for(1) == people.steps
+    assert people.epochs_for(824, steps_per_epoch=10) == 483  # a cap on batches: more epochs
+    assert people.train_config(train_size=824).epochs == 47
+    assert people.train_config().epochs == people.epochs  # size unknown: the recipe's epochs
+    assert people.train_config(train_size=824, epochs=3).epochs == 3  # a change wins
+    assert RECIPES["classic"].epochs_for(824) == RECIPES["classic"].epochs
+
+
 def test_get_recipe_names_the_choices():
     assert get_recipe("people") is RECIPES["people"]
     with pytest.raises(UnknownRecipeError, match="classic"):
@@ -223,7 +240,7 @@ def test_train_picks_the_people_recipe_and_flags_override_it(tmp_path, capsys):
                  "--epochs", "1", "--crop", "24", "--loss", "boundary", "--out", str(out),
                  "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "recipe people: 1 epochs" in printed and "crop 24" in printed
+    assert "recipe people: 1 epochs" in printed and "crop 24" in printed  # --epochs wins
     saved = json.loads((out / "config.json").read_text())["train"]
     assert saved["loss"] == "boundary" and saved["lr"] == RECIPES["people"].lr
     # the student: distilled from the run above
@@ -233,6 +250,22 @@ def test_train_picks_the_people_recipe_and_flags_override_it(tmp_path, capsys):
                  "--quiet"]) == 0
     assert json.loads((student / "config.json").read_text())["train"]["distill_weight"] == 0.5
     assert "distilled from" in capsys.readouterr().out
+
+
+def test_train_gives_a_people_folder_the_recipes_budget_of_batches(tmp_path, capsys, monkeypatch):
+    """Without --epochs, segnas train turns the recipe's budget of batches into epochs for the
+    training set at hand: 8 photos in batches of 4 make 2 batches an epoch, so 6 batches are 3
+    epochs; --epochs 1 overrides the budget."""
+    from segnas_lite.cli import main
+    monkeypatch.setitem(RECIPES, "people", Recipe("people", image_size=32, batch_size=4,
+                                                  augment="light", epochs=99, steps=6))
+    people = _fake_people(tmp_path / "people")
+    args = ["train", "--data", str(people), "--train-size", "8", "--quiet"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert "recipe people: 3 epochs" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["train"]["epochs"] == 3
+    assert main([*args, "--epochs", "1", "--out", str(tmp_path / "b")]) == 0
+    assert "recipe people: 1 epochs" in capsys.readouterr().out
 
 
 def test_train_refuses_bad_recipe_flags(tmp_path, capsys):

@@ -71,6 +71,8 @@ def _recipe(args):
     recipe = choose_recipe(args.recipe, source=first, num_classes=args.num_classes,
                            class_names=tuple(args.class_names or ()) or None)
     given = {name: getattr(args, name) for name in RECIPE_FLAGS if getattr(args, name) is not None}
+    if "epochs" in given:
+        given["steps"] = None  # --epochs fixes the epochs: no budget of batches over it
     recipe = recipe.with_changes(**given)
     if recipe.crop is not None and recipe.crop > recipe.image_size:
         raise CLIError(f"--crop {recipe.crop} is larger than --image-size {recipe.image_size}")
@@ -111,7 +113,8 @@ def run(args) -> int:
     torch.manual_seed(args.seed)
     model = build_from_info(info, num_classes)
     config = recipe.train_config(
-        seed=args.seed, quiet=quiet, steps_per_epoch=args.steps_per_epoch, device=args.device,
+        seed=args.seed, quiet=quiet, train_size=len(train_set),
+        steps_per_epoch=args.steps_per_epoch, device=args.device,
         amp=args.amp, sync_bn=args.sync_bn,
         distill_weight=(0.5 if args.distill_weight is None else args.distill_weight)
         if distilled else 0.0)
