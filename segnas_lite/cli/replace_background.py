@@ -51,17 +51,16 @@ def _true_masks(args) -> dict | None:
     return masks_by_stem(Path(args.masks))
 
 
-def _true_mask(masks: dict, stem: str, shape: tuple[int, int]):
-    """The (H, W) bool foreground (nonzero) of the mask named like the photo, at the photo's size."""
+def _true_mask(masks: dict, stem: str, photo: Path, shape: tuple[int, int]):
+    """The (H, W) bool foreground (nonzero) of the mask named like the photo, at the upright
+    photo's size (``data.io``'s orientation rule)."""
     import numpy as np
-    from PIL import Image
+    from segnas_lite.data.io import fit_mask, open_image, upright
     if stem not in masks:
         raise CLIError(f"no mask named {stem}.* in --masks")
-    with Image.open(masks[stem]) as picture:
-        mask = picture.convert("L")
-        if mask.size != (shape[1], shape[0]):
-            mask = mask.resize((shape[1], shape[0]), Image.NEAREST)
-        return np.asarray(mask) > 0
+    picture = open_image(masks[stem])  # a named error when unreadable
+    mask = upright(np.asarray(picture.convert("L")), picture)
+    return fit_mask(mask, shape, photo) > 0
 
 
 def run(args) -> int:
@@ -89,7 +88,7 @@ def run(args) -> int:
         stem = Path(path).stem
         line = f"{path}: {100 * result.foreground_share:.1f}% foreground -> {result.save(out, stem)}"
         if masks is not None:
-            true = _true_mask(masks, stem, result.picture.shape[:2])
+            true = _true_mask(masks, stem, Path(path), result.picture.shape[:2])
             line += "   " + before.update(result.hard_mask(), true).versus(
                 after.update(result.mask, true))
         print(line)

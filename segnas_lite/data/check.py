@@ -14,6 +14,8 @@
   ``image mode``              error    a 16-bit, 32-bit or float image (no 8-bit RGB meaning)
   ``image converted``         warning  grayscale, palette, CMYK or alpha images (read as RGB)
   ``size mismatch``           warning  a mask of another size than its image (resized, nearest)
+  ``mask turned``             warning  a mask drawn on a photo's stored pixels, which its EXIF
+                                       tag turns by 90 degrees: turned with the photo (``io``)
   ==========================  =======  ======================================================
 
   The report also counts the pixels of each class: a class with a tiny share (class imbalance)
@@ -36,13 +38,13 @@ from torch.utils.data import ConcatDataset, Subset
 
 from segnas_lite.data.errors import DatasetError, MaskValueError
 from segnas_lite.data.folders import MAPPING_HINT, PairedFiles, match_by_stem
-from segnas_lite.data.io import open_image, read_mask
+from segnas_lite.data.io import drawn_on_stored_pixels, open_image, read_mask, upright_size
 from segnas_lite.data.layouts import DataOptions, find_layout
 from segnas_lite.data.public import CITYSCAPES_TRAIN_IDS, CityscapesSegmentation
 from segnas_lite.data.transforms import IGNORE_INDEX
 
 ERRORS = ("unreadable", "image without mask", "mask values", "mask channels", "image mode")
-WARNINGS = ("mask without image", "image converted", "size mismatch")
+WARNINGS = ("mask without image", "image converted", "size mismatch", "mask turned")
 _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
 
@@ -178,13 +180,17 @@ def check_folder(root, *, num_classes: int | None = None, ignore_index: int = IG
         image_size = _check_image(image_path, report)
         mask_size = _check_mask(mask_path, mapper, report, report.split_pixels[split])
         if image_size and mask_size and image_size != mask_size:
+            if drawn_on_stored_pixels(mask_size, image_path):
+                report.add("mask turned", f"{mask_path} (drawn on the stored pixels of "
+                                          f"{image_path.name}, whose EXIF tag turns it)")
+                continue
             report.add("size mismatch", f"{mask_path} ({mask_size[0]}x{mask_size[1]} vs image "
                                         f"{image_size[0]}x{image_size[1]})")
     return report
 
 
 def _check_image(path: Path, report: DataReport) -> tuple[int, int] | None:
-    """Decode one image; its (width, height), or None when it cannot be used."""
+    """Decode one image; its upright (width, height), or None when it cannot be used."""
     try:
         image = open_image(path)
     except DatasetError:
@@ -195,7 +201,7 @@ def _check_image(path: Path, report: DataReport) -> tuple[int, int] | None:
         return None
     if image.mode != "RGB":
         report.add("image converted", f"{path} ({image.mode} -> RGB)")
-    return image.size
+    return upright_size(path)
 
 
 def _check_mask(path: Path, mapper: PairedFiles, report: DataReport,

@@ -15,13 +15,13 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from segnas_lite.data.errors import (EmptyDatasetError, MaskMappingError, MaskValueError, MissingFolderError,
-                                     MissingImageError, MissingMaskError, UnreadableImageError)
-from segnas_lite.data.io import (IMAGE_EXTENSIONS, list_images, natural_key, read_mask, read_rgb,
-                                 resize_mask, resize_rgb)
+                                     MissingImageError, MissingMaskError)
+from segnas_lite.data.io import (IMAGE_EXTENSIONS, drawn_on_stored_pixels, fit_mask, list_images,
+                                 natural_key, read_mask, read_rgb, resize_mask, resize_rgb,
+                                 upright_size)
 from segnas_lite.data.palette import palette
 from segnas_lite.data.transforms import AUGMENT_STREAM, IGNORE_INDEX, PairedAugment, item_rng, normalize
 
@@ -87,26 +87,25 @@ class PairedFiles(Dataset):
         return lut
 
     def _check_sizes(self) -> int:
-        """Read every header (cheap: PIL reads no pixels here); warn once about mask sizes."""
-        mismatched, first = 0, None
+        """Read every header (cheap: PIL reads no pixels here); warn once about masks of another
+        size than their upright photo (``io.fit_mask`` brings them to it)."""
+        mismatched, turned, first = 0, 0, None
         for image_path, mask_path in self.pairs:
-            sizes = []
-            for path in (image_path, mask_path):
-                try:
-                    with Image.open(path) as handle:
-                        sizes.append(handle.size)
-                except Exception as error:
-                    raise UnreadableImageError(
-                        f"cannot read {path}: {error}. Remove the file or re-save it as PNG/JPEG.") from error
-            if sizes[0] != sizes[1]:
-                mismatched += 1
-                first = first or (mask_path, sizes[1], sizes[0])
+            image_size, mask_size = upright_size(image_path), upright_size(mask_path)
+            if image_size == mask_size:
+                continue
+            if drawn_on_stored_pixels(mask_size, image_path):
+                turned += 1
+            mismatched += 1
+            first = first or (mask_path, mask_size, image_size)
         if mismatched:
             path, mask_size, image_size = first
             warnings.warn(
                 f"{mismatched} of {len(self.pairs)} masks differ in size from their images (first: "
                 f"{path}, {mask_size[0]}x{mask_size[1]} vs image {image_size[0]}x{image_size[1]}); "
-                "each is resized to its image with nearest neighbour", stacklevel=3)
+                "each is resized to its image with nearest neighbour"
+                + (f"; {turned} of them match the stored pixels of a photo that its EXIF tag turns "
+                   "by 90 degrees, and are turned with it first" if turned else ""), stacklevel=3)
         return mismatched
 
     def set_epoch(self, epoch: int) -> None:
@@ -139,9 +138,8 @@ class PairedFiles(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, 3) uint8 image and (H, W) int64 mask, before augmentation and normalisation."""
         image_path, mask_path = self.pairs[index]
-        image, raw = read_rgb(image_path), read_mask(mask_path)
-        if raw.shape != image.shape[:2]:
-            raw = resize_mask(raw, image.shape[:2])
+        image, raw = read_rgb(image_path), read_mask(mask_path)  # both upright
+        raw = fit_mask(raw, image.shape[:2], image_path)
         mask = self.map_mask(raw, mask_path)
         if self.image_size is not None:
             size = (self.image_size, self.image_size)

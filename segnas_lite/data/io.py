@@ -1,10 +1,17 @@
-"""Image and mask files: reading them (with one channel rule) and resizing them.
+"""Image and mask files: reading them (one channel rule, one orientation rule) and resizing them.
 
 Channel rule for files: every image is converted to RGB with PIL (grayscale is copied to the three
 channels, the alpha channel of RGBA/LA is dropped, palette images are expanded). Images in modes
 that have no 8-bit RGB meaning (16-bit "I;16", 32-bit "I", float "F") raise ``ChannelMismatchError``.
 A mask must be single-channel (or palette indices); an RGB mask is accepted only when its three
 channels are identical.
+
+Orientation rule: a phone stores a photo as the sensor saw it and writes how to turn it in the EXIF
+orientation tag (0x0112, values 1-8). Every image and mask is read upright, as viewers show it
+(``UPRIGHT``: the turns of ``PIL.ImageOps.exif_transpose``). A mask is taken as drawn on the
+upright photo, unless its shape is that of the photo's STORED pixels where the tag swaps width and
+height (5-8): then it was drawn on them and is turned with its photo (``fit_mask``). A mask of
+another size is then resized to its photo (nearest neighbour).
 """
 from __future__ import annotations
 
@@ -19,6 +26,18 @@ from segnas_lite.data.errors import ChannelMismatchError, MissingFolderError, Un
 from segnas_lite.data.transforms import normalize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+ORIENTATION_TAG = 0x0112  # EXIF "Orientation"
+UPRIGHT = {  # EXIF orientation -> how the stored (H, W, ...) pixels are turned to show them upright
+    1: lambda a: a,                                   # stored upright
+    2: lambda a: a[:, ::-1],                          # mirrored left-right
+    3: lambda a: a[::-1, ::-1],                       # upside down (180 degrees)
+    4: lambda a: a[::-1],                             # mirrored top-bottom
+    5: lambda a: np.swapaxes(a, 0, 1),                # transposed (main diagonal)
+    6: lambda a: np.rot90(a, -1),                     # turned 90 degrees clockwise to view
+    7: lambda a: np.swapaxes(a, 0, 1)[::-1, ::-1],    # transposed along the other diagonal
+    8: lambda a: np.rot90(a, 1),                      # turned 90 degrees anticlockwise to view
+}
+SWAPS_SIDES = (5, 6, 7, 8)  # the orientations whose upright picture is W x H
 
 
 def natural_key(path: Path):
@@ -44,18 +63,50 @@ def open_image(path: Path) -> Image.Image:
             f"cannot read {path}: {error}. Remove the file or re-save it as PNG/JPEG.") from error
 
 
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image (1, upright, when absent, unreadable or invalid)."""
+    try:
+        value = int(image.getexif().get(ORIENTATION_TAG, 1))
+    except Exception:  # a broken EXIF block must not make a readable photo unreadable
+        return 1
+    return value if value in UPRIGHT else 1
+
+
+def upright(pixels: np.ndarray, image: Image.Image) -> np.ndarray:
+    """``pixels`` of ``image`` (its stored (H, W, ...) array) turned as its EXIF tag says."""
+    return np.ascontiguousarray(UPRIGHT[orientation(image)](pixels))
+
+
+def upright_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file as viewers show it, from its header (no pixels read)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            return (height, width) if orientation(image) in SWAPS_SIDES else (width, height)
+    except Exception as error:
+        raise UnreadableImageError(
+            f"cannot read {path}: {error}. Remove the file or re-save it as PNG/JPEG.") from error
+
+
 def read_rgb(path: Path) -> np.ndarray:
-    """Image file -> (H, W, 3) uint8, following the channel rule of the module docstring."""
+    """Image file -> (H, W, 3) uint8, upright, following the channel and orientation rules of the
+    module docstring."""
     image = open_image(path)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         raise ChannelMismatchError(
             f"{path} is a {image.mode} (16/32-bit or float) image; save it as 8-bit RGB or grayscale")
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return upright(np.asarray(image.convert("RGB"), dtype=np.uint8), image)
 
 
 def read_mask(path: Path) -> np.ndarray:
-    """Mask file -> (H, W) integer array of raw values (palette PNGs give their indices)."""
+    """Mask file -> (H, W) integer array of raw values (palette PNGs give their indices), upright
+    when the mask carries an EXIF orientation of its own."""
     mask = open_image(path)
+    return upright(_mask_values(mask, path), mask)
+
+
+def _mask_values(mask: Image.Image, path: Path) -> np.ndarray:
+    """The (H, W) raw values of an opened mask, as stored."""
     if mask.mode in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L"):
         return np.asarray(mask.convert("L") if mask.mode == "1" else mask)
     if mask.mode == "LA":
@@ -82,6 +133,32 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     rows = (np.arange(size[0]) + 0.5) * mask.shape[0] / size[0]
     cols = (np.arange(size[1]) + 0.5) * mask.shape[1] / size[1]
     return mask[rows.astype(np.int64)][:, cols.astype(np.int64)]
+
+
+def drawn_on_stored_pixels(mask_size: tuple[int, int], photo_path: Path) -> bool:
+    """Whether a mask of ``mask_size`` (width, height) has the shape of the STORED pixels of a
+    photo whose EXIF tag turns it by 90 degrees, and not of its upright picture: it was drawn on
+    them (at their size, or scaled: the shape is the ratio of the sides, within 1%)."""
+    try:
+        with Image.open(photo_path) as photo:
+            turn, (width, height) = orientation(photo), photo.size
+    except Exception:
+        return False
+    stored, mask = width / height, mask_size[0] / mask_size[1]
+    return (turn in SWAPS_SIDES and abs(stored - 1.0) > 0.02
+            and abs(mask / stored - 1.0) <= 0.01)
+
+
+def fit_mask(mask: np.ndarray, shape: tuple[int, int], photo_path: Path) -> np.ndarray:
+    """A (h, w) mask brought to its upright photo's (H, W) ``shape``: a mask drawn on the photo's
+    stored pixels (``drawn_on_stored_pixels``) is turned with the photo; then a mask of another
+    size is resized (nearest neighbour)."""
+    if mask.shape == tuple(shape):
+        return mask
+    if drawn_on_stored_pixels(mask.shape[::-1], photo_path):
+        with Image.open(photo_path) as photo:
+            mask = upright(mask, photo)
+    return mask if mask.shape == tuple(shape) else resize_mask(mask, shape)
 
 
 def load_image(path, *, image_size: int | None = None) -> torch.Tensor:

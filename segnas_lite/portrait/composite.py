@@ -127,19 +127,20 @@ def make_background(spec: str, image: np.ndarray) -> np.ndarray:
     path = Path(spec)
     if path.is_file():
         from PIL import Image
+        from segnas_lite.data.errors import DatasetError
+        from segnas_lite.data.io import read_rgb
         try:
-            with Image.open(path) as picture:
-                picture = picture.convert("RGB")
-                scale = max(width / picture.width, height / picture.height)  # cover, then crop
-                new = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
-                picture = picture.resize(new, Image.BILINEAR)
-                left, top = (new[0] - width) // 2, (new[1] - height) // 2
-                picture = picture.crop((left, top, left + width, top + height))
-                if frame:
-                    return np.asarray(picture, dtype=np.uint8).copy()
-                return np.asarray(picture, dtype=np.float32) / 255.0
-        except OSError as error:
-            raise BackgroundError(f"cannot read background image {path}: {error}") from None
+            picture = Image.fromarray(read_rgb(path))  # RGB and upright (data.io's rules)
+        except DatasetError as error:
+            raise BackgroundError(f"cannot use background image {path}: {error}") from None
+        scale = max(width / picture.width, height / picture.height)  # cover, then crop
+        new = (max(width, round(picture.width * scale)), max(height, round(picture.height * scale)))
+        picture = picture.resize(new, Image.BILINEAR)
+        left, top = (new[0] - width) // 2, (new[1] - height) // 2
+        picture = picture.crop((left, top, left + width, top + height))
+        if frame:
+            return np.asarray(picture, dtype=np.uint8).copy()
+        return np.asarray(picture, dtype=np.float32) / 255.0
     colour = parse_colour(spec)
     if colour is None:
         raise BackgroundError(f"background {spec!r} is not {BACKGROUND_HELP}")
