@@ -144,3 +144,26 @@ def test_class_set_flags_on_synthetic_data_are_refused(tmp_path, capsys):
     assert main(["train", "--data", "synthetic", "--num-classes", "3", "--out",
                  str(tmp_path / "r"), "--quiet"]) == 2
     assert "has its own classes: --num-classes" in capsys.readouterr().err
+
+
+def test_jpeg_masks_are_named_as_the_cause_of_stray_values(tmp_path, capsys):
+    """A two-class people folder whose masks were saved as JPEG: compression noise puts values
+    between 0 and 255 along every edge; both data check and train say to save the masks as PNG,
+    and the allowed values do not call the person value 255 "ignore"."""
+    root = tmp_path / "people_jpeg"
+    (root / "Training_Images").mkdir(parents=True)
+    (root / "Ground_Truth").mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(1, 5):
+        Image.fromarray(rng.integers(0, 256, (48, 32, 3), dtype=np.uint8)).save(
+            root / "Training_Images" / f"{i}.jpg")
+        mask = np.zeros((48, 32), np.uint8)
+        mask[10:40, 8:24] = 255
+        Image.fromarray(mask).save(root / "Ground_Truth" / f"{i}.jpg", quality=75)
+    assert main(["data", "check", str(root), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "a JPEG: save the masks as PNG" in printed and "255 = ignore" not in printed
+    assert main(["train", "--data", str(root), "--epochs", "1", "--model", "fast_scnn",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "save the masks as PNG" in error and "Ground_Truth/1.jpg" in error

@@ -37,7 +37,7 @@ import numpy as np
 from torch.utils.data import ConcatDataset, Subset
 
 from segnas_lite.data.errors import DatasetError, MaskValueError
-from segnas_lite.data.folders import MAPPING_HINT, PairedFiles, match_by_stem
+from segnas_lite.data.folders import LOSSY_EXTENSIONS, PairedFiles, match_by_stem, value_hint
 from segnas_lite.data.io import drawn_on_stored_pixels, open_image, read_mask, upright_size
 from segnas_lite.data.layouts import DataOptions, find_layout
 from segnas_lite.data.public import CITYSCAPES_TRAIN_IDS, CityscapesSegmentation
@@ -216,7 +216,9 @@ def _check_mask(path: Path, mapper: PairedFiles, report: DataReport,
         mapped = mapper.map_mask(raw, path)
     except MaskValueError:
         bad = np.unique(raw[mapper._lut[np.clip(raw, 0, len(mapper._lut) - 1)] < 0])
-        report.add("mask values", f"{path} (values {bad[:8].tolist()}; {mapper.allowed_values()})")
+        lossy = "; a JPEG: save the masks as PNG" if path.suffix.lower() in LOSSY_EXTENSIONS else ""
+        report.add("mask values", f"{path} (values {bad[:8].tolist()}; {mapper.allowed_values()}"
+                                  f"{lossy})")
         return raw.shape[::-1]
     labelled = mapped[mapped != IGNORE_INDEX]
     counts = np.bincount(labelled.ravel(), minlength=len(report.class_pixels))
@@ -274,18 +276,20 @@ def _scan_pairs(base: PairedFiles, pairs: list[tuple[Path, Path]], *, quiet: boo
     if cache and marker.exists():
         return 0
     bad: list[str] = []
+    bad_paths: list[Path] = []
     for _, mask_path in progress(pairs, quiet=quiet, desc="checking masks", unit="mask",
                                  leave=False):
         try:
             base.map_mask(read_mask(mask_path), mask_path)
         except MaskValueError as error:
             bad.append(str(error).split(" outside the class set")[0].removeprefix("mask "))
+            bad_paths.append(mask_path)
     if bad:
         shown = "; ".join(bad[:5])
         raise MaskValueError(
             f"{len(bad)} of {len(pairs)} masks hold values outside the class set "
             f"({base.allowed_values()}): {shown}{' ...' if len(bad) > 5 else ''}. "
-            "`segnas data check` lists every problem. " + MAPPING_HINT)
+            "`segnas data check` lists every problem. " + value_hint(bad_paths))
     if cache:
         marker.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(marker, json.dumps({"masks": len(pairs)}))

@@ -28,6 +28,16 @@ from segnas_lite.data.transforms import AUGMENT_STREAM, IGNORE_INDEX, PairedAugm
 MAPPING_HINT = ("Give the class set: --num-classes N, --ignore-index V (the raw 'no label' value), "
                 "--mask-mapping '0:0,255:1' (raw value -> class), or --unmapped ignore "
                 "(Python: num_classes=, ignore_index=, mask_mapping=, unmapped=)")
+LOSSY_EXTENSIONS = (".jpg", ".jpeg", ".webp")
+LOSSY_HINT = ("Masks saved as JPEG carry compression noise (in-between values along every edge): "
+              "save the masks as PNG, which keeps every value exactly. ")
+
+
+def value_hint(mask_paths) -> str:
+    """How to fix masks with values outside the class set: re-save them as PNG when one is a JPEG
+    (its noise is the likely cause), and the class-set flags."""
+    lossy = any(Path(p).suffix.lower() in LOSSY_EXTENSIONS for p in mask_paths)
+    return (LOSSY_HINT if lossy else "") + MAPPING_HINT
 
 
 class PairedFiles(Dataset):
@@ -126,13 +136,15 @@ class PairedFiles(Dataset):
         if (mapped < 0).any():
             bad = np.unique(raw[mapped < 0])
             raise MaskValueError(f"mask {path} holds values {bad[:10].tolist()} outside the class "
-                                 f"set ({self.allowed_values()}). {MAPPING_HINT}")
+                                 f"set ({self.allowed_values()}). {value_hint([path])}")
         return mapped
 
     def allowed_values(self) -> str:
         """The raw values a mask may hold, in words (for error messages and ``segnas data check``)."""
         known = (f"0..{self.num_classes - 1}" if self.mask_mapping is None
                  else ", ".join(str(v) for v in sorted(self.mask_mapping)))
+        if self.mask_mapping is not None and self.ignore_index in self.mask_mapping:
+            return f"allowed: {known}"  # the file's "no label" value is a class here
         return f"allowed: {known}, and {self.ignore_index} = ignore"
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
