@@ -312,6 +312,11 @@ def test_unreadable_image_error(folder):
     assert "re-save" in str(info.value)
 
 
+def test_a_missing_image_file_says_to_check_the_path(tmp_path):
+    with pytest.raises(UnreadableImageError, match="no image file at .*nope.png: check the path"):
+        data.load_image(tmp_path / "nope.png")
+
+
 def test_truncated_image_fails_at_load_with_file_name(folder):
     content = (folder / "images" / "a.jpg").read_bytes()
     (folder / "images" / "a.jpg").write_bytes(content[: len(content) // 3])  # header still readable

@@ -54,6 +54,8 @@ def list_images(folder: Path) -> list[Path]:
 
 def open_image(path: Path) -> Image.Image:
     """Open a file with PIL, turning any decoding failure into ``UnreadableImageError``."""
+    if not Path(path).is_file():
+        raise UnreadableImageError(f"no image file at {path}: check the path")
     try:
         image = Image.open(path)
         image.load()
