@@ -61,6 +61,33 @@ def test_split_layouts_keep_their_own_splits(tmp_path, layout, kind):
     assert val.class_names == ("sky", "road", "car") and val.num_classes == 3
 
 
+@pytest.mark.parametrize("layout", ["nested", "first"])
+def test_ade20k_split_names_are_the_same_splits(tmp_path, layout):
+    """training/ and validation/ (ADE20K), valid/ and testing/ name the train, val and test splits."""
+    names = {"train": "training", "val": "validation", "test": "testing"}
+    for split, n in {"train": 4, "val": 2, "test": 1}.items():
+        folder = names[split]
+        images, masks = ((tmp_path / "images" / folder, tmp_path / "annotations" / folder)
+                         if layout == "nested" else
+                         (tmp_path / folder / "images", tmp_path / folder / "annotations"))
+        images.mkdir(parents=True)
+        masks.mkdir(parents=True)
+        for i in range(n):
+            _write_pair(images, masks, f"{split}_{i}", seed=i)
+    found = find_layout(tmp_path)
+    assert found.own_splits and set(found.split_dirs) == {"train", "val", "test"}
+    sizes = {split: len(open_dataset(tmp_path, image_size=32, split=split, **CAMVID))
+             for split in ("train", "val", "test")}
+    assert sizes == {"train": 4, "val": 2, "test": 1}
+
+
+def test_unknown_split_folder_names_are_a_named_error(tmp_path):
+    (tmp_path / "images" / "fold1").mkdir(parents=True)
+    (tmp_path / "masks" / "fold1").mkdir(parents=True)
+    with pytest.raises(UnknownSourceError, match="holds folders \\(fold1\\) but no images"):
+        find_layout(tmp_path)
+
+
 def test_own_split_folder_without_val_is_cut_like_a_pool(tmp_path):
     root = split_folder(tmp_path, counts={"train": 10})
     train = open_dataset(root, image_size=32, split="train", **CAMVID)

@@ -15,7 +15,9 @@ kind                 what is on disk                                 splits
 ``images-masks``     images/ + masks/ (masks named like the images)  one pool, cut at random
 ===================  ==============================================  ===============================
 
-The mask folder may also be called ``labels/`` or ``annotations/`` (``MASK_FOLDERS``).
+The mask folder may also be called ``labels/`` or ``annotations/`` (``MASK_FOLDERS``), and a split
+folder ``training/``, ``validation/`` (or ``valid/``) and ``testing/`` (``SPLIT_FOLDERS``; ADE20K's
+names) in the split-images and split-first layouts.
 
 A folder with its own splits is read as it is: "val" is its val folder, never a random cut of train.
 A pool is cut with ``split_indices`` (``val_fraction``, seed) into "train" and "val"; "all" is
@@ -38,6 +40,9 @@ from segnas_lite.data.transforms import IGNORE_INDEX
 
 SPLITS = ("train", "val", "test")
 POOL = "all"  # the one split of a folder without its own splits
+SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "validation", "valid"),
+                 "test": ("test", "testing")}
+"""The folder names each split may have on disk, the first present wins."""
 
 
 @dataclass(frozen=True)
@@ -94,19 +99,32 @@ def find_layout(root) -> FolderLayout:
     if annot:
         return FolderLayout("split-annot", root, annot, own_splits=True)
     masks = _mask_folder_name(root / "images")
-    nested = {s: (root / "images" / s, root / masks / s) for s in SPLITS
-              if masks and (root / "images" / s).is_dir() and (root / masks / s).is_dir()}
+    nested = {}
+    for split in SPLITS:
+        name = _split_folder(root / "images", split)
+        if masks and name and (root / masks / name).is_dir():
+            nested[split] = (root / "images" / name, root / masks / name)
     if nested:
         return FolderLayout("split-images", root, nested, own_splits=True)
-    split_first = {s: (root / s / "images", root / s / _mask_folder_name(root / s / "images"))
-                   for s in SPLITS if _mask_folder_name(root / s / "images")}
+    split_first = {}
+    for split in SPLITS:
+        name = _split_folder(root, split)
+        if name and _mask_folder_name(root / name / "images"):
+            split_first[split] = (root / name / "images",
+                                  root / name / _mask_folder_name(root / name / "images"))
     if split_first:
         return FolderLayout("split-first", root, split_first, own_splits=True)
     if (root / "Training_Images").is_dir() and (root / "Ground_Truth").is_dir():
         return FolderLayout("people", root, {POOL: (root / "Training_Images", root / "Ground_Truth")},
                             defaults={"num_classes": 2, "mask_mapping": {0: 0, 255: 1},
                                       "class_names": ("background", "person")})
-    if masks and not any((root / "images" / s).is_dir() for s in SPLITS):
+    if masks and not any(_split_folder(root / "images", s) for s in SPLITS):
+        inner = sorted(p.name for p in (root / "images").iterdir() if p.is_dir())
+        if inner and not any(p.is_file() for p in (root / "images").iterdir()):
+            raise UnknownSourceError(
+                f"{root / 'images'} holds folders ({', '.join(inner[:5])}) but no images: name the "
+                f"split folders {' / '.join(n for names in SPLIT_FOLDERS.values() for n in names)} "
+                f"(the same under {root / masks}), or put the images themselves in images/")
         return FolderLayout("images-masks", root, {POOL: (root / "images", root / masks)})
     raise UnknownSourceError(
         f"folder {root} has no known layout. Expected one of: train/ + trainannot/ (+ val/ + valannot/"
@@ -117,6 +135,11 @@ def find_layout(root) -> FolderLayout:
 
 
 MASK_FOLDERS = ("masks", "labels", "annotations")  # what the mask folder beside images/ may be called
+
+
+def _split_folder(parent: Path, split: str) -> str | None:
+    """The name of ``split``'s folder under ``parent`` (``SPLIT_FOLDERS``), or None."""
+    return next((name for name in SPLIT_FOLDERS[split] if (parent / name).is_dir()), None)
 
 
 def _mask_folder_name(images: Path) -> str | None:
