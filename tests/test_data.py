@@ -506,3 +506,13 @@ def test_synthetic_augmentation_changes_with_epoch_but_pictures_do_not():
     data.set_epoch(0)
     assert all(torch.equal(a, data[i][0]) for i, a in enumerate(first))
     assert (plain.render(2)[0] == data.render(2)[0]).all()
+
+
+def test_tiff_photos_and_masks_are_read(tmp_path):
+    """Aerial and medical sets often ship TIFF files: 8-bit ones are read like any other."""
+    (tmp_path / "i").mkdir()
+    (tmp_path / "m").mkdir()
+    save_rgb(tmp_path / "i" / "a.tif", 16, 16)
+    save_mask(tmp_path / "m" / "a.tiff", np.arange(256).reshape(16, 16) % 2)
+    image, mask = SegmentationFolder(tmp_path / "i", tmp_path / "m")[0]
+    assert image.shape == (3, 16, 16) and set(torch.unique(mask).tolist()) == {0, 1}
