@@ -361,7 +361,9 @@ def plot_curves(state: ResumableState, path: Path) -> None:
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel("people-val mIoU (256 px)")
+    folders = state.data["recipe"].get("data") or []
+    judged = (" + ".join(Path(f).name for f in folders) if len(folders) > 1 else "people")
+    axes[0].set_ylabel(f"val mIoU ({judged}, 256 px)")
     fig.tight_layout()
     with atomic_open(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=110)
