@@ -167,3 +167,83 @@ def test_jpeg_masks_are_named_as_the_cause_of_stray_values(tmp_path, capsys):
                  "--out", str(tmp_path / "run"), "--quiet"]) == 2
     error = capsys.readouterr().err
     assert "save the masks as PNG" in error and "Ground_Truth/1.jpg" in error
+
+
+def _binary_folder(root, save_mask, count=6):
+    """An images/ + masks/ pool of ``count`` photos whose person mask ``save_mask(person, path)``
+    writes (``person``: (24, 32) bool)."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(count):
+        Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(
+            root / "images" / f"p{i}.jpg")
+        person = np.zeros((24, 32), bool)
+        person[4:20, 8 + i % 3:24] = True
+        save_mask(person, root / "masks" / f"p{i}.png")
+    return root
+
+
+def test_binary_0_255_masks_in_a_plain_folder_are_an_error_not_a_silent_ignore(tmp_path, capsys,
+                                                                             monkeypatch):
+    """In a plain images/masks folder 255 means "no label": binary 0/255 masks (here 1-bit PNGs)
+    would train on background alone. data check and train both stop and name the mapping that
+    reads them; with it, the check is clean."""
+    monkeypatch.setenv("SEGNAS_CACHE", str(tmp_path / "cache"))
+    root = _binary_folder(tmp_path / "binary",
+                          lambda person, path: Image.fromarray(person).convert("1").save(path))
+    assert main(["data", "check", str(root), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "only class 0" in printed and "--mask-mapping 0:0,255:1" in printed
+    assert main(["train", "--data", str(root), "--epochs", "1", "--image-size", "32",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "training would learn class 0 alone" in error and len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    assert main(["data", "check", str(root), "--mask-mapping", "0:0,255:1", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize("value", [128, 65535])
+def test_binary_masks_of_another_value_get_the_mapping_that_reads_them(tmp_path, capsys, value):
+    dtype = np.uint16 if value > 255 else np.uint8
+    root = _binary_folder(tmp_path / "binary", lambda person, path: Image.fromarray(
+        (person * value).astype(dtype)).save(path))
+    assert main(["data", "check", str(root), "--quiet"]) == 1
+    assert f"--mask-mapping 0:0,{value}:1" in capsys.readouterr().out
+    assert main(["data", "check", str(root), "--quiet", "--mask-mapping", f"0:0,{value}:1"]) == 0
+
+
+def test_a_cut_out_png_as_mask_is_named(tmp_path, capsys):
+    """A transparent cut-out (the shape in the alpha channel, the colour the same everywhere) is
+    not read as an all-background mask: the check names it and says how to save the alpha."""
+    def cut_out(person, path):
+        rgba = np.zeros(person.shape + (4,), np.uint8)
+        rgba[..., 3] = person * 255
+        Image.fromarray(rgba, "RGBA").save(path)
+    root = _binary_folder(tmp_path / "cutouts", cut_out)
+    assert main(["data", "check", str(root), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "is a cut-out" in printed and "getchannel('A')" in printed and "p0.png" in printed
+
+
+def test_data_check_takes_several_folders_and_their_class_sets_must_agree(tmp_path, capsys):
+    """`segnas data check A B` checks each folder and, as `train --data A --data B` would, refuses
+    class sets that differ and a folder given twice; with agreeing folders it exits 0."""
+    mapping = ["--mask-mapping", "0:0,255:1"]
+    a = _binary_folder(tmp_path / "a", lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path))
+    b = _binary_folder(tmp_path / "b", lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path))
+    out = tmp_path / "report.json"
+    assert main(["data", "check", str(a), str(b), *mapping, "--quiet", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r["root"] for r in report["folders"]] == [str(a), str(b)] and report["between"] == []
+    assert main(["data", "check", str(a), str(a), *mapping, "--quiet"]) == 1
+    assert "is given twice" in capsys.readouterr().out
+    people = tmp_path / "people"  # the people layout: its own class set (background, person)
+    _binary_folder(people, lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path))
+    (people / "images").rename(people / "Training_Images")
+    (people / "masks").rename(people / "Ground_Truth")
+    c = _binary_folder(tmp_path / "c", lambda p, path: Image.fromarray(p.astype(np.uint8)).save(path))
+    assert main(["data", "check", str(people), str(c), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "class sets differ" in printed and "('background', 'person')" in printed
+    assert "0 errors" in printed  # each folder alone is fine

@@ -12,6 +12,8 @@
   ``mask values``             error    values outside the class set (the message lists them)
   ``mask channels``           error    a colour mask whose channels differ (colours, not indices)
   ``image mode``              error    a 16-bit, 32-bit or float image (no 8-bit RGB meaning)
+  ``only class 0``            error    every labelled pixel is class 0 and the rest hold the "no
+                                       label" value: binary 0/255 masks read with 255 = ignore
   ``image converted``         warning  grayscale, palette, CMYK or alpha images (read as RGB)
   ``size mismatch``           warning  a mask of another size than its image (resized, nearest)
   ``mask turned``             warning  a mask drawn on a photo's stored pixels, which its EXIF
@@ -20,6 +22,9 @@
 
   The report also counts the pixels of each class: a class with a tiny share (class imbalance)
   barely moves the loss and often ends with IoU near 0 (lesson 01).
+* ``check_folders(roots, ...)`` (``segnas data check A B``): ``check_folder`` on each folder with
+  the same options, plus what only several folders can get wrong: a folder given twice, and class
+  sets that differ (the same rule as training on them together, ``concat.class_set_mismatch``).
 * ``scan_masks(dataset)`` (before ``segnas train``'s first step): only the masks of the pairs a
   dataset reads, against its class set, so that a bad mask at item 5000 fails in seconds with its
   file named, not after an hour. A clean scan is remembered in the cache folder under a fingerprint
@@ -36,14 +41,17 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import ConcatDataset, Subset
 
-from segnas_lite.data.errors import DatasetError, MaskValueError
-from segnas_lite.data.folders import LOSSY_EXTENSIONS, PairedFiles, match_by_stem, value_hint
+from segnas_lite.data.concat import class_set, class_set_mismatch
+from segnas_lite.data.errors import DatasetError, MaskValueError, UnreadableImageError
+from segnas_lite.data.folders import (LOSSY_EXTENSIONS, PairedFiles, binary_hint, match_by_stem,
+                                      only_ignore_labelled, value_hint)
 from segnas_lite.data.io import drawn_on_stored_pixels, open_image, read_mask, upright_size
 from segnas_lite.data.layouts import DataOptions, find_layout
 from segnas_lite.data.public import CITYSCAPES_TRAIN_IDS, CityscapesSegmentation
 from segnas_lite.data.transforms import IGNORE_INDEX
 
-ERRORS = ("unreadable", "image without mask", "mask values", "mask channels", "image mode")
+ERRORS = ("unreadable", "image without mask", "mask values", "mask channels", "image mode",
+          "only class 0")
 WARNINGS = ("mask without image", "image converted", "size mismatch", "mask turned")
 _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
@@ -59,6 +67,8 @@ class DataReport:
     class_pixels: np.ndarray | None = None   # (num_classes,) labelled pixels per class
     split_pixels: dict[str, np.ndarray] = field(default_factory=dict)  # the same, per split
     ignored_pixels: int = 0
+    class_set: dict | None = None  # what its masks mean (``concat.class_set``); None without pairs
+    hints: list[str] = field(default_factory=list)  # how to fix what the problems show
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, kind: str, text: str) -> None:
@@ -100,6 +110,7 @@ class DataReport:
                     level = "error" if kind in ERRORS else "warning"
                     lines.append(f"{kind:<22}{level:<9}{len(found):>6}   {found[0]}")
                     lines.extend(f"{'':<40}{text}" for text in found[1:first])
+        lines.extend(f"\nhow to fix: {hint}" for hint in self.hints)
         lines.append(f"\n{self.errors} errors, {self.warnings} warnings")
         return "\n".join(lines)
 
@@ -110,7 +121,10 @@ class DataReport:
                 "class_shares": self.class_shares(),
                 "split_shares": {split: self.class_shares(split) for split in self.split_pixels},
                 "ignored_pixels": self.ignored_pixels,
-                "errors": self.errors, "warnings": self.warnings,
+                "class_set": ({key: list(value) if isinstance(value, tuple) else value
+                               for key, value in self.class_set.items()}
+                              if self.class_set is not None else None),
+                "errors": self.errors, "warnings": self.warnings, "hints": list(self.hints),
                 "problems": {kind: list(found) for kind, found in self.problems.items()}}
 
 
@@ -174,11 +188,13 @@ def check_folder(root, *, num_classes: int | None = None, ignore_index: int = IG
         report.add("unreadable", f"no image/mask pairs in {root}")
         return report
     mapper = PairedFiles([everything[0][1]], check_sizes=False, **options.dataset_kwargs())
+    report.class_set = class_set(mapper)
     report.split_pixels = {split: np.zeros(options.num_classes, dtype=np.int64) for split in splits}
+    bad_values: set[int] = set()  # every raw value of the masks with values outside the class set
     for split, (image_path, mask_path) in progress(everything, quiet=quiet, desc="checking pairs",
                                                    unit="pair"):
         image_size = _check_image(image_path, report)
-        mask_size = _check_mask(mask_path, mapper, report, report.split_pixels[split])
+        mask_size = _check_mask(mask_path, mapper, report, report.split_pixels[split], bad_values)
         if image_size and mask_size and image_size != mask_size:
             if drawn_on_stored_pixels(mask_size, image_path):
                 report.add("mask turned", f"{mask_path} (drawn on the stored pixels of "
@@ -186,7 +202,34 @@ def check_folder(root, *, num_classes: int | None = None, ignore_index: int = IG
                 continue
             report.add("size mismatch", f"{mask_path} ({mask_size[0]}x{mask_size[1]} vs image "
                                         f"{image_size[0]}x{image_size[1]})")
+    silent = only_ignore_labelled(report.class_pixels, report.ignored_pixels, options.ignore_index)
+    if silent:
+        report.add("only class 0", f"{root}: {silent}")
+    if bad_values:
+        hint = binary_hint(bad_values)
+        if hint:
+            report.hints.append(hint.strip())
     return report
+
+
+def check_folders(roots, *, quiet: bool = False, **options) -> tuple[list[DataReport], list[str]]:
+    """``check_folder`` on every folder of ``roots`` with the same ``options`` (its keywords), and
+    the errors between them: a folder given twice, class sets that differ. Returns the reports in
+    order and those errors (messages that say what to fix; empty when the folders can be read as
+    one, as ``segnas train --data A --data B`` reads them)."""
+    roots = [str(root) for root in roots]
+    keys = [str(Path(root).resolve()) for root in roots]
+    errors = [f"{root} is given twice: each folder is checked (and read) once"
+              for i, root in enumerate(roots) if keys[i] in keys[:i]]
+    reports = [check_folder(root, quiet=quiet, **options)
+               for i, root in enumerate(roots) if keys[i] not in keys[:i]]
+    first = next((r for r in reports if r.class_set is not None), None)
+    for report in reports:
+        if first is not None and report is not first and report.class_set is not None:
+            problem = class_set_mismatch(first.root, first.class_set, report.root, report.class_set)
+            if problem:
+                errors.append(problem)
+    return reports, errors
 
 
 def _check_image(path: Path, report: DataReport) -> tuple[int, int] | None:
@@ -204,18 +247,23 @@ def _check_image(path: Path, report: DataReport) -> tuple[int, int] | None:
     return upright_size(path)
 
 
-def _check_mask(path: Path, mapper: PairedFiles, report: DataReport,
-                split_pixels: np.ndarray) -> tuple[int, int] | None:
-    """Read one mask, count its classes; its (width, height), or None when it cannot be used."""
+def _check_mask(path: Path, mapper: PairedFiles, report: DataReport, split_pixels: np.ndarray,
+                bad_values: set[int]) -> tuple[int, int] | None:
+    """Read one mask, count its classes; its (width, height), or None when it cannot be used.
+    The raw values of a mask outside the class set are added to ``bad_values``."""
     try:
         raw = read_mask(path)
     except DatasetError as error:
-        report.add("unreadable" if "cannot read" in str(error) else "mask channels", str(path))
+        if isinstance(error, UnreadableImageError):
+            report.add("unreadable", str(path))
+        else:
+            report.add("mask channels", f"{path} ({str(error).removeprefix(f'mask {path} ')})")
         return None
     try:
         mapped = mapper.map_mask(raw, path)
     except MaskValueError:
         bad = np.unique(raw[mapper._lut[np.clip(raw, 0, len(mapper._lut) - 1)] < 0])
+        bad_values.update(int(v) for v in np.unique(raw))
         lossy = "; a JPEG: save the masks as PNG" if path.suffix.lower() in LOSSY_EXTENSIONS else ""
         report.add("mask values", f"{path} (values {bad[:8].tolist()}; {mapper.allowed_values()}"
                                   f"{lossy})")
@@ -277,19 +325,32 @@ def _scan_pairs(base: PairedFiles, pairs: list[tuple[Path, Path]], *, quiet: boo
         return 0
     bad: list[str] = []
     bad_paths: list[Path] = []
+    bad_values: set[int] = set()
+    class_pixels = np.zeros(base.num_classes, dtype=np.int64)
+    ignored = 0
     for _, mask_path in progress(pairs, quiet=quiet, desc="checking masks", unit="mask",
                                  leave=False):
+        raw = read_mask(mask_path)
         try:
-            base.map_mask(read_mask(mask_path), mask_path)
+            mapped = base.map_mask(raw, mask_path)
         except MaskValueError as error:
             bad.append(str(error).split(" outside the class set")[0].removeprefix("mask "))
             bad_paths.append(mask_path)
+            bad_values.update(int(v) for v in np.unique(raw))
+            continue
+        labelled = mapped[mapped != IGNORE_INDEX]
+        class_pixels += np.bincount(labelled.ravel(), minlength=base.num_classes)
+        ignored += int(mapped.size - labelled.size)
     if bad:
         shown = "; ".join(bad[:5])
         raise MaskValueError(
             f"{len(bad)} of {len(pairs)} masks hold values outside the class set "
             f"({base.allowed_values()}): {shown}{' ...' if len(bad) > 5 else ''}. "
-            "`segnas data check` lists every problem. " + value_hint(bad_paths))
+            "`segnas data check` lists every problem. " + binary_hint(bad_values)
+            + value_hint(bad_paths))
+    silent = only_ignore_labelled(class_pixels, ignored, base.ignore_index)
+    if silent:
+        raise MaskValueError(f"the {len(pairs)} masks read from {pairs[0][1].parent}: {silent}")
     if cache:
         marker.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(marker, json.dumps({"masks": len(pairs)}))

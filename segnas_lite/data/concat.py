@@ -43,6 +43,16 @@ def class_set(dataset: Dataset) -> dict:
             "classes the mask mapping gives": mapped}
 
 
+def class_set_mismatch(first_name: str, first: dict, name: str, other: dict) -> str | None:
+    """What to tell a user whose two sources have different ``class_set``s, or None if they agree."""
+    differ = [f"{key}: {first[key]} vs {other[key]}" for key in first if first[key] != other[key]]
+    if not differ:
+        return None
+    return (f"{first_name} and {name} cannot be read as one: their class sets differ "
+            f"({'; '.join(differ)}). Give both the same class set (--num-classes, --class-names, "
+            "--mask-mapping, --ignore-index) or train on them separately")
+
+
 class ConcatFolders(ConcatDataset):
     """Datasets read one after the other (``torch.utils.data.ConcatDataset``), with one class set.
 
@@ -61,13 +71,9 @@ class ConcatFolders(ConcatDataset):
             raise ValueError(f"{len(names)} names for {len(datasets)} datasets")
         first = class_set(datasets[0])
         for name, dataset in zip(names[1:], datasets[1:]):
-            other = class_set(dataset)
-            differ = [f"{key}: {first[key]} vs {other[key]}" for key in first if first[key] != other[key]]
-            if differ:
-                raise ClassSetMismatchError(
-                    f"{names[0]} and {name} cannot be read as one: their class sets differ "
-                    f"({'; '.join(differ)}). Give both the same class set (--num-classes, "
-                    "--class-names, --mask-mapping, --ignore-index) or train on them separately")
+            problem = class_set_mismatch(names[0], first, name, class_set(dataset))
+            if problem:
+                raise ClassSetMismatchError(problem)
         super().__init__(datasets)
         self.names = tuple(names)
         self.num_classes: int = first["number of classes"]

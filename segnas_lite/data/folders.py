@@ -40,6 +40,31 @@ def value_hint(mask_paths) -> str:
     return (LOSSY_HINT if lossy else "") + MAPPING_HINT
 
 
+def binary_hint(values) -> str:
+    """A mask holding 0 and one other value v only is a binary mask (v = the object): say how to
+    read it as classes 0 and 1. Empty for any other set of values."""
+    values = sorted(int(v) for v in values)
+    if len(values) != 2 or values[0] != 0 or values[1] <= 1:
+        return ""
+    return (f"A mask of 0 and {values[1]} only is a binary mask: --mask-mapping 0:0,{values[1]}:1 "
+            f"reads {values[1]} as class 1 (Python: mask_mapping={{0: 0, {values[1]}: 1}}). ")
+
+
+def only_ignore_labelled(class_pixels: np.ndarray, ignored: int, ignore_index: int) -> str | None:
+    """The silent failure of binary 0/255 masks in a folder whose 255 means "no label": every
+    labelled pixel is class 0, and the object's pixels are ignored. The message that says so and
+    how to fix it, or None when some other class is labelled (or nothing is ignored)."""
+    total = int(class_pixels.sum()) + ignored
+    if len(class_pixels) < 2 or not ignored or class_pixels[1:].any():
+        return None
+    return (f"no pixel of any class but 0 is labelled, and {ignored:,} pixels "
+            f"({100 * ignored / total:.1f}%) hold {ignore_index}, the 'no label' value: training "
+            f"would learn class 0 alone. Binary masks of 0 and {ignore_index} are read this way; "
+            f"if {ignore_index} marks the object, pass --mask-mapping 0:0,{ignore_index}:1 "
+            f"(Python: mask_mapping={{0: 0, {ignore_index}: 1}}), or give the 'no label' value "
+            "your masks really use with --ignore-index")
+
+
 class PairedFiles(Dataset):
     """Dataset over a list of (image path, mask path) pairs: the loading logic every reader shares.
 
@@ -136,7 +161,8 @@ class PairedFiles(Dataset):
         if (mapped < 0).any():
             bad = np.unique(raw[mapped < 0])
             raise MaskValueError(f"mask {path} holds values {bad[:10].tolist()} outside the class "
-                                 f"set ({self.allowed_values()}). {value_hint([path])}")
+                                 f"set ({self.allowed_values()}). {binary_hint(np.unique(raw))}"
+                                 f"{value_hint([path])}")
         return mapped
 
     def allowed_values(self) -> str:

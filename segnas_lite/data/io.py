@@ -111,8 +111,21 @@ def _mask_values(mask: Image.Image, path: Path) -> np.ndarray:
     """The (H, W) raw values of an opened mask, as stored."""
     if mask.mode in ("L", "P", "1", "I", "I;16", "I;16B", "I;16L"):
         return np.asarray(mask.convert("L") if mask.mode == "1" else mask)
-    if mask.mode == "LA":
-        return np.asarray(mask)[..., 0]
+    if mask.mode in ("LA", "RGBA"):
+        pixels = np.asarray(mask)
+        colour, alpha = pixels[..., :-1], pixels[..., -1]
+        grey = colour[..., 0]
+        same = all((colour[..., i] == grey).all() for i in range(1, colour.shape[-1]))
+        if alpha.min() != alpha.max() and (not same or grey.min() == grey.max()):
+            raise ChannelMismatchError(
+                f"mask {path} is a cut-out: its shape is in the alpha (transparency) channel, "
+                f"values {alpha.min()}..{alpha.max()}, which a mask file does not use; its "
+                f"{'colours are the photo' if not same else 'grey value is the same everywhere'}. "
+                "Save the alpha channel as a grayscale PNG mask, e.g. in Python "
+                "PIL.Image.open(path).getchannel('A').save(mask_path), then read its values as "
+                "classes (--mask-mapping 0:0,255:1 for a 0/255 mask).")
+        if same:
+            return grey
     if mask.mode in ("RGB", "RGBA"):
         rgb = np.asarray(mask)[..., :3]
         if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all():
