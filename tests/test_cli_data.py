@@ -247,3 +247,21 @@ def test_data_check_takes_several_folders_and_their_class_sets_must_agree(tmp_pa
     printed = capsys.readouterr().out
     assert "class sets differ" in printed and "('background', 'person')" in printed
     assert "0 errors" in printed  # each folder alone is fine
+
+
+def test_hidden_files_of_macos_and_jupyter_are_not_photos(tmp_path, capsys):
+    """A folder copied from a Mac holds ``._p0.jpg`` (AppleDouble metadata, not a JPEG) and
+    ``.DS_Store``; one opened in Jupyter gains ``.ipynb_checkpoints/``. None of them is a photo
+    or a mask: the check is clean and counts only the six pairs."""
+    root = _binary_folder(tmp_path / "copied",
+                          lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path))
+    for folder in ("images", "masks"):
+        (root / folder / "._p0.jpg").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (root / folder / "._p0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        (root / folder / ".DS_Store").write_bytes(b"Bud1")
+        (root / folder / ".ipynb_checkpoints").mkdir()
+    out = tmp_path / "report.json"
+    assert main(["data", "check", str(root), "--mask-mapping", "0:0,255:1", "--quiet",
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert sum(report["pairs"].values()) == 6 and report["errors"] == report["warnings"] == 0

@@ -46,9 +46,12 @@ def natural_key(path: Path):
 
 
 def list_images(folder: Path) -> list[Path]:
+    """The image files of a folder in natural order. Hidden files are not images: macOS writes
+    ``._photo.jpg`` beside every photo it copies to another disk or zips, and ``.DS_Store``."""
     if not folder.is_dir():
         raise MissingFolderError(f"folder {folder} does not exist; check the path")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+             and not p.name.startswith(".")]
     return sorted(files, key=natural_key)
 
 

@@ -119,8 +119,9 @@ def find_layout(root) -> FolderLayout:
                             defaults={"num_classes": 2, "mask_mapping": {0: 0, 255: 1},
                                       "class_names": ("background", "person")})
     if masks and not any(_split_folder(root / "images", s) for s in SPLITS):
-        inner = sorted(p.name for p in (root / "images").iterdir() if p.is_dir())
-        if inner and not any(p.is_file() for p in (root / "images").iterdir()):
+        shown = [p for p in (root / "images").iterdir() if not p.name.startswith(".")]
+        inner = sorted(p.name for p in shown if p.is_dir())  # (.ipynb_checkpoints: Jupyter's)
+        if inner and not any(p.is_file() for p in shown):
             raise UnknownSourceError(
                 f"{root / 'images'} holds folders ({', '.join(inner[:5])}) but no images: name the "
                 f"split folders {' / '.join(n for names in SPLIT_FOLDERS.values() for n in names)} "
