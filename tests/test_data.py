@@ -317,6 +317,12 @@ def test_a_missing_image_file_says_to_check_the_path(tmp_path):
         data.load_image(tmp_path / "nope.png")
 
 
+def test_an_empty_file_is_named_as_empty(tmp_path):
+    (tmp_path / "half_copied.jpg").write_bytes(b"")
+    with pytest.raises(UnreadableImageError, match="half_copied.jpg: the file is empty"):
+        data.load_image(tmp_path / "half_copied.jpg")
+
+
 def test_truncated_image_fails_at_load_with_file_name(folder):
     content = (folder / "images" / "a.jpg").read_bytes()
     (folder / "images" / "a.jpg").write_bytes(content[: len(content) // 3])  # header still readable

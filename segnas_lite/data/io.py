@@ -59,6 +59,9 @@ def open_image(path: Path) -> Image.Image:
     """Open a file with PIL, turning any decoding failure into ``UnreadableImageError``."""
     if not Path(path).is_file():
         raise UnreadableImageError(f"no image file at {path}: check the path")
+    if Path(path).stat().st_size == 0:
+        raise UnreadableImageError(f"cannot read {path}: the file is empty (0 bytes), often an "
+                                   "interrupted copy or download. Copy it again, or remove it.")
     try:
         image = Image.open(path)
         image.load()
