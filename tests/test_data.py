@@ -430,6 +430,13 @@ def test_cityscapes_reader_maps_label_ids_to_train_ids(tmp_path):
     assert data.CITYSCAPES_TRAIN_IDS[26] == 13 and len(data.CITYSCAPES_TRAIN_IDS) == 19
 
 
+def test_cityscapes_reader_skips_hidden_files(tmp_path):
+    root = make_cityscapes(tmp_path)
+    (root / "leftImg8bit" / "train" / "bonn" / "._bonn_000000_000019_leftImg8bit.png").write_bytes(
+        b"\x00\x05\x16\x07")  # macOS metadata beside a copied photo
+    assert len(CityscapesSegmentation(root, split="train")) == 2
+
+
 # --------------------------------------------------------------------------------------------------
 # open_dataset
 # --------------------------------------------------------------------------------------------------

@@ -110,7 +110,8 @@ class CityscapesSegmentation(PairedFiles):
         if not image_root.is_dir() or not mask_root.is_dir():
             raise MissingFolderError(f"{root} is not a Cityscapes folder for split {split!r}: expected "
                                      f"{image_root} and {mask_root}")
-        images = sorted(image_root.glob("*/*_leftImg8bit.png"))
+        images = sorted(p for p in image_root.glob("*/*_leftImg8bit.png")
+                        if not p.name.startswith("."))  # macOS's ._ files (io.list_images)
         if not images:
             raise EmptyDatasetError(f"no */*_leftImg8bit.png files in {image_root}")
         pairs = []
