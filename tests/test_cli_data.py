@@ -265,3 +265,18 @@ def test_hidden_files_of_macos_and_jupyter_are_not_photos(tmp_path, capsys):
                  "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert sum(report["pairs"].values()) == 6 and report["errors"] == report["warnings"] == 0
+
+
+@pytest.mark.parametrize("suffix, ext", [("_mask", "gif"), ("-gt", "png")])
+def test_masks_named_with_a_suffix_are_paired_with_their_photos(tmp_path, capsys, suffix, ext):
+    """Masks saved as photo_mask.gif (Carvana's naming) or photo-gt.png beside photo.jpg: paired
+    by the one ending they add, with a warning that names it; a stray mask stays a stray."""
+    root = _binary_folder(tmp_path / "suffixed", lambda p, path: Image.fromarray(
+        p.astype(np.uint8)).save(path.with_name(f"{path.stem}{suffix}.{ext}")))
+    Image.fromarray(np.zeros((24, 32), np.uint8)).save(root / "masks" / f"other{suffix}.{ext}")
+    out = tmp_path / "report.json"
+    with pytest.warns(UserWarning, match=f"add '{suffix}' to it .*paired that way"):
+        assert main(["data", "check", str(root), "--quiet", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert sum(report["pairs"].values()) == 6 and report["errors"] == 0
+    assert report["problems"]["mask without image"] == [str(root / "masks" / f"other{suffix}.{ext}")]

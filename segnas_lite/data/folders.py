@@ -194,13 +194,44 @@ class PairedFiles(Dataset):
         return normalize(image), torch.from_numpy(np.ascontiguousarray(mask))
 
 
-def masks_by_stem(masks_dir: Path) -> dict[str, Path]:
-    """The mask files of a folder by file stem; when several share a stem, the PNG wins."""
+def masks_by_stem(masks_dir: Path, image_stems: set[str] | None = None) -> dict[str, Path]:
+    """The mask files of a folder by file stem; when several share a stem, the PNG wins.
+
+    With ``image_stems``: when no mask has an image's stem but the masks add one ending to them
+    (``photo_mask.png`` for ``photo.jpg``; ``_mask``, ``-gt``, ``.label``, ...), they are keyed by
+    the image stem, and a warning names the ending (``mask_suffix``)."""
     masks: dict[str, Path] = {}
     for mask in list_images(masks_dir):
         if mask.stem not in masks or mask.suffix.lower() == ".png":
             masks[mask.stem] = mask
-    return masks
+    if not image_stems or image_stems & masks.keys():
+        return masks
+    suffix = mask_suffix(image_stems, masks)
+    if not suffix:
+        return masks
+    example = next(stem for stem in masks if stem.endswith(suffix))
+    warnings.warn(f"no mask in {masks_dir} has the name of a photo, but they add {suffix!r} to "
+                  f"it ({example[:-len(suffix)]} -> {masks[example].name}): paired that way",
+                  stacklevel=3)
+    return {(stem[:-len(suffix)] if stem.endswith(suffix) else stem): mask
+            for stem, mask in masks.items()}
+
+
+def mask_suffix(image_stems: set[str], mask_stems) -> str:
+    """The ending that most masks add to the stem of a photo ("_mask" for photo_mask.png beside
+    photo.jpg), or "" when none does for at least half of the masks. Each mask stem is cut at
+    every position and the head looked up among the photo stems: linear in the names."""
+    mask_stems = list(mask_stems)
+    counts: dict[str, int] = {}
+    for stem in mask_stems:
+        for cut in range(len(stem) - 1, 0, -1):
+            if stem[:cut] in image_stems:
+                counts[stem[cut:]] = counts.get(stem[cut:], 0) + 1
+                break
+    if not counts:
+        return ""
+    suffix, found = max(counts.items(), key=lambda item: item[1])
+    return suffix if 2 * found >= len(mask_stems) else ""
 
 
 def match_by_stem(images_dir, masks_dir) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
@@ -211,8 +242,8 @@ def match_by_stem(images_dir, masks_dir) -> tuple[list[tuple[Path, Path]], list[
     images = list_images(images_dir)
     if not masks_dir.is_dir():
         raise MissingFolderError(f"mask folder {masks_dir} does not exist; check the path")
-    masks = masks_by_stem(masks_dir)
     stems = {image.stem for image in images}
+    masks = masks_by_stem(masks_dir, stems)
     pairs = [(image, masks[image.stem]) for image in images if image.stem in masks]
     lonely_images = [image for image in images if image.stem not in masks]
     lonely_masks = [mask for stem, mask in masks.items() if stem not in stems]
@@ -247,7 +278,7 @@ def folder_pairs(images_dir: Path, masks_dir: Path,
     images = list_images(images_dir)
     if not masks_dir.is_dir():
         raise MissingFolderError(f"mask folder {masks_dir} does not exist; check the path")
-    masks = masks_by_stem(masks_dir)
+    masks = masks_by_stem(masks_dir, {image.stem for image in images})
     if files is not None:
         by_stem = {p.stem: p for p in images}
         wanted = [Path(f).stem for f in files]

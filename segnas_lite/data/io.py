@@ -25,7 +25,7 @@ from PIL import Image
 from segnas_lite.data.errors import ChannelMismatchError, MissingFolderError, UnreadableImageError
 from segnas_lite.data.transforms import normalize
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 ORIENTATION_TAG = 0x0112  # EXIF "Orientation"
 UPRIGHT = {  # EXIF orientation -> how the stored (H, W, ...) pixels are turned to show them upright
     1: lambda a: a,                                   # stored upright
