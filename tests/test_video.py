@@ -190,6 +190,11 @@ def test_cli_replace_background_with_masks(tiny_ir, tmp_path, capsys):
     assert main(["replace-background", images[0], "--model", str(tiny_ir), "--background",
                  "nonsense", "--out", str(tmp_path / "o2")]) == 2
     assert "not an image file, a colour" in capsys.readouterr().err
+    for i in range(2):  # masks named photo_mask.png are found too
+        (masks / f"p{i}.png").rename(masks / f"p{i}_mask.png")
+    with pytest.warns(UserWarning, match="add '_mask'"):
+        assert main([*args[:-3], "--out", str(tmp_path / "o3"), "--quiet"]) == 0
+    assert "mean over 2 photos" in capsys.readouterr().out
 
 
 def test_panned_clip_moves_image_and_mask_together():

@@ -42,13 +42,14 @@ def _probability_source(args):
 
 
 def _true_masks(args) -> dict | None:
-    """--masks: the mask files by stem, or None."""
+    """--masks: the mask files by the stem of their photo (``photo.png``, or one added ending such
+    as ``photo_mask.png``: ``data.folders.masks_by_stem``), or None."""
     if not args.masks:
         return None
     from segnas_lite.data.folders import masks_by_stem
     if not Path(args.masks).is_dir():
         raise CLIError(f"--masks {args.masks} is not a folder")
-    return masks_by_stem(Path(args.masks))
+    return masks_by_stem(Path(args.masks), {Path(image).stem for image in args.images})
 
 
 def _true_mask(masks: dict, stem: str, photo: Path, shape: tuple[int, int]):
