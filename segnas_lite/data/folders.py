@@ -10,6 +10,7 @@ are in ``public.py``.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -220,17 +221,14 @@ def masks_by_stem(masks_dir: Path, image_stems: set[str] | None = None) -> dict[
 def mask_suffix(image_stems: set[str], mask_stems) -> str:
     """The ending that most masks add to the stem of a photo ("_mask" for photo_mask.png beside
     photo.jpg), or "" when none does for at least half of the masks. Each mask stem is cut at
-    every position and the head looked up among the photo stems: linear in the names."""
+    every position and the head looked up among the photo stems (a set)."""
     mask_stems = list(mask_stems)
-    counts: dict[str, int] = {}
-    for stem in mask_stems:
-        for cut in range(len(stem) - 1, 0, -1):
-            if stem[:cut] in image_stems:
-                counts[stem[cut:]] = counts.get(stem[cut:], 0) + 1
-                break
-    if not counts:
+    endings = Counter(next((stem[cut:] for cut in range(len(stem) - 1, 0, -1)
+                            if stem[:cut] in image_stems), None) for stem in mask_stems)
+    endings.pop(None, None)  # masks whose name starts with no photo's
+    if not endings:
         return ""
-    suffix, found = max(counts.items(), key=lambda item: item[1])
+    suffix, found = endings.most_common(1)[0]
     return suffix if 2 * found >= len(mask_stems) else ""
 
 
