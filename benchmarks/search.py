@@ -34,6 +34,12 @@ What it measures (../shared/DESIGN.md, "Judging a search"; Li and Talwalkar, UAI
   budget, as the old benchmark scaled it.
 * **Retraining.** Every net with seeds 0, 1, 2 and rank.py's recipe (``rank_pieces.
   train_standalone``: ``segnas train --recipe people --epochs 15 --image-size 160``).
+* **Clock.** ``clock="paced"``: every timing is read against the MobileNetV3 baseline (width 1)
+  called between its calls (``timing.pace``; ``search_pieces.make_pacer``), in paced ms whose
+  unit the first run records. A shared VM's speed drifts by tens of percent within a minute; the
+  paced clock moved 1.4-3.2% where wall-clock medians moved 28-31% (one run on a 2-core AMD EPYC
+  VM). Only another process on our cores still makes a paced piece busy. ``clock="wall"``: plain
+  ms, as rank.py (whose budgets only a wall-clock study shares).
 * **Latency rows.** One piece measures every net (interleaved passes, best pass), so every quoted
   latency comes from the same run; a piece measured on a busy machine is never quoted and is
   measured again on the next run (so are the selections, which are latency pieces too).
@@ -51,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from contextlib import nullcontext
 import json
 import shutil
 import statistics
@@ -64,8 +71,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS, ResumableState, StateMismatchError, add_resumable_args,  # noqa: E402
                     finish_resumable_args, log)
 from rank import DATA, Settings as RankSettings  # noqa: E402
-from search_pieces import (BudgetMoveError, Warmup, fix_budgets, measure_rows,  # noqa: E402
-                           move_budgets_here, on_budget_cpu, select_random, select_widths,
+from search_pieces import (BudgetMoveError, Warmup, fix_budgets, make_pacer,  # noqa: E402
+                           measure_rows, move_budgets_here, on_budget_cpu, select_random,
+                           select_widths,
                            strategy_search, train_net)
 from search_report import (every_net_known, latency_status, nets_of,  # noqa: E402
                            unique_nets, write_report)
@@ -76,6 +84,7 @@ from segnas_lite.errors import SegnasError  # noqa: E402
 from segnas_lite.nas.latency import LatencyTable  # noqa: E402
 from segnas_lite.nas.predictor import NUM_FIT  # noqa: E402
 from segnas_lite.runio import progress  # noqa: E402
+from segnas_lite.timing import pacing  # noqa: E402
 
 GUESS_SECONDS = {"select": 120.0, "warmup": 490.0, "search": 500.0, "latency": 150.0,
                  "train": 300.0}
@@ -117,6 +126,7 @@ class Settings:
     random_subnets: int = 5          # per budget
     window: tuple[float, float] = (0.85, 1.0)  # their measured latency, as fractions of the budget
     max_draws: int = 200             # random subnets measured per budget at most
+    clock: str = "paced"             # "paced" (timing.pace, reference: the baseline) or "wall"
     width_min: float = 0.25          # the scaled baseline's width grid
     width_step: float = 0.05
     fit_runs: int = 20               # selection timings: runs per pass ...
@@ -132,6 +142,8 @@ class Settings:
         if self.warmup not in WARMUPS:
             raise SettingsError(f"unknown warm-up {self.warmup!r}: choose one of rank.py's "
                                 f"super-net variants {list(WARMUPS)}")
+        if self.clock not in ("paced", "wall"):
+            raise SettingsError(f"clock must be 'paced' or 'wall', got {self.clock!r}")
         low, high = self.window
         if not 0.0 <= low < high:
             raise SettingsError(f"the window must be 0 <= low < high, got {self.window}")
@@ -332,26 +344,35 @@ def main(argv: list[str] | None = None) -> int:
     except StateMismatchError as exc:  # said plainly, without a traceback
         raise SystemExit(str(exc)) from None
     try:
-        with state.stage("budgets"):
-            if args.budgets_here:
-                log(f"budgets: measured again on {flags.cpu_name()} (--budgets-here)")
-                move_budgets_here(state, settings)  # recorded: fix_budgets returns them
-            shared = None if args.smoke else RESULTS / "rank" / "state.json"
-            budgets = fix_budgets(state, settings, rank_state=shared,
-                                  refresh=args.refresh_latency)
-        if not on_budget_cpu(budgets):
-            log(f"this CPU ({flags.cpu_name()}) is not the one the budgets were measured on "
-                f"({budgets['cpu']}): the selections, searches and latency rows wait for a session "
-                "on that one; warm-ups and the trainings of nets already found run here")
-        ran, left = run_pieces(state, lambda: plan(state, settings, budgets, args.out, args.only),
-                               args.max_pieces,
-                               unplanned=lambda: unplanned_trainings(state, settings, args.only))
+        pacer = make_pacer(state, settings)
+        if pacer is not None:
+            log(f"clock: paced by {pacer.name} ({pacer.reference_ms:.3f} ms per paced unit)")
+        with pacing(pacer) if pacer is not None else nullcontext():
+            return _run(args, state, settings, report)
     except BudgetMoveError as exc:
         raise SystemExit(str(exc)) from None
     except KeyboardInterrupt:
         log("\ninterrupted: every finished piece is in the state (a warm-up, gradient search or "
             "training stopped mid-way resumes from its last epoch); run the same command again")
         return 130
+
+
+def _run(args, state, settings: Settings, report: dict) -> int:
+    """Budgets, then every pending piece, then the report (inside the study's clock)."""
+    with state.stage("budgets"):
+        if args.budgets_here:
+            log(f"budgets: measured again on {flags.cpu_name()} (--budgets-here)")
+            move_budgets_here(state, settings)  # recorded: fix_budgets returns them
+        shared = None if args.smoke else RESULTS / "rank" / "state.json"
+        budgets = fix_budgets(state, settings, rank_state=shared,
+                              refresh=args.refresh_latency)
+    if not on_budget_cpu(budgets):
+        log(f"this CPU ({flags.cpu_name()}) is not the one the budgets were measured on "
+            f"({budgets['cpu']}): the selections, searches and latency rows wait for a session "
+            "on that one; warm-ups and the trainings of nets already found run here")
+    ran, left = run_pieces(state, lambda: plan(state, settings, budgets, args.out, args.only),
+                           args.max_pieces,
+                           unplanned=lambda: unplanned_trainings(state, settings, args.only))
     if left:
         log(f"ran {ran} pieces; {left} remain (or were measured on a busy machine and wait for "
             "the next run): run the same command again")

@@ -12,6 +12,11 @@
 
 A piece that times anything records the load while it did (``timing.LoadMonitor``): ``busy``
 means its latencies are not to be quoted; ``search.py`` measures it again on its next run.
+
+``make_pacer``: the study's clock. With ``clock="paced"`` (the default) every timing of the study
+is read against the MobileNetV3 baseline called in the same moments (``timing.pace``), so the
+drift of a shared VM's speed (tens of percent within a minute) cancels; only another process on
+our cores still makes a piece busy.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from segnas_lite.nas.latency import LatencyTable
 from segnas_lite.nas.measure import best_of, repeat_noise, timed_child
 from segnas_lite.nas.space import Genotype, get_space, scaled_space
 from segnas_lite.runio import atomic_torch_save, load_checkpoint, seed_everything, stream_seed
-from segnas_lite.timing import LoadMonitor, load_average, time_runner
+from segnas_lite.timing import LoadMonitor, Pacer, clock_settings, load_average, time_runner
 
 RANDOM_STREAM = 7          # stream_seed stream of the random subnets' draw
 PREFILTER = (0.9, 1.05)    # predicted ms, relative to the window's ends, worth measuring
@@ -62,7 +67,32 @@ def _stamp(state, monitor: LoadMonitor, started: float) -> dict:
     load = monitor.report.to_dict()
     return {"load": load, "busy": bool(load.get("busy")), "run": state.data.get("runs"),
             "cpu": flags.cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "clock": (clock_settings() or {"clock": "wall"})["clock"],
             "seconds": round(time.perf_counter() - started, 1)}
+
+
+# --------------------------------------------------------------------------- the clock
+REFERENCE = "mbv3_3x3 in every layer, width 1"
+"""The pacing reference: the study's own MobileNetV3 baseline at full width, on the target."""
+
+
+def make_pacer(state, settings) -> Pacer | None:
+    """The study's clock: None for wall-clock ms (``settings.clock == "wall"``), else a
+    :class:`timing.Pacer` whose reference is ``REFERENCE`` prepared on ``settings.target``. Its
+    unit (``reference_ms``) is measured by the first run and recorded in the state
+    (``budgets/clock``); later runs reuse it, so the paced ms of every session share one unit."""
+    if settings.clock == "wall":
+        return None
+    space, target = get_space(settings.space), settings.target
+    runner = prepare(timed_child(Genotype.uniform(space, "mbv3_3x3"), space), target.input_shape(),
+                     backend=target.backend, precision=target.precision, threads=target.threads)
+    saved = state.get("budgets", "clock")
+    if saved is not None:
+        return Pacer(runner, saved["reference_ms"], saved["reference"])
+    pacer = Pacer.calibrate(runner, name=REFERENCE)
+    state.put("budgets", "clock", {**pacer.describe(), "cpu": flags.cpu_name(),
+                                   "date": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return pacer
 
 
 # --------------------------------------------------------------------------- budgets
@@ -72,8 +102,9 @@ BUDGET_KEYS = ("space", "target", "budget_fracs", "calibrate", "num_fit", "seed"
 
 def rank_budgets(settings, rank_state: Path) -> dict | None:
     """rank.py's budgets, predictor table and CPU, if its state at ``rank_state`` chose its subnets
-    with the same settings (``BUDGET_KEYS``) on a quiet machine; else None."""
-    if not rank_state.is_file():
+    with the same settings (``BUDGET_KEYS``) on a quiet machine; else None (always for a paced
+    clock: rank.py's milliseconds are wall-clock ones)."""
+    if not rank_state.is_file() or settings.clock != "wall":
         return None
     data = json.loads(rank_state.read_text())
     selection = data.get("pieces", {}).get("subnets", {}).get("selection")
@@ -113,7 +144,7 @@ def fix_budgets(state, settings, *, refresh: bool = False, rank_state: Path | No
         "fastest_ms": fastest, "slowest_ms": slowest, "table": json.loads(table.to_json()),
         "busy": any(bool((load or {}).get("busy")) for load in loads.values()),
         "cpu": flags.cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "source": "measured by search.py"})
+        "clock": clock_settings() or {"clock": "wall"}, "source": "measured by search.py"})
 
 
 TIMED_SECTIONS = ("select", "search", "latency")

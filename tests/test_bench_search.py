@@ -193,9 +193,9 @@ def test_plan_skips_finished_pieces_and_adds_trainings_as_nets_appear(bench, tmp
 
 
 def test_budgets_are_rank_pys_and_timed_pieces_wait_for_their_cpu(bench, tmp_path, monkeypatch):
-    """The two studies share rank.py's quiet budgets; on another CPU only warm-ups and trainings
-    are planned (milliseconds of two machines are never compared)."""
-    settings = replace(bench.Settings.smoke(), budget_fracs=(0.3, 0.6))
+    """A wall-clock study shares rank.py's quiet budgets, a paced one never; on another CPU only
+    warm-ups and trainings are planned (milliseconds of two machines are never compared)."""
+    settings = replace(bench.Settings.smoke(), budget_fracs=(0.3, 0.6), clock="wall")
     table = fake_budgets(get_space(settings.space))["table"]
     selection = {"budgets_ms": {"0.3": 2.0, "0.6": 3.0}, "fastest_ms": 1.0, "slowest_ms": 4.0,
                  "table": table, "busy": False, "cpu": "Quiet CPU", "date": "2026-12-02"}
@@ -212,6 +212,10 @@ def test_budgets_are_rank_pys_and_timed_pieces_wait_for_their_cpu(bench, tmp_pat
     rank_state.write_text(json.dumps({"recipe": other,
                                       "pieces": {"subnets": {"selection": selection}}}))
     assert bench.pieces.rank_budgets(settings, rank_state) is None  # other budgets: not shared
+    rank_state.write_text(json.dumps({"recipe": recipe,
+                                      "pieces": {"subnets": {"selection": selection}}}))
+    assert bench.pieces.rank_budgets(settings, rank_state) is not None
+    assert bench.pieces.rank_budgets(replace(settings, clock="paced"), rank_state) is None
     monkeypatch.setattr(bench.pieces.flags, "cpu_name", lambda: "Noisy CPU")
     assert not bench.on_budget_cpu(budgets)
     kinds = {p.kind for p in bench.plan(state, settings, budgets, tmp_path, None)}
@@ -364,9 +368,15 @@ def test_smoke_run_end_to_end_resumes_and_reports(tmp_path):
             "weight_steps"] for g in STRATEGIES]
         assert warm[0] == warm[1] == warm[2] and len(warm[0]) == 1
     state = json.loads((out / "state.json").read_text())
+    clock = state["pieces"]["budgets"]["clock"]  # the paced clock, its unit fixed by run 1
+    assert clock["clock"] == "paced" and clock["reference_ms"] > 0
+    assert state["pieces"]["budgets"]["budgets"]["clock"] == {
+        k: v for k, v in clock.items() if k not in ("cpu", "date")}
+    assert {p["clock"] for p in state["pieces"]["search"].values()} == {"paced"}
     run()  # only pieces measured on a busy machine run again (and trainings of nets they add)
     later = json.loads((out / "state.json").read_text())
     assert later["pieces"]["search"] == state["pieces"]["search"] and later["runs"] == 3
+    assert later["pieces"]["budgets"]["clock"] == clock
     assert all(later["pieces"]["train"][k] == v for k, v in state["pieces"]["train"].items())
     assert "latency rows:" in run("--report")
 

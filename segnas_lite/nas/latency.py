@@ -10,7 +10,8 @@ cannot even rank networks.
 
 Where the network runs is one ``deploy.target.Target`` (backend ``"torch"`` or ``"openvino"``, a
 precision, threads, an image side). All timing goes through ``segnas_lite.timing``. Tables are
-cached on disk, keyed by CPU model, backend, precision, threads, image size, space and macro widths.
+cached on disk, keyed by CPU model, backend, precision, threads, image size, space and macro widths,
+and by the clock: a table built inside ``timing.pace.pacing`` holds paced ms and has its own key.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from segnas_lite.deploy.target import Target
 from segnas_lite.errors import SegnasError
 from segnas_lite.runio import atomic_write_text, progress
 from segnas_lite.deploy.bench import prepare
-from segnas_lite.timing import time_runner
+from segnas_lite.timing import clock_settings, time_runner
 from segnas_lite.nas.measure import load_monitor
 from segnas_lite.nas.ops import build_op
 from segnas_lite.nas.space import Genotype, MacroConfig, SearchSpace, pad_rows
@@ -182,7 +183,7 @@ def build_table(space: SearchSpace, *, target: Target, warmup: int = 3, runs: in
     h, w = target.shape
     key = table_key(space, target, macro_config=macro_config,
                     settings={"num_classes": num_classes, "warmup": warmup, "runs": runs,
-                              "rounds": rounds})
+                              "rounds": rounds, **clock_settings()})
     path = cache_dir() / f"{key}.json"
     if use_cache and not refresh and path.exists():
         return LatencyTable.load(path)
@@ -211,6 +212,7 @@ def build_table(space: SearchSpace, *, target: Target, warmup: int = 3, runs: in
                                "warmup": warmup, "runs": runs, "rounds": rounds,
                                "statistic": f"min over {rounds} rounds of the median of {runs} runs",
                                "key": key, "calibrated": False, "load": monitor.report.to_dict(),
+                               "clock": clock_settings() or {"clock": "wall"},
                                "torch": torch.__version__,
                                "created": time.strftime("%Y-%m-%d %H:%M:%S")})
     if use_cache:

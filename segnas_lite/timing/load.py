@@ -5,6 +5,11 @@ or while the machine itself changed speed is not comparable with one taken on a 
 :class:`LoadMonitor` measures all three around a ``with`` block and warns
 (:class:`BusyMachineWarning`) when any passes its threshold, so a disturbed number is marked and
 not quoted.
+
+A *paced* timing (inside ``timing.pace.pacing``) reads every call against a reference called in the
+same moments, which cancels the host's steal time and a change of machine speed: there only other
+processes make it busy (they compete with one call and not the next). Steal and speed are still
+recorded.
 """
 from __future__ import annotations
 
@@ -18,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from segnas_lite.timing.timer import TorchThreads
+from segnas_lite.timing.timer import TorchThreads, active_pacer, wall_clock
 
 BUSY_CORES = 0.25  # other processes using more than a quarter of a core make a run "busy"
 STEAL_CORES = 0.1  # so does a VM host taking a tenth of a core from us
@@ -94,6 +99,7 @@ class LoadReport:
     probe_after_ms: float | None = None
     ov_probe_before_ms: float | None = None  # ``LoadMonitor(ov_probe=)`` before and after (if given)
     ov_probe_after_ms: float | None = None
+    paced: bool = False  # timed on a reference-paced clock: steal and speed changes cancel out
 
     @staticmethod
     def _change(before: float | None, after: float | None) -> float | None:
@@ -112,8 +118,11 @@ class LoadReport:
     @property
     def busy(self) -> bool:
         changes = [c for c in (self.speed_change_pct, self.ov_speed_change_pct) if c is not None]
-        return ((self.other_cores is not None and self.other_cores > BUSY_CORES)
-                or (self.steal_cores is not None and self.steal_cores > STEAL_CORES)
+        if self.other_cores is not None and self.other_cores > BUSY_CORES:
+            return True
+        if self.paced:
+            return False
+        return ((self.steal_cores is not None and self.steal_cores > STEAL_CORES)
                 or any(abs(c) > SPEED_CHANGE_PCT for c in changes))
 
     def to_dict(self) -> dict:
@@ -141,9 +150,11 @@ class LoadMonitor:
         self.report: LoadReport | None = None
 
     def _ov_probe(self) -> float | None:
-        return None if self.ov_probe is None else self.ov_probe()
+        with wall_clock():
+            return None if self.ov_probe is None else self.ov_probe()
 
     def __enter__(self) -> "LoadMonitor":
+        self._paced = active_pacer() is not None
         self._ov = self._ov_probe()
         self._load, self._probe = load_average(), speed_probe_ms()
         self._cpu, self._own, self._wall = _cpu_seconds(), _own_cpu_seconds(), time.perf_counter()
@@ -157,7 +168,8 @@ class LoadMonitor:
             other = max(0.0, (cpu[0] - self._cpu[0]) - (_own_cpu_seconds() - self._own)) / wall
             other, steal = round(other, 3), round((cpu[1] - self._cpu[1]) / wall, 3)
         self.report = LoadReport(self._load, load_average(), other, round(wall, 3), steal,
-                                 self._probe, speed_probe_ms(), self._ov, self._ov_probe())
+                                 self._probe, speed_probe_ms(), self._ov, self._ov_probe(),
+                                 self._paced)
         if self.warn and self.report.busy:
             warnings.warn(f"the machine was busy during {self.what}: other processes used "
                           f"{other} cores, the VM host took {steal}, a fixed probe changed speed "

@@ -18,13 +18,17 @@ recipe, for PyTorch and OpenVINO alike (OpenVINO's side is prepared in ``segnas_
 5. **what was measured**: the precision that really ran, the thread count, and how much CPU *other*
    processes used meanwhile (``timing.load.LoadMonitor``), so a busy machine is seen, marked and
    not quoted.
+
+Inside ``with timing.pace.pacing(pacer):`` step 4 times each call between two calls of a reference
+network and reports *paced* ms, a clock a drifting machine speed does not move (``timing.pace``).
 """
 from __future__ import annotations
 
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -48,6 +52,7 @@ class Timing:
     backend: str
     precision: str  # the precision that actually ran: "f32", "bf16", ... ("f32" for PyTorch)
     times_ms: list[float] = field(default_factory=list, repr=False)
+    clock: str = "wall"  # "paced": ms of a reference-paced clock (``timing.pace``)
 
     @property
     def fps(self) -> float:
@@ -74,6 +79,24 @@ def noise_pct(first_ms: Sequence[float], second_ms: Sequence[float]) -> float:
 
 # --------------------------------------------------------------------------- the timing loop
 _WARM: set[str] = set()
+_PACER = None  # the active ``timing.pace.Pacer``, set only by ``timing.pace.pacing``
+
+
+def active_pacer():
+    """The ``timing.pace.Pacer`` of the enclosing ``pacing`` block, or None (wall-clock ms)."""
+    return _PACER
+
+
+@contextmanager
+def wall_clock() -> Iterator[None]:
+    """Wall-clock ms inside the block, even within a pacing block (the speed probes: they measure
+    the very drift pacing cancels)."""
+    global _PACER
+    saved, _PACER = _PACER, None
+    try:
+        yield
+    finally:
+        _PACER = saved
 
 
 def _warm_up(run: Callable[[], object], *, key: str, warmup: int) -> None:
@@ -95,13 +118,19 @@ def _time_calls(run: Callable[[], object], *, key: str, warmup: int, runs: int,
     if runs < 1 or rounds < 1 or warmup < 0:
         raise TimingError(f"need runs >= 1, rounds >= 1, warmup >= 0; got {runs}, {rounds}, {warmup}")
     _warm_up(run, key=key, warmup=warmup)
+    pacer = active_pacer()
+    if pacer is not None:
+        _warm_up(pacer.reference.call, key=f"{key} reference", warmup=warmup)
     best: list[float] | None = None
     for _ in range(rounds):
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            run()
-            times.append((time.perf_counter() - start) * 1e3)
+        if pacer is not None:
+            times = pacer.paced_times(run, runs)
+        else:
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                run()
+                times.append((time.perf_counter() - start) * 1e3)
         if best is None or statistics.median(times) < statistics.median(best):
             best = times
     return best
@@ -148,6 +177,12 @@ class Runner:
 
 def time_runner(runner: Runner, *, warmup: int = 5, runs: int = 30, rounds: int = 1) -> Timing:
     """Time a prepared :class:`Runner` (see the module docstring for the recipe)."""
+    pacer = active_pacer()
+    if pacer is not None and (pacer.reference.backend, pacer.reference.threads) != (
+            runner.backend, runner.threads):
+        raise TimingError(f"the pacing reference runs {pacer.reference.backend} with "
+                          f"{pacer.reference.threads} threads, this network {runner.backend} with "
+                          f"{runner.threads}: pace with a reference prepared like the network")
     if runner.backend == "torch":  # threads and inference mode once for the loop, not per call
         with TorchThreads(runner.threads), torch.inference_mode():
             times = _time_calls(runner.call, key="torch", warmup=warmup, runs=runs, rounds=rounds)
@@ -155,7 +190,8 @@ def time_runner(runner: Runner, *, warmup: int = 5, runs: int = 30, rounds: int 
         times = _time_calls(runner.call, key=runner.backend, warmup=warmup, runs=runs,
                             rounds=rounds)
     median, p90 = summarize_times(times)
-    return Timing(median, p90, runs, runner.threads, runner.backend, runner.precision, times)
+    return Timing(median, p90, runs, runner.threads, runner.backend, runner.precision, times,
+                  clock="wall" if pacer is None else "paced")
 
 
 def time_each(call: Callable[[object], object], inputs: Sequence, *, backend: str,
