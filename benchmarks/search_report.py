@@ -241,6 +241,7 @@ def build_report(data: dict, *, bootstrap: int = 10000) -> dict:
         (p or {}).get("busy") for p in data["pieces"].get("select", {}).values())
     return {"partial": any(d < p for d, p in counts.values()), "done": counts, "busy": busy,
             "budgets_ms": budgets["budgets_ms"], "predictor_busy": bool(budgets.get("busy")),
+            "clock": budgets.get("clock", {"clock": "wall"}), "cpu": budgets.get("cpu"),
             "latency": status, "rows": nets, "comparisons": rows,
             "verdict": budget_verdicts(rows), "aim_points": AIM_POINTS,
             "bootstrap": {"unit": BOOTSTRAP_UNIT, "method": "percentile", "paired": False,
@@ -249,6 +250,15 @@ def build_report(data: dict, *, bootstrap: int = 10000) -> dict:
 
 def _fmt(value, spec: str = ".3f") -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def clock_text(report: dict) -> str:
+    """Which milliseconds the report's latencies are (wall clock, or paced: ``timing.pace``)."""
+    clock = report.get("clock") or {"clock": "wall"}
+    if clock.get("clock") != "paced":
+        return f"wall-clock ms on {report.get('cpu')}"
+    return (f"paced ms on {report.get('cpu')}: each call read against {clock['reference']} "
+            f"called in the same moments, 1 paced unit = {clock['reference_ms']:.3f} ms")
 
 
 def print_report(report: dict) -> str:
@@ -277,6 +287,7 @@ def print_report(report: dict) -> str:
     for budget, entry in report["verdict"].items():
         print(f"budget {budget} ({report['budgets_ms'][budget]:.2f} ms): {entry['answer']}")
     print(f"latency rows: {report['latency']['status']}")
+    print(f"latency clock: {clock_text(report)}")
     if report["busy"]:
         print("WARNING: some latency piece was measured on a busy machine (or is missing): do not "
               "quote latencies from this report; the next run measures it again")
@@ -308,9 +319,10 @@ def write_report(data: dict, *, json_path, rank_json=None, bootstrap: int = 1000
     if "rows" not in report:
         return report
     quoted = report["latency"]["quoted"]
-    title = ("mIoU (mean +- std over seeds) vs " + ("measured latency" if quoted else
-             "selection-time latency (not for quoting)") + (" (partial)" if report["partial"]
-                                                             else ""))
+    paced = (report.get("clock") or {}).get("clock") == "paced"
+    title = ("mIoU (mean +- std over seeds) vs " + ("paced " if paced else "")
+             + ("measured latency" if quoted else "selection-time latency (not for quoting)")
+             + (" (partial)" if report["partial"] else ""))
     figure = study_figure(report["rows"], report["budgets_ms"],
                           rank_panel(rank_json, data["recipe"]["warmup"]),
                           latency_key="latency_ms" if quoted else "selected_ms",

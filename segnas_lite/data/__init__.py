@@ -17,7 +17,9 @@ pieces live in
 * ``soft_targets.py``: ``SoftTargets``, another model's soft masks saved as files, read beside each
   photo and augmented with it (a teacher we cannot import: ``segnas train --soft-teacher``);
 * ``transforms.py``: ImageNet normalisation, ``IGNORE_INDEX``, ``PairedAugment``;
-* ``palette.py``: colours for masks;
+* ``palette.py``: colours for masks (and Pascal VOC's colours read back as indices);
+* ``colour_masks.py``: masks painted in colours turned into index masks (``segnas data
+  index-masks``);
 * ``errors.py``: ``DatasetError`` and its named subclasses.
 
 Conventions (the whole package): an image is a float32 tensor (3, H, W) normalised with the ImageNet

@@ -3,8 +3,10 @@
 Channel rule for files: every image is converted to RGB with PIL (grayscale is copied to the three
 channels, the alpha channel of RGBA/LA is dropped, palette images are expanded). Images in modes
 that have no 8-bit RGB meaning (16-bit "I;16", 32-bit "I", float "F") raise ``ChannelMismatchError``.
-A mask must be single-channel (or palette indices); an RGB mask is accepted only when its three
-channels are identical.
+A mask must be single-channel (or palette indices); an RGB mask is accepted when its three
+channels are identical, or when every colour is one of Pascal VOC's palette (read as its index,
+with a warning: a VOC mask re-saved as RGB). Other colour masks are a named error that says how to
+turn them into index masks (``colour_masks.index_masks``, ``segnas data index-masks``).
 
 Orientation rule: a phone stores a photo as the sensor saw it and writes how to turn it in the EXIF
 orientation tag (0x0112, values 1-8). Every image and mask is read upright, as viewers show it
@@ -16,6 +18,7 @@ another size is then resized to its photo (nearest neighbour).
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ import torch
 from PIL import Image
 
 from segnas_lite.data.errors import ChannelMismatchError, MissingFolderError, UnreadableImageError
+from segnas_lite.data.palette import colours_text, voc_indices
 from segnas_lite.data.transforms import normalize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
@@ -136,10 +140,34 @@ def _mask_values(mask: Image.Image, path: Path) -> np.ndarray:
         rgb = np.asarray(mask)[..., :3]
         if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 0] == rgb[..., 2]).all():
             return rgb[..., 0]
-        raise ChannelMismatchError(
-            f"mask {path} has 3 colour channels that differ: masks must hold one class index per "
-            "pixel. Convert the colours to indices (e.g. a palette PNG or a grayscale PNG).")
+        return _colour_mask(rgb, path)
     raise ChannelMismatchError(f"mask {path} has unsupported mode {mask.mode}; save it as 8-bit grayscale")
+
+
+_VOC_WARNED: list[bool] = []
+
+
+def _colour_mask(rgb: np.ndarray, path: Path) -> np.ndarray:
+    """A mask painted in colours: Pascal VOC's palette is read as its indices (warned once per
+    process); other colours cannot be guessed and are a ``ChannelMismatchError`` saying how to
+    convert them."""
+    indices = voc_indices(rgb)
+    if indices is not None:
+        if not _VOC_WARNED:
+            _VOC_WARNED.append(True)
+            warnings.warn(f"colour masks such as {path} are read as Pascal VOC palette colours "
+                          f"({colours_text(rgb)} -> classes {np.unique(indices).tolist()}); "
+                          "convert them with segnas data index-masks if they mean other classes",
+                          stacklevel=3)
+        return indices
+    raise ChannelMismatchError(
+        f"mask {path} paints its classes in colours ({colours_text(rgb)}) that are not Pascal "
+        "VOC's palette: a mask must hold one class index per pixel. Write index masks from a "
+        "colour table with: segnas data index-masks MASKS OUT --colours "
+        "'#000000:0,#ff0000:1' (segnas data index-masks MASKS alone lists every colour the folder "
+        "uses and suggests a table), then train on OUT."
+        + (" A JPEG mask blurs its colours at every edge: export the masks as PNG first."
+           if path.suffix.lower() in (".jpg", ".jpeg") else ""))
 
 
 def resize_rgb(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -25,6 +25,42 @@ def palette(num_classes: int = 256) -> np.ndarray:
     return colours
 
 
+# --------------------------------------------------------------------------- colours as codes
+def colour_code(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 colours -> (H, W) int32 codes ``R << 16 | G << 8 | B``."""
+    rgb = np.asarray(rgb, dtype=np.int32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def hex_colour(code: int) -> str:
+    """A colour code -> ``"#rrggbb"``."""
+    return f"#{int(code):06x}"
+
+
+VOC_CODES = {int(code): index for index, code in enumerate(colour_code(palette(256)))}
+"""Pascal VOC's colour of every index 0..255 -> the index (256 distinct colours)."""
+
+
+def voc_indices(rgb: np.ndarray) -> np.ndarray | None:
+    """The class indices of a colour mask whose every colour is in the VOC palette, else None."""
+    codes = colour_code(rgb)
+    found, inverse = np.unique(codes.ravel(), return_inverse=True)
+    if not all(int(code) in VOC_CODES for code in found):
+        return None
+    lookup = np.array([VOC_CODES[int(code)] for code in found], dtype=np.uint8)
+    return lookup[inverse].reshape(codes.shape)
+
+
+def colours_text(rgb: np.ndarray, *, limit: int = 6) -> str:
+    """The colours of one mask, most pixels first: ``"#000000 59%, #800000 41%"``."""
+    found, counts = np.unique(colour_code(rgb).ravel(), return_counts=True)
+    order = np.argsort(-counts)[:limit]
+    text = ", ".join(f"{hex_colour(found[i])} {100 * counts[i] / counts.sum():.0f}%"
+                     for i in order)
+    return text + (f" and {len(found) - limit} more" if len(found) > limit else "")
+
+
+# --------------------------------------------------------------------------- drawing masks
 def to_numpy(array) -> np.ndarray:
     if isinstance(array, torch.Tensor):
         return array.detach().cpu().numpy()
