@@ -169,12 +169,12 @@ def test_jpeg_masks_are_named_as_the_cause_of_stray_values(tmp_path, capsys):
     assert "save the masks as PNG" in error and "Ground_Truth/1.jpg" in error
 
 
-def _binary_folder(root, save_mask, count=6):
-    """An images/ + masks/ pool of ``count`` photos whose person mask ``save_mask(person, path)``
-    writes (``person``: (24, 32) bool)."""
+def _binary_folder(root, save_mask, count=6, seed=1):
+    """An images/ + masks/ pool of ``count`` photos (random pixels drawn with ``seed``) whose
+    person mask ``save_mask(person, path)`` writes (``person``: (24, 32) bool)."""
     (root / "images").mkdir(parents=True)
     (root / "masks").mkdir()
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(seed)
     for i in range(count):
         Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)).save(
             root / "images" / f"p{i}.jpg")
@@ -231,7 +231,8 @@ def test_data_check_takes_several_folders_and_their_class_sets_must_agree(tmp_pa
     class sets that differ and a folder given twice; with agreeing folders it exits 0."""
     mapping = ["--mask-mapping", "0:0,255:1"]
     a = _binary_folder(tmp_path / "a", lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path))
-    b = _binary_folder(tmp_path / "b", lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path))
+    b = _binary_folder(tmp_path / "b", lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path),
+                       seed=2)
     out = tmp_path / "report.json"
     assert main(["data", "check", str(a), str(b), *mapping, "--quiet", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
@@ -242,7 +243,8 @@ def test_data_check_takes_several_folders_and_their_class_sets_must_agree(tmp_pa
     _binary_folder(people, lambda p, path: Image.fromarray(p.astype(np.uint8) * 255).save(path))
     (people / "images").rename(people / "Training_Images")
     (people / "masks").rename(people / "Ground_Truth")
-    c = _binary_folder(tmp_path / "c", lambda p, path: Image.fromarray(p.astype(np.uint8)).save(path))
+    c = _binary_folder(tmp_path / "c", lambda p, path: Image.fromarray(p.astype(np.uint8)).save(path),
+                       seed=3)
     assert main(["data", "check", str(people), str(c), "--quiet"]) == 1
     printed = capsys.readouterr().out
     assert "class sets differ" in printed and "('background', 'person')" in printed
@@ -280,3 +282,59 @@ def test_masks_named_with_a_suffix_are_paired_with_their_photos(tmp_path, capsys
     report = json.loads(out.read_text())
     assert sum(report["pairs"].values()) == 6 and report["errors"] == 0
     assert report["problems"]["mask without image"] == [str(root / "masks" / f"other{suffix}.{ext}")]
+
+
+def _plain(p, path):
+    Image.fromarray(p.astype(np.uint8)).save(path)
+
+
+def test_two_photos_sharing_a_name_are_an_error_in_check_and_train(tmp_path, capsys):
+    """``p0.jpg`` and ``p0.png`` in one folder: the mask ``p0.png`` would label both (or one photo
+    counts twice). data check names them; training refuses with a one-line named error."""
+    root = _binary_folder(tmp_path / "shared", _plain)
+    Image.open(root / "images" / "p1.jpg").save(root / "images" / "p0.png")
+    assert main(["data", "check", str(root), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "shared name" in printed and "p0.jpg, p0.png" in printed
+    assert main(["train", "--data", str(root), "--epochs", "1", "--image-size", "32",
+                 "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    error = capsys.readouterr().err
+    assert "share the name 'p0'" in error and "Traceback" not in error
+
+
+def test_the_same_photo_in_train_and_val_is_an_error_and_twice_in_one_split_a_warning(tmp_path,
+                                                                                      capsys):
+    root = tmp_path / "split"
+    for split in ("train", "val"):
+        _binary_folder(root / split, _plain, count=3, seed=7)  # val holds copies of train's
+    for folder in ("images", "masks"):  # train/images ... -> images/train ...
+        for split in ("train", "val"):
+            (root / folder / split).parent.mkdir(exist_ok=True)
+            (root / split / folder).rename(root / folder / split)
+    for split in ("train", "val"):
+        (root / split).rmdir()
+    assert main(["data", "check", str(root), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "photo in two splits" in printed and "includes a photo the model trained on" in printed
+    for i in range(3):  # val gets photos of its own: clean, then one copied inside train
+        Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)).save(
+            root / "images" / "val" / f"p{i}.jpg")
+    assert main(["data", "check", str(root), "--quiet"]) == 0
+    capsys.readouterr()
+    (root / "images" / "train" / "p9.jpg").write_bytes(
+        (root / "images" / "train" / "p0.jpg").read_bytes())
+    (root / "masks" / "train" / "p9.png").write_bytes(
+        (root / "masks" / "train" / "p0.png").read_bytes())
+    assert main(["data", "check", str(root), "--quiet"]) == 0  # a warning only
+    assert "duplicate photo" in capsys.readouterr().out
+
+
+def test_photos_copied_between_two_folders_are_named(tmp_path, capsys):
+    a = _binary_folder(tmp_path / "a", _plain, seed=4)
+    b = _binary_folder(tmp_path / "b", _plain, seed=5)
+    assert main(["data", "check", str(a), str(b), "--quiet"]) == 0
+    capsys.readouterr()
+    (b / "images" / "p3.jpg").write_bytes((a / "images" / "p1.jpg").read_bytes())
+    assert main(["data", "check", str(a), str(b), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "1 photos of" in printed and "p3.jpg" in printed and "p1.jpg" in printed

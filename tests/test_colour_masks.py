@@ -21,7 +21,7 @@ def painted(tmp_path, colours=(RED, GREEN), count=3):
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     for i in range(count):
-        Image.new("RGB", (50, 40), (90, 90, 90)).save(tmp_path / "images" / f"p{i}.jpg")
+        Image.new("RGB", (50, 40), (90 + 20 * i,) * 3).save(tmp_path / "images" / f"p{i}.jpg")
         mask = np.zeros((40, 50, 3), np.uint8)
         mask[10:30, 10:40], mask[:5] = colours
         Image.fromarray(mask).save(tmp_path / "masks" / f"p{i}.png")

@@ -2,6 +2,8 @@
 mask scan before training, on small folders built here."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -16,8 +18,9 @@ VOID = 11  # SegNet's CamVid release: classes 0..10, 11 = void
 
 
 def _write_pair(images, masks, stem, *, size=(20, 16), values=(0, 1, 2, VOID), seed=0):
-    """An RGB image and a mask holding ``values`` in horizontal bands."""
-    rng = np.random.default_rng(seed)
+    """An RGB image (random pixels, distinct per folder and stem: identical photos are a problem
+    ``check_folder`` reports) and a mask holding ``values`` in horizontal bands."""
+    rng = np.random.default_rng([seed, *str(Path(images).resolve()).encode(), *stem.encode()])
     w, h = size
     Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(images / f"{stem}.png")
     mask = np.zeros((h, w), dtype=np.uint8)

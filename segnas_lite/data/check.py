@@ -14,6 +14,11 @@
   ``image mode``              error    a 16-bit, 32-bit or float image (no 8-bit RGB meaning)
   ``only class 0``            error    every labelled pixel is class 0 and the rest hold the "no
                                        label" value: binary 0/255 masks read with 255 = ignore
+  ``shared name``             error    two photos of one folder share a file stem (``a.jpg``,
+                                       ``a.png``): one mask would label both
+  ``photo in two splits``     error    the same file (identical bytes) in train and val: the val
+                                       score would include a training photo
+  ``duplicate photo``         warning  the same file twice in one split (counted twice)
   ``image converted``         warning  grayscale, palette, CMYK or alpha images (read as RGB)
   ``size mismatch``           warning  a mask of another size than its image (resized, nearest)
   ``mask turned``             warning  a mask drawn on a photo's stored pixels, which its EXIF
@@ -23,8 +28,10 @@
   The report also counts the pixels of each class: a class with a tiny share (class imbalance)
   barely moves the loss and often ends with IoU near 0 (lesson 01).
 * ``check_folders(roots, ...)`` (``segnas data check A B``): ``check_folder`` on each folder with
-  the same options, plus what only several folders can get wrong: a folder given twice, and class
-  sets that differ (the same rule as training on them together, ``concat.class_set_mismatch``).
+  the same options, plus what only several folders can get wrong: a folder given twice, class
+  sets that differ (the same rule as training on them together, ``concat.class_set_mismatch``),
+  and photos that are identical files in two folders (read twice; one folder's val photo may be
+  another's training photo).
 * ``scan_masks(dataset)`` (before ``segnas train``'s first step): only the masks of the pairs a
   dataset reads, against its class set, so that a bad mask at item 5000 fails in seconds with its
   file named, not after an hour. A clean scan is remembered in the cache folder under a fingerprint
@@ -44,15 +51,18 @@ from torch.utils.data import ConcatDataset, Subset
 from segnas_lite.data.concat import class_set, class_set_mismatch
 from segnas_lite.data.errors import DatasetError, MaskValueError, UnreadableImageError
 from segnas_lite.data.folders import (LOSSY_EXTENSIONS, PairedFiles, binary_hint, match_by_stem,
-                                      only_ignore_labelled, value_hint)
-from segnas_lite.data.io import drawn_on_stored_pixels, open_image, read_mask, upright_size
+                                      only_ignore_labelled, shared_stem_text, shared_stems,
+                                      value_hint)
+from segnas_lite.data.io import (drawn_on_stored_pixels, list_images, open_image, read_mask,
+                                 upright_size)
 from segnas_lite.data.layouts import DataOptions, find_layout
 from segnas_lite.data.public import CITYSCAPES_TRAIN_IDS, CityscapesSegmentation
 from segnas_lite.data.transforms import IGNORE_INDEX
 
 ERRORS = ("unreadable", "image without mask", "mask values", "mask channels", "image mode",
-          "only class 0")
-WARNINGS = ("mask without image", "image converted", "size mismatch", "mask turned")
+          "only class 0", "shared name", "photo in two splits")
+WARNINGS = ("mask without image", "image converted", "size mismatch", "mask turned",
+            "duplicate photo")
 _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "F")
 
 
@@ -70,6 +80,7 @@ class DataReport:
     class_set: dict | None = None  # what its masks mean (``concat.class_set``); None without pairs
     hints: list[str] = field(default_factory=list)  # how to fix what the problems show
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    photo_digests: dict[str, str] = field(default_factory=dict, repr=False)  # sha1 -> first path
 
     def add(self, kind: str, text: str) -> None:
         self.problems[kind].append(text)
@@ -156,6 +167,8 @@ def _split_pairs(layout, report: DataReport) -> dict[str, list[tuple[Path, Path]
                 report.add("image without mask", str(error))
         return out
     for split, (images, masks) in layout.split_dirs.items():
+        for stem, paths in shared_stems(list_images(Path(images))).items():
+            report.add("shared name", shared_stem_text(stem, paths))
         pairs, lonely_images, lonely_masks = match_by_stem(images, masks)
         for path in lonely_images:
             report.add("image without mask", str(path))
@@ -191,8 +204,10 @@ def check_folder(root, *, num_classes: int | None = None, ignore_index: int = IG
     report.class_set = class_set(mapper)
     report.split_pixels = {split: np.zeros(options.num_classes, dtype=np.int64) for split in splits}
     bad_values: set[int] = set()  # every raw value of the masks with values outside the class set
+    first_seen: dict[str, tuple[str, Path]] = {}  # photo digest -> its first (split, path)
     for split, (image_path, mask_path) in progress(everything, quiet=quiet, desc="checking pairs",
                                                    unit="pair"):
+        _check_duplicate(split, image_path, first_seen, report)
         image_size = _check_image(image_path, report)
         mask_size = _check_mask(mask_path, mapper, report, report.split_pixels[split], bad_values)
         if image_size and mask_size and image_size != mask_size:
@@ -229,7 +244,38 @@ def check_folders(roots, *, quiet: bool = False, **options) -> tuple[list[DataRe
             problem = class_set_mismatch(first.root, first.class_set, report.root, report.class_set)
             if problem:
                 errors.append(problem)
+    for i, report in enumerate(reports):  # the same photo in two folders
+        for earlier in reports[:i]:
+            shared = [d for d in report.photo_digests if d in earlier.photo_digests]
+            if shared:
+                errors.append(
+                    f"{len(shared)} photos of {report.root} are identical files to photos of "
+                    f"{earlier.root} (e.g. {report.photo_digests[shared[0]]} = "
+                    f"{earlier.photo_digests[shared[0]]}): read together they count twice, and "
+                    "one folder's val photo may be the other's training photo; remove the copies "
+                    "from one folder")
     return reports, errors
+
+
+def _check_duplicate(split: str, path: Path, first_seen: dict, report: DataReport) -> None:
+    """The same photo (identical bytes) in two splits is an error, twice in one a warning."""
+    try:
+        digest = hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return  # reported as unreadable by _check_image
+    report.photo_digests.setdefault(digest, str(path))
+    if digest not in first_seen:
+        first_seen[digest] = (split, path)
+        return
+    first_split, first = first_seen[digest]
+    if first_split != split:
+        report.add("photo in two splits", f"{path} ({split}) is the same file as {first} "
+                                          f"({first_split}): remove one copy, or the {split} "
+                                          "score includes a photo the model trained on")
+    else:
+        report.add("duplicate photo", f"{path} is the same file as {first} (counted twice; in a "
+                                      "folder cut at random into train and val, the two copies "
+                                      "can land on both sides)")
 
 
 def _check_image(path: Path, report: DataReport) -> tuple[int, int] | None:

@@ -27,6 +27,11 @@ class MissingMaskError(DatasetError):
     """An image has no mask with the same file stem."""
 
 
+class SharedNameError(DatasetError):
+    """Two photos of one folder share a file stem (``a.jpg``, ``a.png``): one mask would label
+    both."""
+
+
 class MissingImageError(DatasetError):
     """A file list (e.g. a VOC split) names an image that is not in the image folder."""
 

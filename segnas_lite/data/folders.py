@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from segnas_lite.data.errors import (EmptyDatasetError, MaskMappingError, MaskValueError, MissingFolderError,
-                                     MissingImageError, MissingMaskError)
+                                     MissingImageError, MissingMaskError, SharedNameError)
 from segnas_lite.data.io import (IMAGE_EXTENSIONS, drawn_on_stored_pixels, fit_mask, list_images,
                                  natural_key, read_mask, read_rgb, resize_mask, resize_rgb,
                                  upright_size)
@@ -232,6 +232,22 @@ def mask_suffix(image_stems: set[str], mask_stems) -> str:
     return suffix if 2 * found >= len(mask_stems) else ""
 
 
+def shared_stems(images: Sequence[Path]) -> dict[str, list[Path]]:
+    """The file stems that several images of one folder share (``a.jpg`` and ``a.png``), each
+    with its files: masks pair by stem, so one mask would label all of them."""
+    by_stem: dict[str, list[Path]] = {}
+    for image in images:
+        by_stem.setdefault(image.stem, []).append(image)
+    return {stem: paths for stem, paths in by_stem.items() if len(paths) > 1}
+
+
+def shared_stem_text(stem: str, paths: Sequence[Path]) -> str:
+    """What to say about one shared stem (``SharedNameError`` and ``segnas data check``)."""
+    return (f"{', '.join(p.name for p in paths)} in {paths[0].parent} share the name {stem!r}, "
+            f"so the mask {stem}.* would label each of them: keep one photo (the same photo in "
+            "two formats is counted twice) or rename the other and give it its own mask")
+
+
 def match_by_stem(images_dir, masks_dir) -> tuple[list[tuple[Path, Path]], list[Path], list[Path]]:
     """Pair the images of one folder with the masks of another by file stem, without raising on
     strays: (pairs, images without a mask, masks without an image). ``segnas data check`` reports
@@ -276,6 +292,12 @@ def folder_pairs(images_dir: Path, masks_dir: Path,
     images = list_images(images_dir)
     if not masks_dir.is_dir():
         raise MissingFolderError(f"mask folder {masks_dir} does not exist; check the path")
+    shared = shared_stems(images)
+    if shared:
+        stem, paths = next(iter(shared.items()))
+        more = f" ({len(shared) - 1} more names are shared too)" if len(shared) > 1 else ""
+        raise SharedNameError(shared_stem_text(stem, paths) + more +
+                              "; `segnas data check` lists them all")
     masks = masks_by_stem(masks_dir, {image.stem for image in images})
     if files is not None:
         by_stem = {p.stem: p for p in images}
