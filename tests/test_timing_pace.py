@@ -65,6 +65,10 @@ def test_a_reference_of_another_backend_or_thread_count_is_refused_and_blocks_do
             with T.pacing(pacer):
                 pass
     assert timer.active_pacer() is None
+    relaxed = T.Pacer(machine.runner(1.0), reference_ms=1.0, cross_backend=True)
+    with T.pacing(relaxed):  # a comparison across runtimes, asked for by name
+        assert T.time_runner(other, warmup=0, runs=1).clock == "paced"
+    assert relaxed.describe()["cross_backend"] is True
 
 
 def test_the_speed_probes_read_the_wall_clock_inside_a_pacing_block():

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+import torch
+
 from segnas_lite.timing import timer
 from segnas_lite.timing.timer import Runner, TimingError
 
@@ -45,11 +47,18 @@ def _clock(call: Callable[[], object]) -> float:
 
 @dataclass
 class Pacer:
-    """A prepared reference network and the time (ms) that defines the paced clock's unit."""
+    """A prepared reference network and the time (ms) that defines the paced clock's unit.
+
+    By default it paces only networks prepared like it (same backend, same threads): their calls
+    meet the machine as the reference's do. ``cross_backend=True`` lets it pace any runner, for a
+    comparison across runtimes in one process (``benchmarks/peers.py``: MediaPipe's own runtime
+    against our OpenVINO networks): the drift it cancels is the machine's, whatever runs, but a
+    runtime with other threads may feel a stolen core differently."""
 
     reference: Runner
     reference_ms: float
     name: str = "reference"
+    cross_backend: bool = False  # may pace networks of another backend or thread count (below)
 
     def __post_init__(self) -> None:
         if not self.reference_ms > 0:
@@ -57,11 +66,13 @@ class Pacer:
 
     @classmethod
     def calibrate(cls, reference: Runner, *, name: str = "reference", blocks: int = 20,
-                  runs: int = 20) -> "Pacer":
+                  runs: int = 20, cross_backend: bool = False) -> "Pacer":
         """Measure ``reference_ms`` once: the fastest median of ``blocks`` blocks of ``runs``
         calls, 0.2 s apart (the machine's undisturbed speed, as near as a few seconds can tell).
         Any value would do as the unit; this one keeps paced ms near a quiet machine's ms."""
-        with timer.TorchThreads(reference.threads if reference.backend == "torch" else None):
+        torch_reference = reference.backend == "torch"  # as ``time_runner`` runs it
+        with timer.TorchThreads(reference.threads if torch_reference else None), \
+                torch.inference_mode(torch_reference):
             for _ in range(10):
                 reference.call()
             medians = []
@@ -69,13 +80,13 @@ class Pacer:
                 if block:
                     time.sleep(0.2)
                 medians.append(statistics.median(_clock(reference.call) for _ in range(runs)))
-        return cls(reference, round(min(medians), 4), name)
+        return cls(reference, round(min(medians), 4), name, cross_backend)
 
     def describe(self) -> dict:
         """What a record needs to say which clock its milliseconds are on."""
         return {"clock": "paced", "reference": self.name, "reference_ms": self.reference_ms,
                 "backend": self.reference.backend, "precision": self.reference.precision,
-                "threads": self.reference.threads}
+                "threads": self.reference.threads, "cross_backend": self.cross_backend}
 
     def paced_times(self, run: Callable[[], object], runs: int) -> list[float]:
         """``runs`` calls of ``run``, each between two reference calls -> paced ms (the module

@@ -178,11 +178,12 @@ class Runner:
 def time_runner(runner: Runner, *, warmup: int = 5, runs: int = 30, rounds: int = 1) -> Timing:
     """Time a prepared :class:`Runner` (see the module docstring for the recipe)."""
     pacer = active_pacer()
-    if pacer is not None and (pacer.reference.backend, pacer.reference.threads) != (
-            runner.backend, runner.threads):
+    if pacer is not None and not pacer.cross_backend and (
+            pacer.reference.backend, pacer.reference.threads) != (runner.backend, runner.threads):
         raise TimingError(f"the pacing reference runs {pacer.reference.backend} with "
                           f"{pacer.reference.threads} threads, this network {runner.backend} with "
-                          f"{runner.threads}: pace with a reference prepared like the network")
+                          f"{runner.threads}: pace with a reference prepared like the network "
+                          "(or Pacer(cross_backend=True), knowing what it means)")
     if runner.backend == "torch":  # threads and inference mode once for the loop, not per call
         with TorchThreads(runner.threads), torch.inference_mode():
             times = _time_calls(runner.call, key="torch", warmup=warmup, runs=runs, rounds=rounds)
