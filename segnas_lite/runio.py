@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -84,8 +85,19 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file or one holding pickled code
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc}. It may be truncated or not a "
-                              "segnas_lite checkpoint; delete it and retrain") from exc
+        raise CheckpointError(_unreadable_checkpoint(path, exc)) from exc
+
+
+def _unreadable_checkpoint(path: Path, exc: Exception) -> str:
+    """What to say when ``torch.load(weights_only=True)`` refuses a file. PyTorch's own message
+    suggests ``weights_only=False``, which would run the file's code: never passed on."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if found:
+        return (f"cannot read checkpoint {path}: it holds a Python object ({found.group(1)}), and "
+                "segnas_lite loads only tensors and plain containers, never a file's code. If "
+                "you wrote it, save the model's state_dict instead; if not, do not trust it")
+    return (f"cannot read checkpoint {path}: it is not a PyTorch checkpoint, or it is truncated "
+            f"({str(exc).splitlines()[0][:120]}). Copy it again, or retrain")
 
 
 # --------------------------------------------------------------------------- the run folder

@@ -51,3 +51,28 @@ def test_export_refuses_a_non_ir_path_before_converting(tmp_path, capsys):
     assert err.startswith("segnas export: error: ") and ".xml" in err
     assert len(err.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
 
+
+
+def test_an_unsafe_or_corrupt_checkpoint_is_one_line_that_never_advises_an_unsafe_load(tmp_path,
+                                                                                    capsys):
+    """PyTorch's own refusal suggests weights_only=False (which would run the file's code): the
+    package says what the file is and never passes that advice on."""
+    import collections
+
+    import torch
+    torch.save({"model": collections.OrderedDict, "counter": collections.Counter("ab")},
+               tmp_path / "pickled.pt")  # a class and an object: a safe load refuses them
+    (tmp_path / "text.pt").write_text("not a checkpoint")
+    for name, said in (("pickled.pt", "it holds a Python object"),
+                       ("text.pt", "not a PyTorch checkpoint, or it is truncated")):
+        assert main(["evaluate", "--checkpoint", str(tmp_path / name)]) == 2
+        error = capsys.readouterr().err
+        assert said in error and "weights_only" not in error and len(error.splitlines()) == 1
+
+
+def test_a_file_given_as_data_folder_is_named(tmp_path, capsys):
+    (tmp_path / "photos.zip").write_bytes(b"PK")
+    assert main(["data", "check", str(tmp_path / "photos.zip")]) == 2
+    assert "is a file: --data takes a dataset folder" in capsys.readouterr().err
+    assert main(["data", "check", str(tmp_path / "nowhere")]) == 2
+    assert "no folder there" in capsys.readouterr().err

@@ -82,9 +82,14 @@ class FolderLayout:
 def find_layout(root) -> FolderLayout:
     """The layout of a dataset folder (see the module docstring); ``UnknownSourceError`` if none."""
     root = Path(root)
+    if root.is_file():
+        raise UnknownSourceError(
+            f"{root} is a file: --data takes a dataset folder (images/ + masks/, ...), "
+            "'synthetic' or 'synthetic-scenes'")
     if not root.is_dir():
         raise UnknownSourceError(
-            f"unknown data source {str(root)!r}: use 'synthetic', 'synthetic-scenes' or a folder path")
+            f"unknown data source {str(root)!r}: no folder there (check the path), and not "
+            "'synthetic' or 'synthetic-scenes'")
     voc = voc_root(root)
     if voc is not None:
         return FolderLayout("voc", voc, own_splits=True,

@@ -137,7 +137,9 @@ def load_ir(model_or_path: ov.Model | str | os.PathLike) -> ov.Model:
         return model_or_path
     xml_path, bin_path = _ir_paths(model_or_path)
     if not xml_path.exists() or not bin_path.exists():
-        raise FileNotFoundError(f"IR pair {xml_path} + {bin_path} not found; write it with to_openvino(..., out_path=...)")
+        raise FileNotFoundError(f"IR pair {xml_path} + {bin_path} not found; write it with "
+                                "`segnas export --checkpoint RUN/checkpoint.pt --out MODEL.xml` "
+                                "(Python: to_openvino(..., out_path=...))")
     return ov_core().read_model(xml_path)
 
 
