@@ -97,7 +97,7 @@ def _unreadable_checkpoint(path: Path, exc: Exception) -> str:
                 "segnas_lite loads only tensors and plain containers, never a file's code. If "
                 "you wrote it, save the model's state_dict instead; if not, do not trust it")
     return (f"cannot read checkpoint {path}: it is not a PyTorch checkpoint, or it is truncated "
-            f"({str(exc).splitlines()[0][:120]}). Copy it again, or retrain")
+            f"({type(exc).__name__}). Copy it again, or retrain")
 
 
 # --------------------------------------------------------------------------- the run folder

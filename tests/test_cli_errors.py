@@ -57,11 +57,10 @@ def test_an_unsafe_or_corrupt_checkpoint_is_one_line_that_never_advises_an_unsaf
                                                                                     capsys):
     """PyTorch's own refusal suggests weights_only=False (which would run the file's code): the
     package says what the file is and never passes that advice on."""
-    import collections
+    import os
 
     import torch
-    torch.save({"model": collections.OrderedDict, "counter": collections.Counter("ab")},
-               tmp_path / "pickled.pt")  # a class and an object: a safe load refuses them
+    torch.save({"model": os.path.join}, tmp_path / "pickled.pt")  # code: a safe load refuses it
     (tmp_path / "text.pt").write_text("not a checkpoint")
     for name, said in (("pickled.pt", "it holds a Python object"),
                        ("text.pt", "not a PyTorch checkpoint, or it is truncated")):
