@@ -29,6 +29,16 @@ Same data, same metrics, same timer for everyone:
 
 Writes ``results/peers.json``.
 
+**Latency alone** (latency depends on the architecture and the input size, not on the weights):
+
+    .venv-peers/bin/python benchmarks/peers.py --latency-only --architecture fast_scnn:256 \
+        --architecture benchmarks/results/recipe_child_genotype.json:256 ... --out FILE
+
+times MediaPipe's two models and each architecture (a zoo name, or a searched genotype's JSON
+file, then ``:SIDE``) with seeded random weights, in f32 and the CPU's default precision, on the
+same clock and passes as a full run; nothing is scored. A study whose checkpoints are gone (they
+are not committed) gets its latency columns this way.
+
 **Soft masks as a teacher** (issue 23: distillation from a model we cannot import):
 
     .venv-peers/bin/python benchmarks/peers.py --write-soft-masks results/soft_mediapipe
@@ -107,6 +117,59 @@ def tflite_parameters(path: Path) -> int | None:
 
 PEERS = {"general": (0, "selfie_segmentation.tflite", "256x256"),
          "landscape": (1, "selfie_segmentation_landscape.tflite", "144x256")}
+
+
+def architecture_model(spec: str) -> tuple[str, torch.nn.Module, int]:
+    """``"fast_scnn:256"`` or ``"path/genotype.json:256"`` -> (label, model with seeded random
+    weights, side)."""
+    from segnas_lite.zoo import build_model
+    name, _, side = spec.rpartition(":")
+    if not name or not side.isdigit():
+        sys.exit(f"--architecture {spec!r}: write NAME:SIDE, e.g. fast_scnn:256")
+    torch.manual_seed(0)
+    if name.endswith(".json"):
+        if not Path(name).is_file():
+            sys.exit(f"--architecture {spec!r}: no genotype file at {name}")
+        model = build_model("nas_child", num_classes=2, genotype=Path(name).read_text())
+        return f"nas_child ({Path(name).stem}, {side}px)", model.eval(), int(side)
+    return f"{name} ({side}px)", build_model(name, num_classes=2).eval(), int(side)
+
+
+def latency_only(args, mp, photo: np.ndarray) -> None:
+    """``--latency-only``: MediaPipe's two models on ``photo`` and every ``--architecture`` in
+    f32 and the default precision, timed on one clock (``latencies``); written to ``--out``."""
+    from segnas_lite.deploy.bench import prepare
+    from segnas_lite.deploy.target import DEFAULT_THREADS
+    if not args.architecture:
+        sys.exit("--latency-only needs at least one --architecture NAME:SIDE")
+    rows, runners = [], []
+    for kind, (selection, tflite_name, shape) in PEERS.items():
+        segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=selection)
+        tflite_file = Path(mp.__file__).parent / "modules" / "selfie_segmentation" / tflite_name
+        runners.append(Runner(lambda s=segmenter: s.process(photo).segmentation_mask,
+                              "mediapipe", "tflite", None))
+        rows.append({"model": f"MediaPipe Selfie Segmentation ({kind}, {shape})",
+                     "runtime": "mediapipe", "params": tflite_parameters(tflite_file)})
+    for spec in args.architecture:
+        label, model, side = architecture_model(spec)
+        for precision in ("f32", "default"):
+            runners.append(prepare(model, (1, 3, side, side), backend="openvino",
+                                   precision=precision, threads=DEFAULT_THREADS))
+            rows.append({"model": label, "runtime": f"openvino {precision} -> "
+                                                    f"{runners[-1].precision}",
+                         "params": sum(p.numel() for p in model.parameters())})
+    ms, clock, load = latencies(runners, runs=args.runs, repeats=args.repeats, clock=args.clock)
+    for row, value in zip(rows, ms):
+        row.update(latency_ms=value, busy=load["busy"])
+    table = print_table(rows, [("model", "model", "s"), ("runtime", "runtime", "s"),
+                               ("params", "params", ",d"), ("latency_ms", "ms", ".2f"),
+                               ("busy", "busy", "")])
+    print(f"clock: {clock['clock']}" + (f" (paced by {clock['reference']}, 1 unit = "
+                                        f"{clock['reference_ms']:.3f} ms of it)"
+                                        if clock["clock"] == "paced" else ""))
+    write_json(args.out, {"environment": environment(), "settings": vars(args), "rows": rows,
+                          "clock": clock, "load": [{"what": "latency passes", **load}],
+                          "table": table})
 
 
 def score(prob_fn, photos, masks) -> dict:
@@ -190,6 +253,11 @@ def main() -> None:
                         "teacher for `segnas train --soft-teacher DIR`) and stop")
     parser.add_argument("--soft-model", choices=tuple(PEERS), default="general",
                         help="the MediaPipe model whose soft masks are written")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="time MediaPipe and every --architecture (random weights); no scores")
+    parser.add_argument("--architecture", action="append", default=[], metavar="NAME:SIDE",
+                        help="with --latency-only: a zoo model or a genotype JSON file, and the "
+                        "input side in px (e.g. fast_scnn:256; repeat)")
     args = parser.parse_args()
     try:
         import mediapipe as mp
@@ -214,6 +282,8 @@ def main() -> None:
               f"{args.eval_size} px", flush=True)
     rows, runners = [], []  # runners[i]: the latency of rows[i], timed after every score
     first_photo = next(iter(sets.values()))[0][0]
+    if args.latency_only:
+        return latency_only(args, mp, first_photo)
 
     # the peers ------------------------------------------------------------------------------------
     for kind, (selection, tflite_name, shape) in PEERS.items():
