@@ -23,6 +23,7 @@ from PIL import Image
 
 from segnas_lite.data.errors import EmptyDatasetError, MaskMappingError, MissingFolderError
 from segnas_lite.data.io import list_images, open_image, upright
+from segnas_lite.data.layouts import parse_class_table
 from segnas_lite.data.palette import colour_code, hex_colour
 from segnas_lite.data.transforms import IGNORE_INDEX
 from segnas_lite.runio import atomic_open, progress
@@ -37,23 +38,19 @@ def read_colours(path: Path) -> np.ndarray:
 
 def parse_colour_mapping(text: str) -> dict[int, int]:
     """``"#000000:0,#ff0000:1,#ffffff:ignore"`` -> {colour code: class} (``ignore``: 255)."""
-    mapping: dict[int, int] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        colour, sep, target = item.partition(":")
-        colour, target = colour.strip().lstrip("#"), target.strip().lower()
-        try:
-            code = int(colour, 16) if len(colour) == 6 else -1
-            value = IGNORE_INDEX if target == "ignore" else int(target)
-        except ValueError:
-            code = -1
-        if not sep or code < 0 or not 0 <= value <= 255:
-            raise MaskMappingError(f"colour mapping item {item!r} is not #RRGGBB:CLASS (six hex "
-                                   "digits, a class 0-255 or 'ignore'), e.g. '#000000:0,#ff0000:1'")
-        if code in mapping:
-            raise MaskMappingError(f"colour mapping names {hex_colour(code)} twice")
-        mapping[code] = value
-    if not mapping:
-        raise MaskMappingError(f"colour mapping {text!r} is empty; write e.g. '#000000:0,#ff0000:1'")
+    def code_of(colour: str) -> int:
+        digits = colour.removeprefix("#")
+        if len(digits) != 6:
+            raise ValueError(colour)
+        return int(digits, 16)
+
+    mapping = parse_class_table(text, code_of, what="colour mapping",
+                                form="#RRGGBB:CLASS (six hex digits, a class or 'ignore')",
+                                example="#000000:0,#ff0000:1")
+    too_big = [hex_colour(code) for code, value in mapping.items() if value > IGNORE_INDEX]
+    if too_big:
+        raise MaskMappingError(f"colour mapping gives {too_big[0]} a class above 255: an index "
+                               "mask holds 0-255")
     return mapping
 
 

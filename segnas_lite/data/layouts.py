@@ -252,25 +252,35 @@ class DataOptions:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
-def parse_mask_mapping(text: str) -> dict[int, int]:
-    """``"0:0,255:1"`` -> {0: 0, 255: 1}; a target may be ``ignore`` (-> ``IGNORE_INDEX``)."""
+def parse_class_table(text: str, key_of, *, what: str, form: str,
+                      example: str) -> dict[int, int]:
+    """``"KEY:CLASS,KEY:CLASS"`` -> {key_of(KEY): CLASS}; a CLASS may be ``ignore``
+    (-> ``IGNORE_INDEX``). ``key_of`` turns a KEY into a non-negative integer or raises
+    ``ValueError``; anything else is a ``MaskMappingError`` that shows ``form`` and ``example``."""
     mapping: dict[int, int] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
-        raw, sep, target = item.partition(":")
+        raw, sep, target = (part.strip() for part in item.partition(":"))
         try:
-            key = int(raw)
-            value = IGNORE_INDEX if target.strip().lower() == "ignore" else int(target)
+            key = key_of(raw)
+            value = IGNORE_INDEX if target.lower() == "ignore" else int(target)
+            ok = bool(sep) and key >= 0 and value >= 0
         except ValueError:
-            sep = ""
-        if not sep or key < 0 or value < 0:
-            raise MaskMappingError(f"mask mapping item {item!r} is not RAW:CLASS with two "
-                                   "non-negative integers (or RAW:ignore), e.g. '0:0,255:1'")
+            ok = False
+        if not ok:
+            raise MaskMappingError(f"{what} item {item!r} is not {form}, e.g. {example!r}")
         if key in mapping:
-            raise MaskMappingError(f"mask mapping names the raw value {key} twice")
+            raise MaskMappingError(f"{what} names {raw} twice")
         mapping[key] = value
     if not mapping:
-        raise MaskMappingError(f"mask mapping {text!r} is empty; write e.g. '0:0,255:1'")
+        raise MaskMappingError(f"{what} {text!r} is empty; write e.g. {example!r}")
     return mapping
+
+
+def parse_mask_mapping(text: str) -> dict[int, int]:
+    """``"0:0,255:1"`` -> {0: 0, 255: 1}; a target may be ``ignore`` (-> ``IGNORE_INDEX``)."""
+    return parse_class_table(text, int, what="mask mapping",
+                             form="RAW:CLASS with two non-negative integers (or RAW:ignore)",
+                             example="0:0,255:1")
 
 
 def parse_class_names(text: str) -> tuple[str, ...]:
