@@ -36,13 +36,7 @@ from typing import Callable, Iterator
 import torch
 
 from segnas_lite.timing import timer
-from segnas_lite.timing.timer import Runner, TimingError
-
-
-def _clock(call: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    call()
-    return (time.perf_counter() - start) * 1e3
+from segnas_lite.timing.timer import Runner, TimingError, clock_ms
 
 
 @dataclass
@@ -79,7 +73,7 @@ class Pacer:
             for block in range(blocks):
                 if block:
                     time.sleep(0.2)
-                medians.append(statistics.median(_clock(reference.call) for _ in range(runs)))
+                medians.append(statistics.median(clock_ms(reference.call) for _ in range(runs)))
         return cls(reference, round(min(medians), 4), name, cross_backend)
 
     def describe(self) -> dict:
@@ -91,11 +85,11 @@ class Pacer:
     def paced_times(self, run: Callable[[], object], runs: int) -> list[float]:
         """``runs`` calls of ``run``, each between two reference calls -> paced ms (the module
         docstring's formula)."""
-        before = _clock(self.reference.call)
+        before = clock_ms(self.reference.call)
         times = []
         for _ in range(runs):
-            took = _clock(run)
-            after = _clock(self.reference.call)
+            took = clock_ms(run)
+            after = clock_ms(self.reference.call)
             times.append(took / ((before + after) / 2) * self.reference_ms)
             before = after
         return times

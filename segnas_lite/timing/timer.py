@@ -99,6 +99,13 @@ def wall_clock() -> Iterator[None]:
         _PACER = saved
 
 
+def clock_ms(call: Callable[[], object]) -> float:
+    """The wall time of one call, in ms."""
+    start = time.perf_counter()
+    call()
+    return (time.perf_counter() - start) * 1e3
+
+
 def _warm_up(run: Callable[[], object], *, key: str, warmup: int) -> None:
     """Recipe step 2: once per process and ``key`` a short spin (thread pools, allocator, caches),
     then ``warmup`` untimed calls."""
@@ -123,14 +130,8 @@ def _time_calls(run: Callable[[], object], *, key: str, warmup: int, runs: int,
         _warm_up(pacer.reference.call, key=f"{key} reference", warmup=warmup)
     best: list[float] | None = None
     for _ in range(rounds):
-        if pacer is not None:
-            times = pacer.paced_times(run, runs)
-        else:
-            times = []
-            for _ in range(runs):
-                start = time.perf_counter()
-                run()
-                times.append((time.perf_counter() - start) * 1e3)
+        times = (pacer.paced_times(run, runs) if pacer is not None
+                 else [clock_ms(run) for _ in range(runs)])
         if best is None or statistics.median(times) < statistics.median(best):
             best = times
     return best
