@@ -66,7 +66,8 @@ def _stamp(state, monitor: LoadMonitor, started: float) -> dict:
     """What every timing piece records about when, where and under what load it ran."""
     load = monitor.report.to_dict()
     return {"load": load, "busy": bool(load.get("busy")), "run": state.data.get("runs"),
-            "cpu": flags.cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "cpu": flags.cpu_name(), "cpu_id": flags.cpu_id(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S"),
             "clock": (clock_settings() or {"clock": "wall"})["clock"],
             "seconds": round(time.perf_counter() - started, 1)}
 
@@ -91,6 +92,7 @@ def make_pacer(state, settings) -> Pacer | None:
         return Pacer(runner, saved["reference_ms"], saved["reference"])
     pacer = Pacer.calibrate(runner, name=REFERENCE)
     state.put("budgets", "clock", {**pacer.describe(), "cpu": flags.cpu_name(),
+                                   "cpu_id": flags.cpu_id(),
                                    "date": time.strftime("%Y-%m-%d %H:%M:%S")})
     return pacer
 
@@ -143,7 +145,8 @@ def fix_budgets(state, settings, *, refresh: bool = False, rank_state: Path | No
         "budgets_ms": {f"{f:g}": fastest + f * (slowest - fastest) for f in settings.budget_fracs},
         "fastest_ms": fastest, "slowest_ms": slowest, "table": json.loads(table.to_json()),
         "busy": any(bool((load or {}).get("busy")) for load in loads.values()),
-        "cpu": flags.cpu_name(), "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "cpu": flags.cpu_name(), "cpu_id": flags.cpu_id(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "clock": clock_settings() or {"clock": "wall"}, "source": "measured by search.py"})
 
 
@@ -186,8 +189,11 @@ def move_budgets_here(state, settings, *, measure=None) -> dict:
 
 
 def on_budget_cpu(budgets: dict) -> bool:
-    """Whether this machine's CPU is the one the budgets were measured on (a budget without a
-    recorded CPU: yes)."""
+    """Whether this machine's CPU is the one the budgets were measured on: the same model and
+    instruction-set flags (``flags.cpu_id``; a budget recorded before ids were: the same model
+    name; without a recorded CPU: yes)."""
+    if "cpu_id" in budgets:
+        return budgets["cpu_id"] == flags.cpu_id()
     return budgets.get("cpu") in (None, flags.cpu_name())
 
 

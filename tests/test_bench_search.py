@@ -371,7 +371,7 @@ def test_smoke_run_end_to_end_resumes_and_reports(tmp_path):
     clock = state["pieces"]["budgets"]["clock"]  # the paced clock, its unit fixed by run 1
     assert clock["clock"] == "paced" and clock["reference_ms"] > 0
     assert state["pieces"]["budgets"]["budgets"]["clock"] == {
-        k: v for k, v in clock.items() if k not in ("cpu", "date")}
+        k: v for k, v in clock.items() if k not in ("cpu", "cpu_id", "date")}
     assert {p["clock"] for p in state["pieces"]["search"].values()} == {"paced"}
     run()  # only pieces measured on a busy machine run again (and trainings of nets they add)
     later = json.loads((out / "state.json").read_text())
@@ -409,3 +409,14 @@ def test_budgets_move_to_this_cpu_only_quietly_and_before_any_timed_piece(bench,
         bench.move_budgets_here(state, settings, measure=lambda st, se: pytest.fail("measured"))
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["pieces"]["budgets"]["budgets"]["cpu"] == "This CPU"
+
+
+def test_two_cpus_of_one_model_name_with_other_instruction_sets_are_two_cpus(bench, monkeypatch):
+    """A VM reports "AMD EPYC" for several generations: budgets recorded with a cpu_id compare
+    model and instruction-set flags; older records (name only) compare the name."""
+    monkeypatch.setattr(bench.pieces.flags, "cpu_id", lambda: "AMD EPYC [avx2 avx512f]")
+    monkeypatch.setattr(bench.pieces.flags, "cpu_name", lambda: "AMD EPYC")
+    assert bench.on_budget_cpu({"cpu": "AMD EPYC", "cpu_id": "AMD EPYC [avx2 avx512f]"})
+    assert not bench.on_budget_cpu({"cpu": "AMD EPYC",
+                                    "cpu_id": "AMD EPYC [avx2 avx512f avx512_bf16]"})
+    assert bench.on_budget_cpu({"cpu": "AMD EPYC"}) and bench.on_budget_cpu({})

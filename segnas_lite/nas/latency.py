@@ -10,8 +10,9 @@ cannot even rank networks.
 
 Where the network runs is one ``deploy.target.Target`` (backend ``"torch"`` or ``"openvino"``, a
 precision, threads, an image side). All timing goes through ``segnas_lite.timing``. Tables are
-cached on disk, keyed by CPU model, backend, precision, threads, image size, space and macro widths,
-and by the clock: a table built inside ``timing.pace.pacing`` holds paced ms and has its own key.
+cached on disk, keyed by CPU model and instruction-set flags (``flags.cpu_id``), backend,
+precision, threads, image size, space and macro widths, and by the clock: a table built inside
+``timing.pace.pacing`` holds paced ms and has its own key.
 """
 from __future__ import annotations
 
@@ -122,7 +123,7 @@ def table_key(space: SearchSpace, target: Target, *,
     folded = sorted({**macro, **(settings or {})}.items())
     fingerprint = hashlib.sha1(repr((space.layers, space.stem_channels,
                                      folded)).encode()).hexdigest()[:10]
-    cpu = "".join(c if c.isalnum() else "-" for c in flags.cpu_name())[:40]
+    cpu = "".join(c if c.isalnum() else "-" for c in flags.cpu_id())[:72]
     h, w = target.shape
     return (f"{space.name}_{fingerprint}_{target.backend}-{target.precision}_t{target.threads}_"
             f"{h}x{w}_{cpu}")
@@ -209,6 +210,7 @@ def build_table(space: SearchSpace, *, target: Target, warmup: int = 3, runs: in
     table = LatencyTable(space.name, [list(spec.ops) for spec in space.layers], ms, best["fixed"],
                          meta={"backend": backend, "precision": precision, "ran_precision": ran,
                                "threads": threads, "image_size": [h, w], "cpu": flags.cpu_name(),
+                               "cpu_id": flags.cpu_id(),
                                "warmup": warmup, "runs": runs, "rounds": rounds,
                                "statistic": f"min over {rounds} rounds of the median of {runs} runs",
                                "key": key, "calibrated": False, "load": monitor.report.to_dict(),
