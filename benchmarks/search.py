@@ -37,8 +37,8 @@ What it measures (../shared/DESIGN.md, "Judging a search"; Li and Talwalkar, UAI
 * **Clock.** ``clock="paced"``: every timing is read against the MobileNetV3 baseline (width 1)
   called between its calls (``timing.pace``; ``search_pieces.make_pacer``), in paced ms whose
   unit the first run records. A shared VM's speed drifts by tens of percent within a minute; the
-  paced clock moved 1.4-3.2% where wall-clock medians moved 28-31% (one run on a 2-core AMD EPYC
-  VM). Only another process on our cores still makes a paced piece busy. ``clock="wall"``: plain
+  paced clock moved 1.9-2.7% where wall-clock medians moved 28-33% (``benchmarks/pace.py``, a
+  2-core AMD EPYC VM). Only another process on our cores still makes a paced piece busy. ``clock="wall"``: plain
   ms, as rank.py (whose budgets only a wall-clock study shares).
 * **Latency rows.** One piece measures every net (interleaved passes, best pass), so every quoted
   latency comes from the same run; a piece measured on a busy machine is never quoted and is
