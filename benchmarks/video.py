@@ -26,6 +26,11 @@
    an ``.mp4`` first (not timed). Sync and async inference, f32; the median of ``--e2e-repeats``
    runs after a warm-up run, with the machine's load recorded.
 
+``--e2e-only`` runs sections 1 and 5 alone and writes ``results/video_e2e.json``: the stage
+times depend on the architecture and the frame size, not on how long the weights were trained.
+A row whose timed runs were marked busy (another process on our cores, or the host's speed moving
+between the probes) is measured again, up to ``--busy-retries`` times; every attempt is kept.
+
 Writes ``results/video.json`` and ``results/video_smoothing.png``.
 """
 from __future__ import annotations
@@ -105,8 +110,7 @@ def end_to_end(ir: Path, picture: np.ndarray, mask: np.ndarray, args) -> list[di
     the frames per second end to end, from the median of ``args.e2e_repeats`` timed runs."""
     from segnas_lite.data.io import resize_mask, resize_rgb
     from segnas_lite.deploy.predictor import OpenVINOPredictor
-    from segnas_lite.portrait.pipeline import process_video
-    from segnas_lite.portrait.videoio import read_video, write_video
+    from segnas_lite.portrait.videoio import write_video
     folder = RESULTS / "video" / "e2e"
     folder.mkdir(parents=True, exist_ok=True)
     chains = {"fast guided (default)": RefineConfig(), "none": RefineConfig(method="none")}
@@ -119,74 +123,49 @@ def end_to_end(ir: Path, picture: np.ndarray, mask: np.ndarray, args) -> list[di
         for mode in ("sync", "async"):
             predictor = OpenVINOPredictor(ir, precision="f32", threads=2, mode=mode)
             for name, refine in chains.items():
-                runs = []
-                for repeat in range(1 + args.e2e_repeats):  # the first: warm-up, not kept
-                    with LoadMonitor(what=f"end to end {width}x{height} {mode}") as monitor:
-                        decoded, fps, _ = read_video(clip)
-                        run = process_video(decoded, predictor, smoothing=0.5, refine=refine,
-                                            background="blur")
-                        write_video(run, folder / "out.mp4", fps=fps)
-                    if repeat:
-                        ms = run.ms_per_frame()
-                        ms["encode"] = ms.pop("outside")  # the caller's time: writing the file
-                        runs.append({"ms": ms, "fps": run.fps, "busy": monitor.report.busy})
-                runs.sort(key=lambda r: r["fps"])
+                attempts = []
+                for _ in range(1 + max(0, args.busy_retries)):
+                    attempts.append(timed_runs(clip, predictor, refine, args.e2e_repeats,
+                                               folder / "out.mp4", what=f"{width}x{height} {mode}"))
+                    if not any(r["busy"] for r in attempts[-1]):
+                        break
+                runs = sorted(attempts[-1], key=lambda r: r["fps"])
                 middle = runs[len(runs) // 2]
                 row = {"size": f"{width}x{height}", "mode": mode, "refinement": name,
                        **{f"{stage}_ms": middle["ms"][stage] for stage in STAGES},
                        "total_ms": middle["ms"]["total"], "fps": middle["fps"],
                        "fps_runs": [r["fps"] for r in runs],
-                       "busy": any(r["busy"] for r in runs)}
+                       "busy": any(r["busy"] for r in runs), "attempts": len(attempts),
+                       "busy_attempts_fps": [[r["fps"] for r in a] for a in attempts[:-1]]}
                 rows.append(row)
                 if not args.quiet:
-                    print(f"  {row['size']} {mode} {name}: {row['fps']:.1f} FPS", flush=True)
+                    print(f"  {row['size']} {mode} {name}: {row['fps']:.1f} FPS"
+                          f"{' (busy)' if row['busy'] else ''}, attempt {len(attempts)}", flush=True)
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--people", default=str(default_people_dir()))
-    parser.add_argument("--checkpoint", help="a people model from `segnas train` (else trained here)")
-    parser.add_argument("--model", default="fast_scnn")
-    parser.add_argument("--train-size", type=int, default=224)
-    parser.add_argument("--train-steps", type=int, default=600)
-    parser.add_argument("--ir-size", type=int, default=256)
-    parser.add_argument("--eval-size", type=int, default=512)
-    parser.add_argument("--clips", type=int, default=8, help="val photos turned into clips")
-    parser.add_argument("--frames", type=int, default=30, help="frames per clip")
-    parser.add_argument("--fps-frames", type=int, default=300, help="frames per FPS measurement")
-    parser.add_argument("--e2e-sizes", type=video_size, nargs="+",
-                        default=[(640, 480), (1280, 720)], help="input sizes of the end-to-end "
-                        "table, WIDTHxHEIGHT (default 640x480 1280x720)")
-    parser.add_argument("--e2e-frames", type=int, default=150, help="frames per end-to-end clip")
-    parser.add_argument("--e2e-repeats", type=int, default=3, help="timed end-to-end runs each")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--out", default=str(RESULTS / "video.json"))
-    args = parser.parse_args()
-    if args.quick:
-        args.train_steps, args.clips, args.frames, args.fps_frames = 20, 2, 8, 30
-        args.e2e_frames, args.e2e_repeats, args.e2e_sizes = 12, 1, [(320, 240)]
-        args.eval_size, args.out = 256, str(RESULTS / "video" / "quick.json")
-    people = Path(args.people)
-    if not people.is_dir():
-        sys.exit(f"no people folder at {people}: pass --people DIR (photos + masks)")
-    torch.manual_seed(0)
-    payload: dict = {"environment": environment(), "settings": vars(args)}
+def timed_runs(clip: Path, predictor, refine, repeats: int, out: Path, *, what: str) -> list[dict]:
+    """One warm-up run, then ``repeats`` timed runs of the whole pipeline on ``clip``, each under
+    its own load monitor: per run, ms per frame of each stage, frames per second, busy or not."""
+    from segnas_lite.portrait.pipeline import process_video
+    from segnas_lite.portrait.videoio import read_video, write_video
+    runs = []
+    for repeat in range(1 + repeats):  # the first: warm-up, not kept
+        with LoadMonitor(what=f"end to end {what}") as monitor:
+            decoded, fps, _ = read_video(clip)
+            run = process_video(decoded, predictor, smoothing=0.5, refine=refine, background="blur")
+            write_video(run, out, fps=fps)
+        if repeat:
+            ms = run.ms_per_frame()
+            ms["encode"] = ms.pop("outside")  # the caller's time: writing the file
+            runs.append({"ms": ms, "fps": run.fps, "busy": monitor.report.busy})
+    return runs
 
-    # 1. the model and its IR ---------------------------------------------------------------------
-    from segnas_lite.deploy.export import to_openvino
-    from segnas_lite.deploy.predictor import OpenVINOPredictor
-    model, payload["model"] = people_model(args, people)
-    ir = RESULTS / "video" / "model.xml"
-    ir.parent.mkdir(parents=True, exist_ok=True)
-    to_openvino(model, input_size=(args.ir_size, args.ir_size), out_path=ir, compress_to_fp16=False,
-                overwrite=True)
-    predictor = OpenVINOPredictor(ir, precision="f32")
-    prob_fn = predictor.probability  # (3, H, W) image -> (ir, ir) p(person)
 
+def quality_and_fps(args, payload: dict, val, prob_fn, ir: Path) -> Path:
+    """Sections 2-4: refinement on every val photo, stability on clips, sync/async FPS.
+    Fills ``payload`` and returns the path of the smoothing figure."""
     # 2. refinement -------------------------------------------------------------------------------
-    val = open_dataset(people, image_size=args.eval_size, split="val", seed=0)
     r = default_radius((args.eval_size, args.eval_size), (args.ir_size, args.ir_size))
     configs = {
         "hard (upsampled, p >= 0.5)": RefineConfig(method="none"),
@@ -268,6 +247,62 @@ def main() -> None:
                            ("busy", "busy", "")])
     payload["fps"] = {"rows": fps_rows, "load": monitor.report.to_dict()}
 
+    return figure_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", default=str(default_people_dir()))
+    parser.add_argument("--checkpoint", help="a people model from `segnas train` (else trained here)")
+    parser.add_argument("--model", default="fast_scnn")
+    parser.add_argument("--train-size", type=int, default=224)
+    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument("--ir-size", type=int, default=256)
+    parser.add_argument("--eval-size", type=int, default=512)
+    parser.add_argument("--clips", type=int, default=8, help="val photos turned into clips")
+    parser.add_argument("--frames", type=int, default=30, help="frames per clip")
+    parser.add_argument("--fps-frames", type=int, default=300, help="frames per FPS measurement")
+    parser.add_argument("--e2e-sizes", type=video_size, nargs="+",
+                        default=[(640, 480), (1280, 720)], help="input sizes of the end-to-end "
+                        "table, WIDTHxHEIGHT (default 640x480 1280x720)")
+    parser.add_argument("--e2e-frames", type=int, default=150, help="frames per end-to-end clip")
+    parser.add_argument("--e2e-repeats", type=int, default=3, help="timed end-to-end runs each")
+    parser.add_argument("--busy-retries", type=int, default=2,
+                        help="measure an end-to-end row again while its runs are busy (default 2)")
+    parser.add_argument("--e2e-only", action="store_true",
+                        help="the model and the end-to-end table only (writes results/video_e2e.json)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--out", help="the JSON written (default results/video.json, "
+                        "results/video_e2e.json with --e2e-only, results/video/quick.json with --quick)")
+    args = parser.parse_args()
+    if args.quick:
+        args.train_steps, args.clips, args.frames, args.fps_frames = 20, 2, 8, 30
+        args.e2e_frames, args.e2e_repeats, args.e2e_sizes = 12, 1, [(320, 240)]
+        args.eval_size, args.busy_retries = 256, 0
+        args.out = args.out or str(RESULTS / "video" / "quick.json")
+    if args.out is None:
+        args.out = str(RESULTS / ("video_e2e.json" if args.e2e_only else "video.json"))
+    people = Path(args.people)
+    if not people.is_dir():
+        sys.exit(f"no people folder at {people}: pass --people DIR (photos + masks)")
+    torch.manual_seed(0)
+    payload: dict = {"environment": environment(), "settings": vars(args)}
+
+    # 1. the model and its IR ---------------------------------------------------------------------
+    from segnas_lite.deploy.export import to_openvino
+    from segnas_lite.deploy.predictor import OpenVINOPredictor
+    model, payload["model"] = people_model(args, people)
+    ir = RESULTS / "video" / "model.xml"
+    ir.parent.mkdir(parents=True, exist_ok=True)
+    to_openvino(model, input_size=(args.ir_size, args.ir_size), out_path=ir, compress_to_fp16=False,
+                overwrite=True)
+    predictor = OpenVINOPredictor(ir, precision="f32")
+    prob_fn = predictor.probability  # (3, H, W) image -> (ir, ir) p(person)
+
+    val = open_dataset(people, image_size=args.eval_size, split="val", seed=0)
+    figure_path = None if args.e2e_only else quality_and_fps(args, payload, val, prob_fn, ir)
+
     # 5. end to end -------------------------------------------------------------------------------
     image, mask = val[0]
     picture = (denormalize(image).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
@@ -281,7 +316,8 @@ def main() -> None:
     payload["end_to_end"] = {"rows": e2e, "stages": list(STAGES), "frames": args.e2e_frames,
                              "repeats": args.e2e_repeats}
     write_json(args.out, payload)
-    print(f"wrote {figure_path}")
+    if figure_path is not None:
+        print(f"wrote {figure_path}")
 
 
 if __name__ == "__main__":

@@ -120,6 +120,22 @@ def test_rank_figure_draws_a_panel_per_supernet_and_per_budget(bench):
     assert sum(len(sub.axes) for sub in figure.subfigs) == 2 + 3
 
 
+def test_rank_explorer_redraws_one_supernet_and_one_budget(bench):
+    from segnas_lite.teaching import widgets
+    report = bench.report.build_report(fake_state(), bootstrap=50)
+    box = widgets.rank_explorer(report)
+    supernet, budget = box.children[:2]
+    assert list(supernet.options) == ["good", "bad"] and budget.value == "all subnets"
+    assert box.redraws == 1 and len(box.figure.subfigs[0].axes) == 1  # one scatter panel
+    supernet.value = "bad"
+    budget.value = "budget 0.3"
+    assert box.redraws == 3
+    assert box.figure._suptitle.get_text().startswith("bad:")
+    assert box.figure.subfigs[1].axes[0].get_title() == "budget 0.3"
+    with pytest.raises(widgets.WidgetInputError, match="benchmarks/rank.py"):
+        widgets.rank_explorer({"partial": True})
+
+
 def test_spearman_gets_a_bootstrap_interval_too():
     found = rank_agreement(list(range(12)), [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10], bootstrap=300)
     assert 0.5 < found.spearman_low <= found.spearman <= found.spearman_high <= 1.0

@@ -152,3 +152,22 @@ def test_amp_smoke_times_f32_and_bf16_training_steps(tmp_path):
     (row,) = result["rows"]
     assert positive(row["f32_ms"]) and positive(row["bf16_ms"])
     assert math.isfinite(row["bf16_loss"]) and "busy" in result["load"]
+
+
+@pytest.mark.slow
+def test_video_e2e_only_writes_the_stage_table_alone(tmp_path):
+    out = tmp_path / "video_e2e.json"
+    run_script("video.py", "--quick", "--e2e-only", "--busy-retries", "1", "--out", str(out),
+               cache=tmp_path / "cache")
+    result = json.loads(out.read_text())
+    assert "refinement" not in result and "fps" not in result  # sections 2-4 skipped
+    rows = result["end_to_end"]["rows"]
+    assert [(r["mode"], r["refinement"]) for r in rows] == [
+        ("sync", "fast guided (default)"), ("sync", "none"),
+        ("async", "fast guided (default)"), ("async", "none")]
+    for row in rows:
+        assert positive(row["fps"]) and positive(row["total_ms"])
+        assert row["fps"] == pytest.approx(1000 / row["total_ms"], rel=0.05)
+        # a busy row was measured again, at most once more here; the busy attempts are kept
+        assert 1 <= row["attempts"] <= 2
+        assert len(row["busy_attempts_fps"]) == row["attempts"] - 1

@@ -283,6 +283,28 @@ def predictor_check(predicted_ms: Sequence[float], measured_ms: Sequence[float])
     return _assemble([count], draw)
 
 
+# --------------------------------------------------------------------------- does the super-net rank?
+def rank_explorer(report: dict) -> widgets.VBox:
+    """``plots.rank_figure`` of a rank report (``benchmarks/results/rank.json``) for one super-net
+    and one budget at a time, picked in two dropdowns: its estimates against the stand-alone
+    mIoU above, the tau of every score for that budget below."""
+    if not report.get("subnets") or not report.get("agreements"):
+        raise WidgetInputError("this rank report has no subnets or agreements yet: run "
+                               "python benchmarks/rank.py (or --report) first")
+    panels, groups = plots.rank_report_data(report)
+    supernet = widgets.Dropdown(options=[p["title"].split(":")[0] for p in panels],
+                                description="super-net")
+    budget = widgets.Dropdown(options=[g["title"] for g in groups], value=groups[-1]["title"],
+                              description="taus of")
+
+    def draw():
+        panel = panels[supernet.index]
+        group = groups[budget.index]
+        return plots.rank_figure([panel], [group], title=f"{panel['title']}; {group['title']}")
+
+    return _assemble([supernet, budget], draw)
+
+
 # --------------------------------------------------------------------------- cut-outs and video
 def cutout_explorer(image01: np.ndarray, prob: np.ndarray, *, background: str = "blur"
                     ) -> widgets.VBox:

@@ -33,7 +33,7 @@ from segnas_lite.teaching.plots.latency import (latency_heatmap, latency_report_
 from segnas_lite.teaching.plots.models import block_breakdown, feature_maps
 from segnas_lite.teaching.plots.portrait import (cutout_panels, frame_times, smoothed_frame,
                                                   smoothing_tradeoff)
-from segnas_lite.teaching.plots.rank import rank_figure, rank_scatter, rank_taus
+from segnas_lite.teaching.plots.rank import rank_figure, rank_report_data, rank_scatter, rank_taus
 from segnas_lite.teaching.plots.study import STUDY_MARKERS, study_figure, study_pareto
 from segnas_lite.teaching.plots.search import (alpha_curves, alpha_heatmap, alpha_stability,
                                                derive_attempts, evolution_curves,
@@ -48,7 +48,7 @@ __all__ = [
     "latency_heatmap", "latency_report_figure", "predicted_vs_measured",
     "block_breakdown", "feature_maps",
     "cutout_panels", "frame_times", "smoothed_frame", "smoothing_tradeoff",
-    "rank_figure", "rank_scatter", "rank_taus",
+    "rank_figure", "rank_report_data", "rank_scatter", "rank_taus",
     "STUDY_MARKERS", "study_figure", "study_pareto",
     "alpha_curves", "alpha_heatmap", "alpha_stability", "derive_attempts", "latency_histogram",
     "evolution_curves", "search_curves",

@@ -102,3 +102,33 @@ def rank_figure(panels: Sequence[dict], groups: Sequence[dict], *,
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def rank_report_data(report: dict) -> tuple[list[dict], list[dict]]:
+    """(scatter panels, tau bar groups) for ``rank_figure`` from a rank report (the JSON that
+    ``benchmarks/rank.py`` writes, ``benchmarks/results/rank.json``): one panel per super-net over
+    all subnets, its estimates with shared BN (hollow) and recalibrated (filled); one group of
+    tau bars per budget, and one over all subnets."""
+    rows = report["subnets"]
+    taus = {(r["group"], r["score"]): r["kendall"] for r in report["agreements"]}
+    panels = []
+    for name in rows[0]["estimates"] if rows else []:
+        series = []
+        for which, label, filled in (("plain", "shared BN", False), ("recal", "+BN", True)):
+            x = [(r["estimates"][name] or {}).get(which) for r in rows]
+            series.append({"label": label, "x": x, "y": [r["miou"] for r in rows],
+                           "y_low": [r["miou_low"] for r in rows],
+                           "y_high": [r["miou_high"] for r in rows], "filled": filled})
+
+        def tau(score):
+            value = taus.get(("all", score))
+            return "n/a" if value is None else f"{value:+.2f}"
+
+        panels.append({"title": f"{name}: tau {tau(name)}, +BN {tau(name + ' +BN')}",
+                       "series": series})
+    groups = [{"title": f"budget {g}" if g != "all" else "all subnets",
+               "bars": [{"label": r["score"], "kendall": r["kendall"], "low": r["kendall_low"],
+                         "high": r["kendall_high"], "kind": r["kind"]}
+                        for r in report["agreements"] if r["group"] == g]}
+              for g in report["groups"]]
+    return panels, groups
