@@ -5,6 +5,7 @@
     python benchmarks/search.py                  # every missing piece (~8 h on 2 quiet cores)
     python benchmarks/search.py --only search    # the 2 super-nets and 12 searches (~2 h)
     python benchmarks/search.py --only train     # the retrainings of the nets found so far
+    python benchmarks/search.py --jobs 2         # two trainings at once (~1.5x as fast on 2 cores)
     python benchmarks/search.py --report         # the tables and figure from the pieces done
     python benchmarks/search.py --budgets-here   # budgets measured on this CPU (no timed piece yet)
     python benchmarks/search.py --smoke          # synthetic data, a minute or two (the tests)
@@ -49,7 +50,10 @@ What it measures (../shared/DESIGN.md, "Judging a search"; Li and Talwalkar, UAI
 
 Pieces, in order: 3 selections, 2 warm-ups, 12 searches, the latency rows, 3 x ~24 trainings. Each
 is recorded in ``--out``/state.json as soon as it is done and skipped by the next run; a warm-up,
-a gradient search or a training stopped mid-way resumes from its last epoch (Ctrl-C safe). A state
+a gradient search or a training stopped mid-way resumes from its last epoch (Ctrl-C and SIGTERM
+safe). ``--jobs N`` runs up to N trainings at once, each in its own process with cores/N torch
+threads (``jobs.py``: on 2 cores, two 1-thread trainings do ~1.5x the work of one 2-thread one);
+every other piece still runs alone, after the trainings before it in the plan have ended. A state
 made with other settings is refused (``--fresh`` discards it). Nets found by later pieces get their
 trainings planned as they appear.
 """
@@ -57,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import signal
 from contextlib import nullcontext
 import json
 import shutil
@@ -70,6 +75,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS, ResumableState, StateMismatchError, add_resumable_args,  # noqa: E402
                     finish_resumable_args, log)
+from jobs import Job, ParallelJobs, WorkerDiedError  # noqa: E402
 from rank import DATA, Settings as RankSettings  # noqa: E402
 from search_pieces import (BudgetMoveError, Warmup, fix_budgets, make_pacer,  # noqa: E402
                            measure_rows, move_budgets_here, on_budget_cpu, select_random,
@@ -177,12 +183,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "benchmarks/results/rank.json; --smoke: none)")
     add("--warmup", choices=WARMUPS, default=None,
         help="the super-net training (a variant of rank.py's ablation; default: Settings.warmup)")
+    add("--jobs", type=int, default=1, metavar="N",
+        help="run up to N trainings at once, each in its own process (cores/N threads each; "
+        "the timed pieces still run alone)")
     add("--budgets-here", action="store_true",
         help="measure the budgets on this machine's CPU instead of the recorded one (allowed while "
         "no selection, search or latency row is recorded; the warm-ups and trainings stay)")
     add_resumable_args(parser, only=("select", "search", "latency", "train", "report"),
                        bootstrap=10000, smoke_help="tiny synthetic version (a minute or two)")
     args = finish_resumable_args(parser.parse_args(argv), name="search")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.rank_json is None and not args.smoke:
         args.rank_json = RESULTS / "rank.json"
     return args
@@ -192,12 +203,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @dataclass
 class Piece:
     """One piece of work: ``done()`` says whether the state holds it (quiet, for a timing piece),
-    ``run()`` makes and records it."""
+    ``run()`` makes and records it. ``job``: the same work as a ``jobs.Job`` another process may
+    run (a training: it times nothing), else None."""
 
     kind: str  # "select", "warmup", "search", "latency" or "train"
     name: str
     done: Callable[[], bool]
     run: Callable[[], object]
+    job: Job | None = None
 
 
 def _quiet(record) -> bool:
@@ -251,10 +264,11 @@ def plan(state, settings: Settings, budgets: dict, out: Path, only: str | None) 
         for seed in settings.train_seeds:
             for net in unique_nets(state.data):
                 key = f"{net['key']}/s{seed}"
+                job = Job(train_net, (settings, net, seed, out),
+                          lambda result, k=key: state.put("train", k, result))
                 pieces.append(Piece("train", f"{net['label']} ({net['budget']}) s{seed}",
                                     lambda k=key: state.get("train", k) is not None,
-                                    lambda k=key, n=net, s=seed: state.put(
-                                        "train", k, train_net(settings, n, s, out))))
+                                    lambda j=job: j.record(j.fn(*j.args)), job=job))
     return pieces
 
 
@@ -278,10 +292,12 @@ def mean_seconds(state) -> dict[str, float]:
 
 
 def run_pieces(state, make_plan: Callable[[], list[Piece]], max_pieces: int | None, *,
-               unplanned: Callable[[], int] = lambda: 0) -> tuple[int, int]:
+               unplanned: Callable[[], int] = lambda: 0, jobs: int = 1) -> tuple[int, int]:
     """Run the first pending piece of ``make_plan()`` until none is left or ``max_pieces`` ran,
     re-planning after each (a finished search adds trainings). A piece runs at most once per run:
-    one measured on a busy machine waits for the next run. Returns (ran, still pending)."""
+    one measured on a busy machine waits for the next run. ``jobs`` > 1: pieces with a ``job``
+    (trainings) run up to ``jobs`` at once in other processes; a piece without one waits until
+    they have ended and runs alone. Returns (ran, still pending)."""
     tried: set[tuple[str, str]] = set()
 
     def pending() -> list[Piece]:
@@ -289,34 +305,64 @@ def run_pieces(state, make_plan: Callable[[], list[Piece]], max_pieces: int | No
 
     def eta(pieces: list[Piece]) -> float:
         means = mean_seconds(state)
-        return sum(means[p.kind] for p in pieces) + unplanned() * means["train"]
+        return (sum(means[p.kind] / (jobs if p.job else 1) for p in pieces)
+                + unplanned() * means["train"] / jobs)
 
     first = pending()
     total = len(first) + unplanned()
     limit = "" if max_pieces is None else f"; at most {max_pieces} in this run"
+    at_once = "" if jobs == 1 else f", up to {jobs} trainings at once"
     log(f"{len(first)} pieces to do now, and about {unplanned()} trainings of nets still to be "
         f"found: about {eta(first) / 3600:.1f} h (the recorded speed of each kind of piece, else "
-        f"a guess for 2 cores){limit}")
+        f"a guess for 2 cores){limit}{at_once}")
     steps = itertools.count() if max_pieces is None else range(max_pieces)
     bar = progress(steps, desc="search pieces", unit="piece",
                    total=total if max_pieces is None else min(max_pieces, total))
-    ran = 0
-    for _ in bar:
-        todo = pending()
-        if not todo:
-            break
-        piece = todo[0]
-        tried.add((piece.kind, piece.name))
-        text = f"{piece.kind} {piece.name}, ~{eta(todo) / 60:.0f} min left"
+
+    def say(text: str) -> None:
         if hasattr(bar, "set_postfix_str"):
             bar.set_postfix_str(text)
         else:  # no bar (SEGNAS_QUIET): one line per piece
-            log(f"[{ran + 1}] {text}")
-        with state.stage(piece.kind):
-            piece.run()
-        ran += 1
+            log(text)
+
+    ran = 0
+    with ParallelJobs(jobs) as pool:
+        for _ in bar:  # one finished piece per step
+            while jobs > 1 and not pool.full and (max_pieces is None
+                                                  or ran + pool.running < max_pieces):
+                todo = pending()
+                if not todo or todo[0].job is None:
+                    break
+                piece = todo[0]
+                tried.add((piece.kind, piece.name))
+                pool.submit(piece.name, piece.job)
+                say(f"[started] {piece.kind} {piece.name} ({pool.running} running), "
+                    f"~{eta(todo) / 60:.0f} min left")
+            if pool.running:
+                with state.stage("train"):
+                    name = pool.wait_one()
+                ran += 1
+                say(f"[{ran}] done: train {name}")
+                continue
+            todo = pending()
+            if not todo:
+                break
+            piece = todo[0]
+            tried.add((piece.kind, piece.name))
+            say(f"[{ran + 1}] {piece.kind} {piece.name}, ~{eta(todo) / 60:.0f} min left")
+            with state.stage(piece.kind):
+                piece.run()
+            ran += 1
     left = [p for p in make_plan() if not p.done()]
     return ran, len(left) + unplanned()
+
+
+def _interrupt_on_sigterm() -> None:
+    """``kill`` (SIGTERM) stops the study as Ctrl-C does: the workers are terminated, every
+    finished piece is in the state."""
+    def handler(_signum, _frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -343,13 +389,14 @@ def main(argv: list[str] | None = None) -> int:
                                fresh=args.fresh)
     except StateMismatchError as exc:  # said plainly, without a traceback
         raise SystemExit(str(exc)) from None
+    _interrupt_on_sigterm()
     try:
         pacer = make_pacer(state, settings)
         if pacer is not None:
             log(f"clock: paced by {pacer.name} ({pacer.reference_ms:.3f} ms per paced unit)")
         with pacing(pacer) if pacer is not None else nullcontext():
             return _run(args, state, settings, report)
-    except BudgetMoveError as exc:
+    except (BudgetMoveError, WorkerDiedError) as exc:
         raise SystemExit(str(exc)) from None
     except KeyboardInterrupt:
         log("\ninterrupted: every finished piece is in the state (a warm-up, gradient search or "
@@ -371,7 +418,7 @@ def _run(args, state, settings: Settings, report: dict) -> int:
             f"({budgets['cpu']}): the selections, searches and latency rows wait for a session "
             "on that one; warm-ups and the trainings of nets already found run here")
     ran, left = run_pieces(state, lambda: plan(state, settings, budgets, args.out, args.only),
-                           args.max_pieces,
+                           args.max_pieces, jobs=args.jobs,
                            unplanned=lambda: unplanned_trainings(state, settings, args.only))
     if left:
         log(f"ran {ran} pieces; {left} remain (or were measured on a busy machine and wait for "

@@ -395,6 +395,9 @@ def strategy_search(state, settings, *, frac: float, seed: int, strategy: str, b
 
 # --------------------------------------------------------------------------- retraining
 def train_net(settings, net: dict, seed: int, out: Path) -> dict:
-    """``net`` (``search_report.nets_of``) retrained alone with rank.py's recipe and ``seed``."""
-    return train_standalone(replace(settings, space=net["space"]), net["key"],
-                            {"ops": net["ops"]}, seed, out)
+    """``net`` (``search_report.nets_of``) retrained alone with rank.py's recipe and ``seed``; the
+    record says how many torch threads trained it (``--jobs`` gives each worker cores/jobs)."""
+    import torch
+    result = train_standalone(replace(settings, space=net["space"]), net["key"],
+                              {"ops": net["ops"]}, seed, out)
+    return {**result, "threads": torch.get_num_threads()}

@@ -37,6 +37,7 @@ def bench():
     module.pieces = sys.modules["search_pieces"]
     module.common = sys.modules["common"]
     module.rank_report = sys.modules["rank_report"]
+    module.jobs = sys.modules["jobs"]
     sys.path[:] = saved
     return module
 
@@ -420,3 +421,58 @@ def test_two_cpus_of_one_model_name_with_other_instruction_sets_are_two_cpus(ben
     assert not bench.on_budget_cpu({"cpu": "AMD EPYC",
                                     "cpu_id": "AMD EPYC [avx2 avx512f avx512_bf16]"})
     assert bench.on_budget_cpu({"cpu": "AMD EPYC"}) and bench.on_budget_cpu({})
+
+
+def test_jobs_run_trainings_side_by_side_and_the_main_process_records_them(bench, tmp_path,
+                                                                           monkeypatch):
+    """--jobs 2: the pieces with a job run in two spawned processes (operator.mul stands for a
+    training), the main process records each result; a piece without a job runs alone, after the
+    jobs before it have ended; max_pieces counts finished pieces."""
+    import operator
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # the workers import jobs.py from there
+    settings = bench.Settings.smoke()
+    state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
+    order = []
+
+    def make_plan():
+        trains = [bench.Piece("train", f"t{i}", lambda i=i: state.get("train", f"t{i}") is not None,
+                              lambda: pytest.fail("a job piece ran in process"),
+                              job=bench.Job(operator.mul, (i, 10), lambda r, i=i: order.append(
+                                  state.put("train", f"t{i}", {"miou": r}))))
+                  for i in range(5)]
+        latency = bench.Piece("latency", "rows", lambda: state.get("latency", "rows") is not None,
+                              lambda: order.append(state.put("latency", "rows", "alone")))
+        return [*trains[:3], latency, *trains[3:]]
+
+    assert bench.run_pieces(state, make_plan, 3, jobs=2) == (3, 3)
+    assert bench.run_pieces(state, make_plan, None, jobs=2) == (3, 0)
+    assert {k: v["miou"] for k, v in state.data["pieces"]["train"].items()} == {
+        f"t{i}": 10 * i for i in range(5)}
+    assert order.index("alone") == 3  # after the three trainings planned before it
+
+
+def test_a_job_that_raises_stops_the_run_with_its_error(bench, tmp_path, monkeypatch):
+    import operator
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    settings = bench.Settings.smoke()
+    state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
+    plan = [bench.Piece("train", "bad", lambda: False, lambda: None,
+                        job=bench.Job(operator.truediv, (1, 0), lambda r: None))]
+    with pytest.raises(ZeroDivisionError):
+        bench.run_pieces(state, lambda: plan, None, jobs=2)
+
+
+def test_jobs_below_one_are_refused(bench):
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--jobs", "0"])
+
+
+def test_a_worker_that_dies_is_a_named_error_not_a_hang(bench, tmp_path, monkeypatch):
+    import os
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    settings = bench.Settings.smoke()
+    state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
+    plan = [bench.Piece("train", "killed", lambda: False, lambda: None,
+                        job=bench.Job(os._exit, (3,), lambda r: None))]
+    with pytest.raises(bench.jobs.WorkerDiedError, match="exit code 3"):
+        bench.run_pieces(state, lambda: plan, None, jobs=2)
