@@ -20,6 +20,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable
@@ -44,9 +45,11 @@ def worker_threads(jobs: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
 
 
-def _work(fn, args, threads: int, pipe) -> None:
-    """A worker's whole life: one job, its result (or its exception) sent back through ``pipe``."""
+def _work(fn, args, threads: int, filters: list, pipe) -> None:
+    """A worker's whole life: one job, its result (or its exception) sent back through ``pipe``.
+    ``filters``: the main process's warning filters (a warning it silences stays silent here)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides, and terminates us
+    warnings.filters[:] = filters
     import torch
     torch.set_num_threads(threads)
     try:
@@ -78,7 +81,8 @@ class ParallelJobs:
     def submit(self, name: str, job: Job) -> None:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(target=_work, name=f"job {name}", daemon=True,
-                                        args=(job.fn, job.args, worker_threads(self.jobs), send))
+                                        args=(job.fn, job.args, worker_threads(self.jobs),
+                                              list(warnings.filters), send))
         process.start()
         send.close()  # ours closed: the pipe reads end-of-file when the worker dies
         self._running[name] = (job, process, receive)

@@ -476,3 +476,18 @@ def test_a_worker_that_dies_is_a_named_error_not_a_hang(bench, tmp_path, monkeyp
                         job=bench.Job(os._exit, (3,), lambda r: None))]
     with pytest.raises(bench.jobs.WorkerDiedError, match="exit code 3"):
         bench.run_pieces(state, lambda: plan, None, jobs=2)
+
+
+def test_workers_follow_the_main_process_warning_filters(bench, tmp_path, monkeypatch):
+    """A filter set in the main process holds in the workers: here "error" turns the job's warning
+    into the exception the run stops with (search.py silences the masks-differ-in-size warning)."""
+    import warnings
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    settings = bench.Settings.smoke()
+    state = bench.ResumableState(tmp_path / "state.json", recipe=settings.recipe_dict())
+    plan = [bench.Piece("train", "warns", lambda: False, lambda: None,
+                        job=bench.Job(warnings.warn, ("a filtered warning",), lambda r: None))]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="a filtered warning")
+        with pytest.raises(UserWarning, match="a filtered warning"):
+            bench.run_pieces(state, lambda: plan, None, jobs=2)
