@@ -1,10 +1,11 @@
 """Independent pieces of a long benchmark run side by side, each in its own process.
 
-Training a small net on 2 cores uses them badly: one process with 2 torch threads took 142 ms per
-training step of a seed-space child at 160 px (batch 8), one process with 1 thread 189 ms, and two
-1-thread processes side by side 189 ms each, so two at once train about 1.5 times as many steps per
-second (``--jobs 2`` of benchmarks/search.py; AMD EPYC VM, 2 cores, 2026-12-04). Only pieces that
-time nothing may run this way: a latency measured beside a training is busy.
+Training a small net on 2 cores uses them badly. ``python benchmarks/parallel_training.py
+--rounds 4`` (a seed-space child, batch 8 at 160 px; AMD EPYC VM, 2 cores, 2026-12-05) measured one
+worker with 2 torch threads at 7.5 steps per second (124-142 ms per step), and two 1-thread workers
+side by side at 10.6 together (181-207 ms each): 1.42 times the throughput, which is what
+``search.py --jobs 2`` gives its retrainings. Only pieces that time nothing may run this way: a
+latency measured beside a training is busy.
 
 ``Job`` is what a worker runs: a module-level function and its arguments (both picklable), and what
 the main process does with the result (``record``, e.g. ``state.put``): only the main process
@@ -99,8 +100,9 @@ class ParallelJobs:
             status, value = pipe.recv()
         except EOFError:
             process.join()
-            raise WorkerDiedError(f"the worker of {name!r} ended without a result (exit code "
-                                  f"{process.exitcode}); its piece stays pending: run again") from None
+            raise WorkerDiedError(
+                f"the worker of {name!r} ended without a result (exit code {process.exitcode}); "
+                "its piece stays pending: run again") from None
         finally:
             pipe.close()
         process.join()

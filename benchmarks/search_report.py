@@ -315,10 +315,12 @@ def print_report(report: dict) -> str:
     checked = [{**r, **{f"clock_{k}": v for k, v in (r.get("benchmark_clock") or {}).items()}}
                for r in report["comparisons"] if r.get("benchmark_clock") is not None]
     if checked:
-        heading = "the same, checked against the latency rows (only nets within the budget by them):"
+        heading = ("the same, checked against the latency rows (only nets within the budget by "
+                   "them):")
         print("\n" + heading)
         for r in checked:
-            r["fit"] = f"{r['clock_nets']}/{r['nets']} vs {r['clock_random_nets']}/{r['random_nets']}"
+            r["fit"] = (f"{r['clock_nets']}/{r['nets']} vs "
+                        f"{r['clock_random_nets']}/{r['random_nets']}")
             r["clock_ci"] = ("n/a" if r["clock_low"] is None
                              else f"[{r['clock_low']:+.3f}, {r['clock_high']:+.3f}]")
         compared += "\n\n" + heading + "\n" + print_table(checked, [

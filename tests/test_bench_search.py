@@ -516,3 +516,17 @@ def test_latency_checks_show_a_slower_search_and_recompare_within_the_rows_budge
     busy = bench.report.build_report(fake_state(latency_busy=True), bootstrap=0)
     assert all(r["latency_gap_ms"] is None and r["benchmark_clock"] is None
                for r in busy["comparisons"])
+
+
+@pytest.mark.slow
+def test_parallel_training_benchmark_measures_both_blocks(tmp_path):
+    """benchmarks/parallel_training.py, tiny: one round of 1 x all threads and 2 side by side;
+    every worker's step time is recorded and the JSON says whether each block was busy."""
+    run = script_runner("parallel_training.py", cache=tmp_path / "cache", timeout=300)
+    out = tmp_path / "parallel.json"
+    text = run("--steps", "2", "--rounds", "1", "--image-size", "32", "--out", str(out))
+    report = json.loads(out.read_text())
+    (blocks,) = report["rounds"]
+    assert [len(b["ms_per_step"]) for b in blocks.values()] == [1, 2]
+    assert all(b["steps_per_s"] > 0 and isinstance(b["busy"], bool) for b in blocks.values())
+    assert "speed-up of side by side" in text
