@@ -1,10 +1,11 @@
 """Independent pieces of a long benchmark run side by side, each in its own process.
 
-Training a small net on 2 cores uses them badly: one process with 2 torch threads took 142 ms per
-training step of a seed-space child at 160 px (batch 8), one process with 1 thread 189 ms, and two
-1-thread processes side by side 189 ms each, so two at once train about 1.5 times as many steps per
-second (``--jobs 2`` of benchmarks/search.py; AMD EPYC VM, 2 cores, 2026-12-04). Only pieces that
-time nothing may run this way: a latency measured beside a training is busy.
+Training a small net on 2 cores uses them badly. ``python benchmarks/parallel_training.py
+--rounds 4`` (a seed-space child, batch 8 at 160 px; AMD EPYC VM, 2 cores, 2026-12-05) measured one
+worker with 2 torch threads at 7.5 steps per second (124-142 ms per step), and two 1-thread workers
+side by side at 10.6 together (181-207 ms each): 1.42 times the throughput, which is what
+``search.py --jobs 2`` gives its retrainings. Only pieces that time nothing may run this way: a
+latency measured beside a training is busy.
 
 ``Job`` is what a worker runs: a module-level function and its arguments (both picklable), and what
 the main process does with the result (``record``, e.g. ``state.put``): only the main process
@@ -20,6 +21,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable
@@ -44,9 +46,11 @@ def worker_threads(jobs: int) -> int:
     return max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
 
 
-def _work(fn, args, threads: int, pipe) -> None:
-    """A worker's whole life: one job, its result (or its exception) sent back through ``pipe``."""
+def _work(fn, args, threads: int, filters: list, pipe) -> None:
+    """A worker's whole life: one job, its result (or its exception) sent back through ``pipe``.
+    ``filters``: the main process's warning filters (a warning it silences stays silent here)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides, and terminates us
+    warnings.filters[:] = filters
     import torch
     torch.set_num_threads(threads)
     try:
@@ -78,7 +82,8 @@ class ParallelJobs:
     def submit(self, name: str, job: Job) -> None:
         receive, send = self._context.Pipe(duplex=False)
         process = self._context.Process(target=_work, name=f"job {name}", daemon=True,
-                                        args=(job.fn, job.args, worker_threads(self.jobs), send))
+                                        args=(job.fn, job.args, worker_threads(self.jobs),
+                                              list(warnings.filters), send))
         process.start()
         send.close()  # ours closed: the pipe reads end-of-file when the worker dies
         self._running[name] = (job, process, receive)
@@ -95,8 +100,9 @@ class ParallelJobs:
             status, value = pipe.recv()
         except EOFError:
             process.join()
-            raise WorkerDiedError(f"the worker of {name!r} ended without a result (exit code "
-                                  f"{process.exitcode}); its piece stays pending: run again") from None
+            raise WorkerDiedError(
+                f"the worker of {name!r} ended without a result (exit code {process.exitcode}); "
+                "its piece stays pending: run again") from None
         finally:
             pipe.close()
         process.join()

@@ -5,7 +5,7 @@
     python benchmarks/search.py                  # every missing piece (~8 h on 2 quiet cores)
     python benchmarks/search.py --only search    # the 2 super-nets and 12 searches (~2 h)
     python benchmarks/search.py --only train     # the retrainings of the nets found so far
-    python benchmarks/search.py --jobs 2         # two trainings at once (~1.5x as fast on 2 cores)
+    python benchmarks/search.py --jobs 2         # two trainings at once (1.4x as many, 2 cores)
     python benchmarks/search.py --report         # the tables and figure from the pieces done
     python benchmarks/search.py --budgets-here   # budgets measured on this CPU (no timed piece yet)
     python benchmarks/search.py --smoke          # synthetic data, a minute or two (the tests)
@@ -52,7 +52,7 @@ Pieces, in order: 3 selections, 2 warm-ups, 12 searches, the latency rows, 3 x ~
 is recorded in ``--out``/state.json as soon as it is done and skipped by the next run; a warm-up,
 a gradient search or a training stopped mid-way resumes from its last epoch (Ctrl-C and SIGTERM
 safe). ``--jobs N`` runs up to N trainings at once, each in its own process with cores/N torch
-threads (``jobs.py``: on 2 cores, two 1-thread trainings do ~1.5x the work of one 2-thread one);
+threads (``jobs.py``: on 2 cores, two 1-thread trainings do 1.4x the work of one 2-thread one);
 every other piece still runs alone, after the trainings before it in the plan have ended. A state
 made with other settings is refused (``--fresh`` discards it). Nets found by later pieces get their
 trainings planned as they appear.

@@ -8,7 +8,12 @@ trainings from it too); ``build_report(data)`` is pure (a dict in, a dict out):
   measured on a busy machine (all rows then come from one run);
 * per budget and strategy: the mean over its nets (one per search seed) minus the mean over the
   random subnets of that budget, with a 95% bootstrap interval (``scipy.stats.bootstrap``,
-  percentile) and the verdict read from the interval (``verdict``).
+  percentile) and the verdict read from the interval (``verdict``);
+* two checks of that verdict against latency (``latency_checks``), since a faster-is-worse trade
+  can pass for a better search: how much slower its nets are than the random ones by the latency
+  rows (``latency_gap_ms``), and the same comparison again with only the nets that fit the budget
+  by those rows (``benchmark_clock``). A search judges a net by the closed loop's measurement, the
+  rows measure every net again in one run; a net near the edge may be in by one, out by the other.
 
 **The bootstrap unit is the net** (its mean over training seeds), not the single run: a net's
 seeds share its architecture, so they are not independent draws of "a searched net" or "a random
@@ -197,6 +202,30 @@ def comparisons(nets: list[dict], recipe: dict, *, bootstrap: int) -> list[dict]
     return out
 
 
+def latency_checks(nets: list[dict], rows: list[dict], *, bootstrap: int) -> None:
+    """Add to each comparison row ``latency_gap_ms`` (its nets' mean latency minus the random
+    subnets', by the latency rows) and ``benchmark_clock`` (the comparison with only the nets the
+    rows find within the budget, on both sides). Both None while the rows are not quoted."""
+    for row in rows:
+        here = [n for n in nets if n["budget"] == row["budget"] and n["miou"] is not None]
+        ours = [n for n in here if n.get("strategy") == row["strategy"] and n["within_budget"]]
+        random_nets = [n for n in here if n["kind"] == "random"]
+        row["latency_gap_ms"] = row["benchmark_clock"] = None
+        if not ours or not random_nets or any(n["latency_ms"] is None for n in ours + random_nets):
+            continue
+        row["latency_gap_ms"] = (_mean([n["latency_ms"] for n in ours])
+                                 - _mean([n["latency_ms"] for n in random_nets]))
+        fit = [n["miou"] for n in ours if n["fits_by_benchmark_clock"]]
+        fit_random = [n["miou"] for n in random_nets if n["fits_by_benchmark_clock"]]
+        check = {"nets": len(fit), "random_nets": len(fit_random), "difference": None,
+                 "low": None, "high": None}
+        if fit and fit_random:
+            check["difference"], check["low"], check["high"] = bootstrap_difference(
+                fit, fit_random, resamples=bootstrap)
+        check["verdict"] = verdict(check["low"], check["high"])
+        row["benchmark_clock"] = check
+
+
 def budget_verdicts(rows: list[dict]) -> dict:
     """Per budget: each strategy's verdict, and the answer (the strategies that beat random)."""
     out = {}
@@ -235,6 +264,7 @@ def build_report(data: dict, *, bootstrap: int = 10000) -> dict:
         return {"partial": True, "note": "no budgets yet: nothing to report"}
     nets, status = net_rows(data)
     rows = comparisons(nets, data["recipe"], bootstrap=bootstrap)
+    latency_checks(nets, rows, bootstrap=bootstrap)
     counts = done_counts(data, nets)
     budgets = data["pieces"]["budgets"]["budgets"]
     busy = bool(budgets.get("busy")) or not status["quoted"] or any(
@@ -282,6 +312,22 @@ def print_report(report: dict) -> str:
         ("mean", "mIoU", ".3f"), ("random_mean", "random", ".3f"),
         ("difference", "diff", "+.3f"), ("ci", "95% bootstrap", "s"),
         ("minus_mbv3_scaled", "vs mbv3", "+.3f"), ("verdict", "verdict", "s")])
+    checked = [{**r, **{f"clock_{k}": v for k, v in (r.get("benchmark_clock") or {}).items()}}
+               for r in report["comparisons"] if r.get("benchmark_clock") is not None]
+    if checked:
+        heading = ("the same, checked against the latency rows (only nets within the budget by "
+                   "them):")
+        print("\n" + heading)
+        for r in checked:
+            r["fit"] = (f"{r['clock_nets']}/{r['nets']} vs "
+                        f"{r['clock_random_nets']}/{r['random_nets']}")
+            r["clock_ci"] = ("n/a" if r["clock_low"] is None
+                             else f"[{r['clock_low']:+.3f}, {r['clock_high']:+.3f}]")
+        compared += "\n\n" + heading + "\n" + print_table(checked, [
+            ("budget", "budget", "s"), ("strategy", "strategy", "s"),
+            ("latency_gap_ms", "ms vs random", "+.2f"), ("fit", "fit: ours vs random", "s"),
+            ("clock_difference", "diff", "+.3f"), ("clock_ci", "95% bootstrap", "s"),
+            ("clock_verdict", "verdict", "s")])
     done = ", ".join(f"{kind} {d}/{p}" for kind, (d, p) in report["done"].items())
     print(f"\n{'PARTIAL' if report['partial'] else 'complete'}: {done}")
     for budget, entry in report["verdict"].items():
