@@ -61,8 +61,8 @@ def _work(fn, args, threads: int, filters: list, pipe) -> None:
 
 class ParallelJobs:
     """At most ``jobs`` ``Job``s at once, one spawned process each (``with`` ends them all when
-    the block is left with an error, Ctrl-C included). ``jobs=1``: nothing is ever started (the
-    caller runs its pieces in process)."""
+    the block is left with an error, Ctrl-C included). ``jobs=1`` runs one worker with every core
+    (parallel_training.py's baseline; search.py runs its pieces in process instead)."""
 
     def __init__(self, jobs: int) -> None:
         if jobs < 1:
