@@ -282,3 +282,43 @@ def test_07_rank_figures_are_those_section_6_prints():
         for phrase, (score, figure) in quoted.items():
             assert phrase in paragraph, f"lesson 07 no longer says {phrase!r}: update this test"
             assert rows.get(score, "").startswith(figure), f"{label}: {score} prints {rows.get(score)}"
+
+
+def _points(x: float) -> str:
+    """An mIoU difference in points, as the lesson writes it: +0.3, -0.1."""
+    return f"{100 * x:+.1f}"
+
+
+def test_07_verdict_figures_are_those_of_the_search_study():
+    """Lesson 07's verdict paragraph quotes ``benchmarks/results/search.json`` (``python
+    benchmarks/search.py --report``): every difference, interval, latency and budget it gives."""
+    study = json.loads((REPO / "benchmarks" / "results" / "search.json").read_text(encoding="utf-8"))
+    assert not study["partial"] and not study["busy"], "the study is partial or busy: do not quote it"
+    paragraph = _prose("07").split("**What the benchmark found")[1].split("## What to look at")[0]
+    rows = {(c["budget"], c["strategy"]): c for c in study["comparisons"]}
+
+    def figure(budget: str, strategy: str) -> str:
+        c = rows[(budget, strategy)]
+        return f"{_points(c['difference'])} points [{_points(c['low'])}, {_points(c['high'])}]"
+
+    def bare(budget: str, strategy: str) -> str:
+        return figure(budget, strategy).replace(" points", "")
+
+    budgets = study["budgets_ms"]
+    gradient_06 = [r for r in study["rows"] if r["budget"] == "0.6" and r.get("strategy") == "gradient"
+                   and r["kind"] == "searched"]
+    mbv3_lead = sorted(-c["minus_mbv3_scaled"] * 100 for c in study["comparisons"] if c["budget"] == "0.3")
+    expected = [
+        f"{budgets['0.3']:.2f} and {budgets['0.6']:.2f} paced ms",
+        f"gradient {figure('0.3', 'gradient')}",
+        f"evolution {bare('0.3', 'evolution')}",
+        f"random search {bare('0.3', 'random')}",
+        f"ahead of every strategy by {mbv3_lead[0]:.1f} to {mbv3_lead[-1]:.1f} points",
+        f"gradient is {figure('0.6', 'gradient')} above random",
+        f"{rows[('0.6', 'gradient')]['latency_gap_ms']:+.2f} paced ms over the random subnets",
+        "({} and {} against {:.2f})".format(*(f"{r['latency_ms']:.2f}" for r in gradient_06), budgets["0.6"]),
+    ]
+    for phrase in expected:
+        assert phrase in paragraph, f"lesson 07's verdict does not say {phrase!r} (search.json does)"
+    assert rows[("0.6", "gradient")]["benchmark_clock"]["nets"] == 0 and "no gradient network is left" in paragraph
+    assert not any(c["aim_met"] for c in study["comparisons"]) and "**no, not at this scale**" in paragraph
