@@ -174,6 +174,9 @@ def test_predictor_is_calibrated_cached_and_validated_on_other_subnets(monkeypat
     assert report.meta["calibrated"] and len(report.genotypes) == 6
     assert not fitted & {tuple(ops) for ops in report.genotypes}  # held out
     assert report.noise_pct >= 0 and -1 <= report.spearman <= 1 and report.mape >= 0
+    # the passes' own disagreement reaches the busy guard (a drift the probes before and after miss)
+    assert report.meta["load"]["repeat_noise_pct"] == round(report.noise_pct, 2)
+    assert cal["load"]["repeat_noise_pct"] == round(cal["noise_pct"], 2)
 
 
 def test_latency_command_writes_its_report_and_refuses_to_overwrite(tmp_path):

@@ -92,6 +92,20 @@ def test_a_change_of_machine_speed_marks_the_run_busy():
     assert T.speed_probe_ms() > 0
 
 
+def test_passes_that_disagree_mark_the_run_busy_though_both_probes_agree():
+    """A drift between the probes (they run only before and after) shows in the block's own passes."""
+    def report(noise, paced=False):
+        return T.LoadReport(0.5, 0.5, 0.0, 10.0, 0.0, probe_before_ms=0.20, probe_after_ms=0.20,
+                            paced=paced, repeat_noise_pct=noise)
+    assert not report(None).busy and not report(T.REPEAT_NOISE_PCT - 1).busy
+    assert report(11.3).busy and report(11.3, paced=True).busy  # a paced clock does not excuse it
+    assert report(11.3).to_dict()["repeat_noise_pct"] == 11.3
+    with pytest.warns(T.BusyMachineWarning, match=r"repeat noise 11.3%"):
+        with T.LoadMonitor(what="validation") as monitor:
+            monitor.repeat_noise_pct = 11.3  # what nas.predictor.validate sets from its passes
+    assert monitor.report.busy and monitor.report.repeat_noise_pct == 11.3
+
+
 def test_the_openvino_probe_catches_a_drift_the_matrix_product_misses():
     drifted = T.LoadReport(0.5, 0.5, 0.0, 10.0, 0.0, probe_before_ms=0.20, probe_after_ms=0.20,
                            ov_probe_before_ms=0.30, ov_probe_after_ms=0.45)

@@ -65,6 +65,7 @@ def build_predictor(space: SearchSpace, *, target: Target, num_fit: int = NUM_FI
         passes = measure_genotypes(fit, space=space, target=target, runs=runs,
                                    num_classes=num_classes, macro_config=macro_config,
                                    quiet=quiet, desc="calibrate")
+        monitor.repeat_noise_pct = _finite(repeat_noise(passes))
     measured = best_of(passes)
     result: Calibration = calibrate(table.ops, table.ms, table.fixed_ms, fit, measured, seed=seed)
     calibrated = LatencyTable(table.space, table.ops, result.ms, result.fixed_ms, meta={
@@ -76,6 +77,11 @@ def build_predictor(space: SearchSpace, *, target: Target, num_fit: int = NUM_FI
     if use_cache:
         calibrated.save(path)
     return calibrated
+
+
+def _finite(pct: float) -> float | None:
+    """A repeat noise for ``LoadMonitor``: None where there was only one pass (NaN)."""
+    return None if math.isnan(pct) else round(pct, 2)
 
 
 # --------------------------------------------------------------------------- validation
@@ -141,6 +147,7 @@ def validate(table: LatencyTable, space: SearchSpace, *, num_genotypes: int = 30
         passes = measure_genotypes(genotypes, space=space, target=target, runs=runs,
                                    repeats=repeats, macro_config=macro_config, quiet=quiet,
                                    desc="validate")
+        monitor.repeat_noise_pct = _finite(repeat_noise(passes))
     measured = best_of(passes)
     predicted = [table.predict(g) for g in genotypes]
     noise = repeat_noise(passes)

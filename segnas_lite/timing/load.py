@@ -28,6 +28,7 @@ from segnas_lite.timing.timer import TorchThreads, active_pacer, wall_clock
 BUSY_CORES = 0.25  # other processes using more than a quarter of a core make a run "busy"
 STEAL_CORES = 0.1  # so does a VM host taking a tenth of a core from us
 SPEED_CHANGE_PCT = 15.0  # so does the machine itself running a fixed probe that much slower/faster
+REPEAT_NOISE_PCT = 5.0  # so do the timed block's own repeated passes disagreeing by that much
 
 
 class BusyMachineWarning(UserWarning):
@@ -100,6 +101,7 @@ class LoadReport:
     ov_probe_before_ms: float | None = None  # ``LoadMonitor(ov_probe=)`` before and after (if given)
     ov_probe_after_ms: float | None = None
     paced: bool = False  # timed on a reference-paced clock: steal and speed changes cancel out
+    repeat_noise_pct: float | None = None  # the block's own repeat noise, where the caller gave it
 
     @staticmethod
     def _change(before: float | None, after: float | None) -> float | None:
@@ -120,6 +122,8 @@ class LoadReport:
         changes = [c for c in (self.speed_change_pct, self.ov_speed_change_pct) if c is not None]
         if self.other_cores is not None and self.other_cores > BUSY_CORES:
             return True
+        if self.repeat_noise_pct is not None and self.repeat_noise_pct > REPEAT_NOISE_PCT:
+            return True  # the probes before and after can both miss a drift in between
         if self.paced:
             return False
         return ((self.steal_cores is not None and self.steal_cores > STEAL_CORES)
@@ -139,6 +143,11 @@ class LoadMonitor:
     number of cores something else took; on a virtual machine the host's "steal" time is counted
     too. ``report`` is set on exit; ``warn=True`` warns when busy.
 
+    ``repeat_noise_pct``: a block that times the same networks in several passes sets it before
+    the block ends (``nas.measure.repeat_noise``). The probes run only before and after the block;
+    passes that disagree by more than ``REPEAT_NOISE_PCT`` show a drift in between, so the block is
+    busy too.
+
     ``ov_probe``: a second speed probe (a no-argument call returning ms) taken before and after,
     for a drift the matrix product misses. The deployment layer passes OpenVINO's:
     ``LoadMonitor(ov_probe=segnas_lite.deploy.openvino.openvino_probe(threads))``.
@@ -148,6 +157,7 @@ class LoadMonitor:
                  ov_probe: Callable[[], float] | None = None) -> None:
         self.warn, self.what, self.ov_probe = warn, what, ov_probe
         self.report: LoadReport | None = None
+        self.repeat_noise_pct: float | None = None
 
     def _ov_probe(self) -> float | None:
         with wall_clock():
@@ -169,11 +179,12 @@ class LoadMonitor:
             other, steal = round(other, 3), round((cpu[1] - self._cpu[1]) / wall, 3)
         self.report = LoadReport(self._load, load_average(), other, round(wall, 3), steal,
                                  self._probe, speed_probe_ms(), self._ov, self._ov_probe(),
-                                 self._paced)
+                                 self._paced, self.repeat_noise_pct)
         if self.warn and self.report.busy:
             warnings.warn(f"the machine was busy during {self.what}: other processes used "
                           f"{other} cores, the VM host took {steal}, a fixed probe changed speed "
                           f"by {self.report.speed_change_pct}% (OpenVINO probe: "
                           f"{self.report.ov_speed_change_pct}%; load average "
-                          f"{self.report.load_after}); these latencies are disturbed: do not "
+                          f"{self.report.load_after}; repeat noise {self.repeat_noise_pct}%); "
+                          "these latencies are disturbed: do not "
                           "quote them, re-run on a quiet machine", BusyMachineWarning, stacklevel=2)
