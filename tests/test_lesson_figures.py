@@ -222,16 +222,21 @@ def _op_rows(path: Path) -> dict[str, tuple[float, float]]:
 
 
 def test_04_se_ops_have_the_highest_rate_and_time_barely_grows_with_the_map():
-    assert "reach the highest rate" in _prose("04") and "no op takes even twice as long" in _prose("04")
+    assert "reach the highest rate" in _prose("04")
+    assert "no op takes anywhere near four times as long" in _prose("04")
     rows = {label: _op_rows(path) for label, path in _copies("04").items()}
     for label, ops in rows.items():
         assert len(ops) == 7, f"{label}: expected the seven ops"
         by_rate = sorted(ops, key=lambda name: ops[name][1], reverse=True)
         assert set(by_rate[:2]) == {"mbv3_3x3", "mbv3_5x5"}, f"{label}: {by_rate}"
         assert by_rate[-1] == "shuffle", f"{label}: {by_rate}"
-    # quick: 64 px, workshop: 128 px (4x the pixels and FLOPs): per-call overhead dominates
-    for name, (quick_ms, _) in rows["quick"].items():
-        assert rows["workshop"][name][0] < 2 * quick_ms, f"{name}: the time doubled from 64 to 128 px"
+    # each op timed again in the same run at half the size (1/4 of the FLOPs): per-call overhead
+    # dominates, so 4x the FLOPs is far from 4x the time (compared within one run, never across)
+    for label, path in _copies("04").items():
+        ratios = dict(re.findall(r"^(\w+)\s+[\d.]+ ms.*: ([\d.]+)x the time for 4x the FLOPs$",
+                                 _printed(path, "MFLOPs per ms at"), re.MULTILINE))
+        assert len(ratios) == 7, f"{label}: the half-size column is missing"
+        assert all(float(r) < 3.0 for r in ratios.values()), f"{label}: {ratios}"
 
 
 def test_04_memory_ratio_straddles_seven():
@@ -314,6 +319,11 @@ def test_07_verdict_figures_are_those_of_the_search_study():
         f"evolution {bare('0.3', 'evolution')}",
         f"random search {bare('0.3', 'random')}",
         f"ahead of every strategy by {mbv3_lead[0]:.1f} to {mbv3_lead[-1]:.1f} points",
+        "gradient and random search edge above zero ({} points)".format(
+            _points(rows[("0.3", "gradient")]["benchmark_clock"]["difference"])),
+        "best random subnet reads {:.2f} against {:.2f}".format(
+            max((r for r in study["rows"] if r["budget"] == "0.3" and r["kind"] == "random"),
+                key=lambda r: r["miou"])["latency_ms"], budgets["0.3"]),
         f"gradient is {figure('0.6', 'gradient')} above random",
         f"{rows[('0.6', 'gradient')]['latency_gap_ms']:+.2f} paced ms over the random subnets",
         "({} and {} against {:.2f})".format(*(f"{r['latency_ms']:.2f}" for r in gradient_06), budgets["0.6"]),
