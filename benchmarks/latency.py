@@ -26,7 +26,10 @@ whose class equals the PyTorch FP32 prediction.
 
 Cross-check: one row (``--crosscheck``, at the first size, OpenVINO f32) is also timed by OpenVINO's
 ``benchmark_app`` on the same IR with the same settings, and both figures are printed.
-The machine may be shared with other jobs: timings are noisy, the load average is recorded.
+Busy guard: the four timings of a row are one block under ``timing.LoadMonitor`` (other processes,
+the VM host, the CPU and OpenVINO speed probes); a busy block is timed again, up to
+``--busy-retries`` times, and a row still busy says so in its ``busy`` column and in the JSON
+(``busy_rows``): its timings are not figures to quote.
 """
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -56,7 +60,9 @@ from segnas_lite.deploy.quantize import quantize_int8  # noqa: E402
 from segnas_lite.metrics import ConfusionMeter  # noqa: E402
 from segnas_lite.zoo import build_model  # noqa: E402
 from segnas_lite.runio import load_checkpoint  # noqa: E402
-from segnas_lite.timing import BenchmarkAppError, benchmark_app  # noqa: E402
+from segnas_lite.deploy.openvino import openvino_probe  # noqa: E402
+from segnas_lite.timing import (BenchmarkAppError, BusyMachineWarning, LoadMonitor,  # noqa: E402
+                                benchmark_app)
 
 MODELS = ("fast_scnn", "lraspp_mobilenetv3_large", "lraspp_mobilenetv3_small", "mbv3_baseline",
           "searched")
@@ -126,17 +132,32 @@ def benchmark_row(name: str, model, size: int, args, calib_images: torch.Tensor)
 
     models = {"ov_f32": (ov_model, "f32"), "ov_default": (ov_model, "default"),
               "ov_int8": (int8_model, "default")}
-    times = {"torch": benchmark_torch(model, input_size=(size, size), **timing)}
+    # the four timings of a row are compared with each other: they are taken in one block under the
+    # busy guard, and the block is taken again (up to --busy-retries times) while it is busy
+    busy_attempts = []
+    for attempt in range(args.busy_retries + 1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", BusyMachineWarning)  # recorded per attempt instead
+            with LoadMonitor(what=f"{name} @ {size}", ov_probe=openvino_probe(args.threads)) as monitor:
+                times = {"torch": benchmark_torch(model, input_size=(size, size), **timing)}
+                for variant, (ir, precision) in models.items():
+                    try:
+                        times[variant] = benchmark_openvino(ir, precision=precision, **timing)
+                    except CompileError as error:  # no kernel for a layer on this CPU: note it
+                        times[variant] = None
+                        note = f"{name} @ {size}: {variant} skipped: {error}"
+                        if note not in row["notes"]:
+                            row["notes"].append(note)
+                            print(f"  note: {note}", flush=True)
+        if not monitor.report.busy:
+            break
+        busy_attempts.append(monitor.report.to_dict())
+        print(f"  {name} @ {size}: busy (attempt {attempt + 1}), timing again", flush=True)
+    row["load"], row["busy"], row["busy_attempts"] = monitor.report.to_dict(), monitor.report.busy, busy_attempts
     predictors = {"torch": model}
     for variant, (ir, precision) in models.items():
-        try:
-            times[variant] = benchmark_openvino(ir, precision=precision, **timing)
-        except CompileError as error:  # no kernel for a layer on this CPU: note it, go on
-            times[variant] = None
-            row["notes"].append(f"{name} @ {size}: {variant} skipped: {error}")
-            print(f"  note: {row['notes'][-1]}", flush=True)
-            continue
-        predictors[variant] = OpenVINOPredictor(ir, precision=precision, threads=args.threads)
+        if times[variant] is not None:
+            predictors[variant] = OpenVINOPredictor(ir, precision=precision, threads=args.threads)
     for variant, result in times.items():
         row[f"{variant}_ms"] = None if result is None else result.median_ms
         row[f"{variant}_fps"] = None if result is None else result.fps
@@ -183,7 +204,7 @@ def latency_tables(rows: list[dict], args) -> str:
           f"{args.runs} runs")
     text = print_table(rows, [("model", "model", "s"), ("size", "px", "d")] + [
         (f"{v}_{unit}", f"{v} {unit}", fmt) for v in VARIANTS
-        for unit, fmt in (("ms", ".2f"), ("fps", ".0f"))])
+        for unit, fmt in (("ms", ".2f"), ("fps", ".0f"))] + [("busy", "busy", "")])
     print(f"\nAccuracy on {args.eval_images} held-out synthetic images (agree = same class as torch)")
     return text + "\n\n" + print_table(rows, [("model", "model", "s"), ("size", "px", "d")] + [
         (f"miou_{v}", f"mIoU {v}", ".3f") for v in VARIANTS] + [
@@ -206,6 +227,8 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=150)
     parser.add_argument("--calib", type=int, default=300, help="INT8 calibration images")
     parser.add_argument("--eval-images", type=int, default=100, help="held-out images for mIoU")
+    parser.add_argument("--busy-retries", type=int, default=2,
+                        help="time a row's four variants again while the busy guard flags them")
     parser.add_argument("--crosscheck",
                         help="model whose OpenVINO f32 row benchmark_app times too (default: "
                              "lraspp_mobilenetv3_large, the issue's reference point)")
@@ -260,13 +283,16 @@ def main() -> None:
     if rows:
         text = latency_tables(rows, args)
     precision = default_precision()
+    busy = [f"{row['model']} @ {row['size']}" for row in rows if row["busy"]]
     print(f"\nOpenVINO default precision on this CPU: {precision}. Load average "
-          f"{load['before'][0]:.1f} -> {load['after'][0]:.1f} on {load['cpus']} CPUs"
-          + (" (busy machine: timings are noisy)." if load["after"][0] > load["cpus"] else "."))
+          f"{load['before'][0]:.1f} -> {load['after'][0]:.1f} on {load['cpus']} CPUs. "
+          + (f"Busy rows (their timings are disturbed: do not quote them, re-run): {', '.join(busy)}"
+             if busy else "No row busy."))
     for note in notes:
         print(f"note: {note}")
     write_json(args.out, {"environment": {**environment(), "default_precision": precision,
                                           "load_average": load},
+                          "busy": bool(busy), "busy_rows": busy,
                           "settings": vars(args), "rows": rows, "notes": notes, "table": text})
 
 

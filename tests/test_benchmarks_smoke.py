@@ -57,10 +57,16 @@ def test_latency_quick_writes_every_variant(tmp_path):
             assert 0.0 <= row[f"agree_{variant}"] <= 1.0
         assert row["agree_torch"] == 1.0  # the reference agrees with itself
         assert row["agree_ov_f32"] >= 0.99  # f32 OpenVINO is the same model numerically
+        # the busy guard: the row's four timings in one monitored block, retried while busy
+        assert row["busy"] is row["load"]["busy"] and len(row["busy_attempts"]) <= 2
+        assert all(attempt["busy"] for attempt in row["busy_attempts"])
+        assert row["load"]["ov_probe_before_ms"] > 0  # the OpenVINO probe was taken
     app = result["rows"][0]["benchmark_app"]
     assert positive(app["median_ms"]) and positive(app["ours_median_ms"])
     assert result["environment"]["default_precision"] in ("bf16", "f32", "f16")
     assert result["notes"] == [n for row in result["rows"] for n in row["notes"]]
+    assert result["busy_rows"] == [f"{r['model']} @ {r['size']}" for r in result["rows"] if r["busy"]]
+    assert result["busy"] is bool(result["busy_rows"])
 
 
 @pytest.mark.slow

@@ -332,3 +332,12 @@ def test_07_verdict_figures_are_those_of_the_search_study():
         assert phrase in paragraph, f"lesson 07's verdict does not say {phrase!r} (search.json does)"
     assert rows[("0.6", "gradient")]["benchmark_clock"]["nets"] == 0 and "no gradient network is left" in paragraph
     assert not any(c["aim_met"] for c in study["comparisons"]) and "**no, not at this scale**" in paragraph
+
+
+def test_08_says_whether_the_int8_step_ran_as_its_workshop_copy_shows():
+    """Lesson 08's run line says "NNCF installed: the int8 step ran"; its workshop copy must show the
+    int8 parity lines, not the message that NNCF is missing (the copies of 2026-12-04 did)."""
+    ran = "NNCF installed: the int8 step ran" in _lesson("08")
+    printed = _printed(_copies("08")["workshop"], "quantize_int8(")
+    assert ran == ("runs int8 in" in printed), f"lesson 08 and its workshop copy disagree: {printed[:300]}"
+    assert ran != ("int8 skipped" in printed)
