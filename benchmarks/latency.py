@@ -153,7 +153,8 @@ def benchmark_row(name: str, model, size: int, args, calib_images: torch.Tensor)
             break
         busy_attempts.append(monitor.report.to_dict())
         print(f"  {name} @ {size}: busy (attempt {attempt + 1}), timing again", flush=True)
-    row["load"], row["busy"], row["busy_attempts"] = monitor.report.to_dict(), monitor.report.busy, busy_attempts
+    row["load"], row["busy"] = monitor.report.to_dict(), monitor.report.busy
+    row["busy_attempts"] = busy_attempts  # every attempt the guard refused, kept
     predictors = {"torch": model}
     for variant, (ir, precision) in models.items():
         if times[variant] is not None:
